@@ -1,0 +1,52 @@
+"""The `jmedllm` command: a thin shell over the Python API.
+
+Each subcommand lives in ``jmedllm.commands.<name>`` and exports ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. Command modules import heavy
+libraries (torch, transformers) inside ``run`` only, so that ``jmedllm --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# name -> module; a plain dict, no plugin magic.
+COMMANDS: dict[str, str] = {
+}
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed as one clear message, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from jmedllm import __version__
+
+    parser = argparse.ArgumentParser(prog="jmedllm", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"jmedllm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except UserError as exc:
+        print(f"jmedllm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

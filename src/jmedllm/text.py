@@ -1,0 +1,49 @@
+"""Small pure text helpers shared by loaders, prompts and scoring."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "一": 1, "二": 2, "三": 3, "四": 4, "五": 5,
+}
+_NUM = r"(\d+|one|two|three|four|five|[一二三四五])"
+_SELECT_PATTERNS = [
+    # Japanese: 2つ選べ / ２つ選べ / 二つ選べ / 2つを選べ / 2つ選びなさい / 2個選べ
+    re.compile(_NUM + r"\s*(?:つ|個)\s*(?:を)?\s*選(?:べ|び|ん)"),
+    re.compile(r"選(?:べ|び)[^。]{0,6}?" + _NUM + r"\s*(?:つ|個)"),
+    # English: Select 2 / Choose two / Select two options / pick 3 answers
+    re.compile(r"\b(?:select|choose|pick|mark)\s+(?:the\s+)?" + _NUM + r"\b(?!\s*(?:year|day|week|month|hour|minute|%))",
+               re.IGNORECASE),
+    re.compile(r"\b" + _NUM + r"\s+(?:correct\s+)?(?:answers|options|choices)\b", re.IGNORECASE),
+    # "Which two ...", "What are the three possible causes", "What two treatments"
+    re.compile(r"\b(?:which|what(?:\s+are)?)\s+(?:the\s+)?(two|three|four|five)\b", re.IGNORECASE),
+]
+
+
+def nfkc(text: str) -> str:
+    """NFKC normalisation: full-width ASCII to half-width, compatibility forms folded."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def parse_n_select(text: str) -> int | None:
+    """How many choices a question asks for, read from its text; None when it does not say.
+
+    >>> parse_n_select("誤っているのはどれか。2つ選べ。")
+    2
+    >>> parse_n_select("Which of the following are correct? Select two.")
+    2
+    >>> parse_n_select("正しいのはどれか。") is None
+    True
+    """
+    t = nfkc(text)
+    for pattern in _SELECT_PATTERNS:
+        m = pattern.search(t)
+        if m:
+            word = m.group(1).lower()
+            n = int(word) if word.isdigit() else _NUMBER_WORDS[word]
+            if 1 <= n <= 10:
+                return n
+    return None

@@ -1,0 +1,164 @@
+"""Build small, real, randomly initialised causal LMs for tests, benchmarks and the demo.
+
+A byte-level BPE tokenizer is trained on the benchmark and corpus text under a data
+root, a Llama or Qwen2 config is instantiated with random weights, and both are saved
+with ``save_pretrained`` so that they load through the very code path that loads a hub
+model (``AutoTokenizer`` / ``AutoModelForCausalLM``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<|im_start|>", "<|im_end|>"]
+
+# ChatML-style template, as used by Qwen2; enough to exercise chat-template code paths.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    arch: str = "llama"  # "llama" or "qwen2"
+    vocab_size: int = 4000
+    hidden_size: int = 64
+    intermediate_size: int = 176
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 2048
+    seed: int = 0
+
+
+PRESETS: dict[str, TinySpec] = {
+    # seconds to build, for unit tests
+    "test": TinySpec(),
+    "test-qwen2": TinySpec(arch="qwen2"),
+    # the demo: small enough to train on CPU in minutes, big enough to learn something
+    "demo": TinySpec(vocab_size=6000, hidden_size=256, intermediate_size=704, num_hidden_layers=4,
+                     num_attention_heads=4, num_key_value_heads=4),
+    # ~60 M parameters, for CPU throughput benchmarks
+    "bench60m": TinySpec(vocab_size=8000, hidden_size=640, intermediate_size=1728, num_hidden_layers=10,
+                         num_attention_heads=10, num_key_value_heads=10),
+}
+
+
+def _strings(obj: object) -> Iterator[str]:
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
+
+
+def tokenizer_corpus(data_root: Path, max_chars: int = 3_000_000) -> Iterator[str]:
+    """Text for tokenizer training: IgakuQA (ja and en), then the MedTxt corpus, then MedQA."""
+    data_root = Path(data_root)
+    total = 0
+    files = sorted((data_root / "igakuqa").rglob("*.jsonl")) if (data_root / "igakuqa").is_dir() else []
+    files = [f for f in files if not f.name.endswith("_metadata.jsonl")]
+    for f in files:
+        for line in f.read_text(encoding="utf-8-sig").splitlines():
+            if not line.strip():
+                continue
+            for s in _strings(json.loads(line)):
+                total += len(s)
+                yield s
+        if total > max_chars:
+            return
+    for f in sorted((data_root / "medtxt").glob("*.xml")) if (data_root / "medtxt").is_dir() else []:
+        text = re.sub(r"<[^>]+>", "\n", f.read_text(encoding="utf-8"))
+        for line in text.splitlines():
+            if line.strip():
+                total += len(line)
+                yield line.strip()
+    medqa = data_root / "medqa"
+    for f in sorted(medqa.rglob("*.jsonl")) if medqa.is_dir() else []:
+        for line in f.read_text(encoding="utf-8").splitlines()[:2000]:
+            if line.strip():
+                yield from _strings(json.loads(line))
+
+
+def train_tokenizer(data_root: Path, vocab_size: int):
+    """Train a byte-level BPE tokenizer and wrap it as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(tokenizer_corpus(data_root), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_tiny_model(out_dir: str | Path, data_root: str | Path, spec: TinySpec | str = "test") -> Path:
+    """Write a tokenizer + randomly initialised causal LM to ``out_dir`` and return it.
+
+    Reuses ``out_dir`` when it already holds a model built from the same spec.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig, LlamaConfig, Qwen2Config
+
+    spec = PRESETS[spec] if isinstance(spec, str) else spec
+    out = Path(out_dir)
+    marker = out / "jmedllm_tiny_spec.json"
+    if marker.is_file() and json.loads(marker.read_text()) == asdict(spec):
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(Path(data_root), spec.vocab_size)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads,
+        max_position_embeddings=spec.max_position_embeddings,
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+        pad_token_id=ids["<pad>"],
+        tie_word_embeddings=False,
+    )
+    config = LlamaConfig(**common) if spec.arch == "llama" else Qwen2Config(**common)
+    torch.manual_seed(spec.seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids["<s>"], eos_token_id=[ids["</s>"], ids["<|im_end|>"]], pad_token_id=ids["<pad>"],
+        do_sample=False,
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    marker.write_text(json.dumps(asdict(spec), indent=1))
+    return out
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
