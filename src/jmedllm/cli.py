@@ -14,6 +14,7 @@ from typing import Sequence
 
 # name -> module; a plain dict, no plugin magic.
 COMMANDS: dict[str, str] = {
+    "eval": "jmedllm.commands.eval",
 }
 
 
