@@ -62,6 +62,8 @@ def letters(extraction):
         ("答えは夜盲を自覚する。です", "a", "choice_text"),
         # labels mentioned as the answer outside a statement
         ("選択肢cが正しいと考えられます。", "c", "label_mention"),
+        # a statement followed by a comma, the label then the choice text
+        ("画像がないため断定できないが、最も考えられるのは、a: 夜盲を自覚する です。", "a", "answer_statement"),
         # a chat model with Markdown
         ("**解答**\n\n正解は **c. 自然治癒することが多い** です。", "c", "answer_statement"),
         ("## 考察\n各選択肢を検討する。\n- a: 夜盲は生じない\n- b: 変視症は典型的\n\n以上より、誤っているものは a", "a", "answer_statement"),
@@ -124,6 +126,9 @@ def test_japanese_and_english_lists(output, expected, method):
         ("E) Parvovirus B19 infection", "e", "leading_label"),
         ("Parvovirus B19 infection", "e", "choice_text"),
         ("Option B is the most likely.", "b", "label_mention"),
+        # a label followed by an explanation in brackets
+        ("c (parvovirus rarely causes tonsillar exudate)", "c", "leading_label"),
+        ("e (Parvovirus B19 infection)", "e", "leading_label"),
         ("I think (d) fits best.", "d", "label_mention"),
     ],
 )
@@ -225,6 +230,8 @@ def test_drop_echoed_choices_rules():
     assert drop_echoed_choices(text, 5, 1) == "    \n    \n    \nanswer"
     # two lines answering a select-2 question are an answer, kept
     assert drop_echoed_choices("a. x\nc. z", 5, 2) == "a. x\nc. z"
+    # Markdown bullets are lettered lines too
+    assert drop_echoed_choices("- a: x\n- b: y\n- c: z", 5, 1).strip() == ""
     # three lines answering a select-3 question are an answer, kept
     assert drop_echoed_choices("a. x\nb. y\nd. z", 5, 3) == "a. x\nb. y\nd. z"
 
@@ -291,3 +298,18 @@ def test_parse_number():
     assert parse_number("０．４") == Decimal("0.4")
     assert parse_number("−2") == Decimal(-2)
     assert parse_number("abc") is None
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        # "(a)", "(b)" after a noun name the exam's figures, not the answer
+        "眼底写真(a)と光干渉断層計像(b)が提示されていないため、回答できません。",
+        # a hedge between two choices (texts with labels after them) is not one answer
+        "夜盲を自覚する(a)か変視症を自覚する(b)のどちらかだが、決められない。",
+        # a copy of the label scheme inside a sentence
+        "選択肢(a: ① b: ② c: ③)だけでは判断できません。",
+    ],
+)
+def test_non_answers_stay_unparsed(output):
+    assert extract_choices(output, JA, 1).method == UNPARSED

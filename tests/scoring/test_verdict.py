@@ -165,3 +165,9 @@ def test_from_dict_rejects_unknown_or_missing_fields():
 def test_logprobs_are_finite_in_to_dict():
     v = score_letter(q116a3(), [[-math.inf, -1.0]] + [[-2.0]] * 4)
     json.dumps(v.to_dict(), allow_nan=False)
+
+
+def test_asking_for_more_answers_than_choices_is_an_error():
+    q = Question("bad", "x", "3つ選べ。", ("p", "q"), {0}, 3, "ja")
+    with pytest.raises(ValueError, match="bad: asks for 3 of 2 choices"):
+        score_generation(q, "a")

@@ -16,7 +16,7 @@ cleaning
   4. ``cut_next_question``  a base model that goes on to write the next exam item
                             ("問題:", "Question:") is cut there.
   5. ``drop_echoed_choices`` a run of >= 3 consecutive lettered lines ("a. …",
-                            "b. …", in increasing order) that is longer than the
+                            "- b: …", in increasing order) that is longer than the
                             number of answers asked for is a copy of the choice list
                             (or a per-choice analysis), not an answer: blanked.
 
@@ -31,7 +31,8 @@ pick steps (methods)
                         separated parts) equals choice texts, or the text after the last
                         answer statement names exactly ``n_select`` choices.
   ``label_mention``     the LAST label mentioned as the answer: "option C", "選択肢c",
-                        "cが正しい", "cを選ぶ", "eです", "（c）".
+                        "cが正しい", "cを選ぶ", "eです", a standalone "（c）" (not "写真(a)",
+                        which names a figure).
   ``choice_text_contained`` exactly ``n_select`` choice texts occur in the answer.
   ``unparsed``          nothing found: an explicit outcome, never silently an empty set.
 
@@ -161,7 +162,7 @@ def _label_class(n_choices: int) -> str:
 @lru_cache(maxsize=None)
 def _line_label_re(n_choices: int) -> re.Pattern[str]:
     L = _label_class(n_choices)
-    return re.compile(rf"^[ \t]*{_OPEN}?[ \t]*({L}){_CLOSE}?[ \t]*[.:)、,]")
+    return re.compile(rf"^[ \t]*(?:[-*・•][ \t]*)?{_OPEN}?[ \t]*({L}){_CLOSE}?[ \t]*[.:)、,]")
 
 
 def drop_echoed_choices(text: str, n_choices: int, n_select: int) -> str:
@@ -254,7 +255,7 @@ def _parse_list(
             return None  # the English article
         if len(bare_last) > 1 and re.match(r"[ \t]*[A-Za-z0-9]", after):
             return None  # an English word such as "ACE inhibitors"
-    if strict_end and bare_last and not re.match(r"\s*$|\s*\n|[.:)、。,!]|\s+[^\x00-\x7F]", after):
+    if strict_end and bare_last and not re.match(r"\s*$|\s*\n|[.:)、。,!]|[ \t]*[(\[]|\s+[^\x00-\x7F]", after):
         return None
     return frozenset(indices)
 
@@ -274,7 +275,7 @@ def pick_label_only(text: str, n_choices: int) -> Extraction | None:
 
 _STATEMENT_PREFIX = (
     # Japanese: 答え：c / 正解は c / 解答: ac / 最終的な答えは「c」 / 正しいのは c と e
-    r"(?:(?:最終(?:的な)?)?(?:答え|解答|正解|回答|正答|答)\s*(?:は|:|=|→)?|のは)\s*(?:選択肢)?\s*"
+    r"(?:(?:最終(?:的な)?)?(?:答え|解答|正解|回答|正答|答)\s*(?:は|:|=|→)?|のは)\s*[、,]?\s*(?:選択肢)?\s*"
     # English: Answer: (C) / The correct answer is C / answers are a and c / I would choose B
     r"|\b(?:(?:final|correct|best|right|most\s+likely|true)\s+)?(?:answer|option|choice)s?"
     r"\s*(?:is|are|would\s+be|will\s+be|should\s+be|:|=)\s*(?:(?:probably|likely|definitely|clearly)\s+)?"
@@ -359,9 +360,10 @@ def _mention_re(n_choices: int) -> re.Pattern[str]:
     L = _label_class(n_choices)
     bare = rf"(?<![A-Za-z0-9ァ-ヶー一-龯]){L}(?![A-Za-z0-9])"
     return re.compile(
-        rf"(?:\b(?:option|choice)s?\s*|選択肢\s*)({_OPEN}?\s*{L}\s*{_CLOSE}?)(?![A-Za-z0-9])"
+        rf"(?:\b(?:option|choice)s?\s*|選択肢\s*)({_OPEN}?\s*{L}\s*{_CLOSE}?)(?![A-Za-z0-9])(?!\s*[:：])"
         rf"|({bare})(?=\s*(?:が|を|です|である|だ|と考え|が正|is\s+(?:correct|right|the\s+(?:correct|best)\s+answer)))"
-        rf"|(?<![A-Za-z0-9])({_OPEN}\s*{L}\s*{_CLOSE})",
+        # a bracketed label standing alone; "写真(a)", "心電図(b)" name figures, not answers
+        rf"|(?<![A-Za-z0-9ァ-ヶー一-龯ぁ-ん]){_OPEN}\s*({L})\s*{_CLOSE}",
         re.IGNORECASE,
     )
 
@@ -426,7 +428,7 @@ def pick_choice_text(text: str, choices: Sequence[str], n_select: int) -> Extrac
         if len(idx) == len(parts):
             return Extraction(idx, "choice_text", (start, start + len(body)), body)
     tail = None
-    for m in re.finditer(r"(?:答え|解答|正解|回答|正答|answer)\s*(?:は|:|is|are)?\s*([^\n]+)", text, re.IGNORECASE):
+    for m in re.finditer(r"(?:答え|解答|正解|回答|正答|\banswer\b)\s*(?:は|:|is|are)?\s*([^\n]+)", text, re.IGNORECASE):
         tail = m
     if tail is not None:
         found = _occurrences(normalize_answer_text(tail.group(1)), choices)

@@ -130,7 +130,7 @@ def score_generation(question: Question, output_text: str, *, first_line_only: b
     response = clean_output(output_text, first_line_only=first_line_only).strip()
     if question.is_numeric:
         return _score_numeric(question, output_text, response, first_line_only)
-    n_select = max(question.n_select, 1)
+    n_select = _n_select(question)
     accepted = exam_rules.accepted_answer_sets(question)
     for_all = exam_rules.is_counted_correct_for_all(question)
     found = extract_choices(output_text, question.choices, n_select, first_line_only=first_line_only)
@@ -189,15 +189,20 @@ def _score_numeric(question: Question, output_text: str, response: str, first_li
     )
 
 
+def _n_select(question: Question) -> int:
+    """How many choices to pick: the question's ``n_select`` (0 for a choice item reads as 1)."""
+    n_select = max(question.n_select, 1)
+    if n_select > len(question.choices):
+        raise ValueError(f"{question.id}: asks for {n_select} of {len(question.choices)} choices")
+    return n_select
+
+
 def _require_choices(question: Question, n_scores: int, what: str) -> int:
     if question.is_numeric:
         raise ValueError(f"{question.id}: numeric item cannot be scored by {what}")
     if n_scores != len(question.choices):
         raise ValueError(f"{question.id}: {n_scores} {what} scores for {len(question.choices)} choices")
-    n_select = max(question.n_select, 1)
-    if n_select > len(question.choices):
-        raise ValueError(f"{question.id}: asks for {n_select} of {len(question.choices)} choices")
-    return n_select
+    return _n_select(question)
 
 
 def score_loglik(question: Question, choice_scores: Sequence[ContinuationScore]) -> ItemVerdict:
