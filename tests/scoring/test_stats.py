@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jmedllm.scoring.stats import (
+    _MAX_DISTINCT_FOR_MULTINOMIAL,
     bootstrap_mean_ci,
     bootstrap_statistics,
     bootstrap_sum_ci,
@@ -13,6 +14,7 @@ from jmedllm.scoring.stats import (
     exam_points_ci,
     mcnemar,
     paired_bootstrap,
+    resample_statistic,
 )
 
 
@@ -144,3 +146,22 @@ def test_paired_bootstrap_p_value_two_items():
     assert r.p_value == pytest.approx(0.5, abs=0.03)
     # the 2.5 % and 97.5 % quantiles: 25 % of the mass at 0 and at 1 -> [0, 1]
     assert (r.low, r.high) == (0.0, 1.0)
+
+
+def test_multinomial_and_index_resampling_agree():
+    # Right/wrong values take the multinomial path; the same values plus a tiny distinct
+    # jitter on every item (more than 64 distinct values) take the index path. Both must
+    # give the same bootstrap distribution: 60 of 200 right -> mean 0.3,
+    # SD of the resampled mean sqrt(0.3 * 0.7 / 200) = 0.0324.
+    values = np.array([1.0] * 60 + [0.0] * 140)
+    jitter = values + np.arange(200) * 1e-9
+    assert len(np.unique(jitter)) > _MAX_DISTINCT_FOR_MULTINOMIAL
+    fast = resample_statistic(values, 20000, np.random.default_rng(0))
+    slow = resample_statistic(jitter, 20000, np.random.default_rng(1))
+    sd = math.sqrt(0.3 * 0.7 / 200)
+    for draws in (fast, slow):
+        assert draws.mean() == pytest.approx(0.3, abs=0.002)
+        assert draws.std() == pytest.approx(sd, rel=0.03)
+    # sums: 3-point items, 2 of 4 right -> sums are 3 * Binomial(4, 1/2): values 0, 3, ..., 12
+    sums = resample_statistic(np.array([3.0, 3.0, 0.0, 0.0]), 1000, np.random.default_rng(0), reduce="sum")
+    assert set(np.unique(sums)) <= {0.0, 3.0, 6.0, 9.0, 12.0}

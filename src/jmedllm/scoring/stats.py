@@ -1,7 +1,9 @@
 """Uncertainty for benchmark scores: bootstrap intervals and paired comparisons.
 
-Everything is seeded and vectorised with numpy; resamples are drawn in blocks so
-that memory stays bounded (about 4 million values per block).
+Everything is seeded and vectorised with numpy. A column with few distinct values
+(right/wrong, set F1, points) is resampled as multinomial counts over its distinct
+values, which is the same distribution as drawing items with replacement; other
+columns draw item indices in blocks of about 4 million values to bound memory.
 
 - ``bootstrap_mean_ci``: percentile bootstrap interval of a mean (items resampled with
   replacement; the interval ends are the alpha/2 and 1-alpha/2 quantiles of the
@@ -67,6 +69,32 @@ def bootstrap_statistics(
     return out
 
 
+_MAX_DISTINCT_FOR_MULTINOMIAL = 64
+
+
+def resample_statistic(
+    values: np.ndarray, n_resamples: int, rng: np.random.Generator, *, reduce: str = "mean"
+) -> np.ndarray:
+    """``n_resamples`` bootstrap means (or sums) of one column of values.
+
+    Drawing n items with replacement is the same as drawing multinomial counts over the
+    distinct values (with probabilities their frequencies), so for columns with few
+    distinct values (right/wrong, set F1) the counts are drawn directly: the same
+    distribution at a cost independent of n. Otherwise item indices are drawn.
+    """
+    n = values.size
+    if n == 0:
+        raise ValueError("cannot bootstrap zero items")
+    distinct, counts = np.unique(values, return_counts=True)
+    if distinct.size > _MAX_DISTINCT_FOR_MULTINOMIAL:
+        return bootstrap_statistics(values, n_resamples, rng, reduce=reduce)[:, 0]
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    draws = rng.multinomial(n, counts / n, size=n_resamples)  # (B, distinct)
+    sums = draws @ distinct
+    return sums if reduce == "sum" else sums / n
+
+
 @dataclass(frozen=True)
 class ConfidenceInterval:
     """A point estimate with its percentile bootstrap interval."""
@@ -99,7 +127,7 @@ def bootstrap_mean_ci(
 ) -> ConfidenceInterval:
     """Mean of ``values`` with a percentile bootstrap interval."""
     arr = _as_array(values)
-    means = bootstrap_statistics(arr, n_resamples, _rng(seed))[:, 0]
+    means = resample_statistic(arr, n_resamples, _rng(seed))
     low, high = _percentiles(means, confidence)
     return ConfidenceInterval(float(arr.mean()), low, high, int(arr.size), confidence, n_resamples)
 
@@ -113,7 +141,7 @@ def bootstrap_sum_ci(
 ) -> ConfidenceInterval:
     """Sum of ``values`` (e.g. points earned per item) with a percentile bootstrap interval."""
     arr = _as_array(values)
-    sums = bootstrap_statistics(arr, n_resamples, _rng(seed), reduce="sum")[:, 0]
+    sums = resample_statistic(arr, n_resamples, _rng(seed), reduce="sum")
     low, high = _percentiles(sums, confidence)
     return ConfidenceInterval(float(arr.sum()), low, high, int(arr.size), confidence, n_resamples)
 
@@ -209,7 +237,7 @@ def paired_bootstrap(
         raise ValueError(f"runs differ in length: {a.size} vs {b.size} items")
     d = b - a
     observed = float(d.mean())
-    diffs = bootstrap_statistics(d, n_resamples, _rng(seed))[:, 0]
+    diffs = resample_statistic(d, n_resamples, _rng(seed))
     low, high = _percentiles(diffs, confidence)
     extreme = int(np.sum(np.abs(diffs - observed) >= abs(observed) - 1e-12))
     p = (1 + extreme) / (1 + n_resamples)
@@ -227,6 +255,7 @@ __all__ = [
     "bootstrap_mean_ci",
     "bootstrap_statistics",
     "bootstrap_sum_ci",
+    "resample_statistic",
     "exact_binomial_two_sided",
     "exam_points_ci",
     "mcnemar",
