@@ -25,3 +25,34 @@ def test_parse_n_select(text, expected):
 
 def test_nfkc_folds_full_width():
     assert nfkc("ＡＢＣ１２（ａ）") == "ABC12(a)"
+
+
+from jmedllm.text import first_nonempty_line, normalize_answer_text, split_answer_parts  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("夜盲を自覚する。", "夜盲を自覚する"),  # trailing 。
+        ("  「夜盲を自覚する」。 ", "夜盲を自覚する"),  # strip, brackets, then 。 (repeated)
+        ("c. 夜盲を自覚する", "夜盲を自覚する"),  # label "c. "
+        ("ｃ：夜盲を自覚する", "夜盲を自覚する"),  # full-width label and colon
+        ("(C) Vitamin C.", "vitamin c"),  # label, trailing ".", lower case
+        ("'Kawasaki   disease'", "kawasaki disease"),  # quotes, white space folded
+        ("A型肝炎", "a型肝炎"),  # a letter not followed by a label separator stays
+        ("X線写真", "x線写真"),
+    ],
+)
+def test_normalize_answer_text(text, expected):
+    assert normalize_answer_text(text) == expected
+
+
+def test_split_answer_parts():
+    assert split_answer_parts("a. 夜盲、c. 自然治癒") == ["夜盲", "自然治癒"]
+    assert split_answer_parts("1,200mL, 500mL") == ["1,200ml", "500ml"]  # thousands comma kept
+    assert split_answer_parts("x；y\nz") == ["x", "y", "z"]  # full-width ; folded by NFKC
+
+
+def test_first_nonempty_line():
+    assert first_nonempty_line("\n\n c \nd") == " c "
+    assert first_nonempty_line("  \n") == ""

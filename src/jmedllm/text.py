@@ -47,3 +47,56 @@ def parse_n_select(text: str) -> int | None:
             if 1 <= n <= 10:
                 return n
     return None
+
+
+# Separators between the parts of a select-N answer: 、 , ; and newline. A comma
+# between two digits ("1,200") is a thousands separator, not a part boundary.
+ANSWER_SEPARATOR = re.compile(r"\s*(?:、|(?<!\d),|,(?!\d)|;|\n)\s*")
+_LEADING_LABEL = re.compile(r"^\s*[(\[「『【]?\s*[a-hA-H]\s*[)\]」』】]?\s*[.:)、]\s*")
+_BRACKET_PAIRS = ("「」", "『』", '""', "“”", "''", "‘’", "()", "[]", "【】", "〈〉", "《》")
+
+
+def normalize_answer_text(text: str) -> str:
+    """Light normal form for comparing an answer with a choice text.
+
+    NFKC; strip; a leading letter label ("c. ", "c：", "(c) ", "c) ") removed; surrounding
+    quotes or brackets (「」『』""''()[]【】〈〉《》) and trailing 。 . ! removed, repeatedly;
+    runs of white space folded to one space; lower case.
+
+    >>> normalize_answer_text("ｃ．「夜盲を自覚する。」")
+    '夜盲を自覚する'
+    >>> normalize_answer_text("(C) Vitamin C.")
+    'vitamin c'
+    """
+    text = _LEADING_LABEL.sub("", nfkc(text).strip())
+    previous = None
+    while previous != text:
+        previous = text
+        text = re.sub(r"[。.!]+$", "", text.strip())
+        for opening, closing in _BRACKET_PAIRS:
+            if len(text) >= 2 and text[0] == opening and text[-1] == closing:
+                text = text[1:-1]
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def split_answer_parts(text: str) -> list[str]:
+    """A select-N answer cut at ANSWER_SEPARATOR, each part light-normalised, empty parts dropped.
+
+    >>> split_answer_parts("a. 夜盲、c. 自然治癒")
+    ['夜盲', '自然治癒']
+    """
+    return [p for p in (normalize_answer_text(x) for x in ANSWER_SEPARATOR.split(nfkc(text))) if p]
+
+
+def first_nonempty_line(text: str) -> str:
+    """The first line that is not blank ("" when there is none).
+
+    The reference harness (Sukeda 2024 / JMedLoRA) scores only this line of a generation.
+
+    >>> first_nonempty_line("\\n  c\\n理由: ...")
+    '  c'
+    """
+    for line in text.split("\n"):
+        if line.strip():
+            return line
+    return ""
