@@ -39,8 +39,10 @@ def load(data_root: Path) -> Loaded:
         q = _question(path, line, str(pmid), record, test, data_root)
         seen.add(q.id)
         out.questions.append(q)
-    for pmid in sorted(set(test) - seen):
-        raise LoaderError(truth_path, test[pmid][0], pmid, "test id not found in ori_pqal.json")
+    unknown = sorted(set(test) - seen, key=lambda pmid: test[pmid][0])
+    if unknown:
+        raise LoaderError(truth_path, test[unknown[0]][0], unknown[0],
+                          f"test id not found in ori_pqal.json ({len(unknown)} such ids)")
     return out
 
 
