@@ -90,6 +90,9 @@ def test_files_are_only_those_read(bench):
     assert sorted(p.name for p in files) == ["116-A.jsonl", "116-A_metadata.jsonl"]
     assert len(bench("igakuqa-en:2022:A").files) == 3  # + the translation
     assert [p.name for p in bench("mmlu-med:anatomy").files] == ["anatomy_test.csv"]
+    assert sorted(p.name for p in bench("igakuqa:116:BE").files) == [
+        "116-B.jsonl", "116-B_metadata.jsonl", "116-E.jsonl", "116-E_metadata.jsonl"]
+    assert {p.parent.name for p in bench("yakugakuqa:109:F").files} == {"2024"}
 
 
 @pytest.mark.parametrize(

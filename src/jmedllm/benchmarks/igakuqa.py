@@ -56,6 +56,7 @@ OFFICIAL_SECTION_MAXIMA: dict[int, dict[str, int]] = {
     116: {"hisshu": 197, "ippan_rinsho": 297},
 }
 
+EXAM_YEAR_OFFSET = 1906  # the 112th exam was held in 2018
 _FILE = re.compile(r"(?P<exam>\d{3})-(?P<block>[A-Z])\.jsonl")
 _SLOTS = "①②③④⑤⑥⑦⑧⑨"
 
@@ -78,17 +79,20 @@ def load(
         m = _FILE.fullmatch(path.name)
         assert m is not None
         exam, block, year = int(m["exam"]), m["block"], int(path.parent.name)
-        metadata = _read_metadata(path.with_name(f"{path.stem}_metadata.jsonl"), out)
+        if year - exam != EXAM_YEAR_OFFSET:
+            raise LoaderError(path, None, None, f"exam {exam} is not held in {year} (the {exam}th exam "
+                              f"was in {exam + EXAM_YEAR_OFFSET}): misplaced file?")
+        out.files.append(path)
         originals = [
             _question(path, line, record, exam, year, block, data_root, out.warnings)
             for line, record in read_jsonl(path)
         ]
-        out.files.append(path)
+        metadata = _read_metadata(path.with_name(f"{path.stem}_metadata.jsonl"), out)
         for q in originals:
             if q.id not in metadata:
                 out.warnings.append(f"{q.meta['source_file']}:{q.meta['source_line']}: {q.id}: no metadata row "
                                     "(category, kinki, human accuracy unknown)")
-        for pid in set(metadata) - {q.id for q in originals}:
+        for pid in sorted(set(metadata) - {q.id for q in originals}):
             out.warnings.append(f"{path.stem}_metadata.jsonl: {pid}: metadata row for an unknown question")
         originals = [_with_metadata(q, metadata.get(q.id), out.warnings) for q in originals]
         if language == "ja":

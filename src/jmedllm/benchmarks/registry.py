@@ -61,10 +61,10 @@ _ALL_JMMLU = jmmlu.MEDICAL_SUBJECTS + jmmlu.NEARBY_SUBJECTS
 BENCHMARKS: dict[str, Entry] = {
     "igakuqa": Entry(
         "IgakuQA: Japanese national medical licensing exam 112-116 (2018-2022), 2000 questions",
-        "ja", lambda root, f: igakuqa.load(root, "ja", f.years, f.blocks), ("year", "exam", "block")),
+        "ja", lambda root, f: igakuqa.load(root, "ja", _years(f, igakuqa.EXAM_YEAR_OFFSET), f.blocks), ("year", "exam", "block")),
     "igakuqa-en": Entry(
         "IgakuQA in English (machine translation), same ids, gold and metadata as igakuqa",
-        "en", lambda root, f: igakuqa.load(root, "en", f.years, f.blocks), ("year", "exam", "block")),
+        "en", lambda root, f: igakuqa.load(root, "en", _years(f, igakuqa.EXAM_YEAR_OFFSET), f.blocks), ("year", "exam", "block")),
     "igakuqa119": Entry(
         "IgakuQA119: the 119th exam (2025), 400 questions, no points in the source",
         "ja", lambda root, f: igakuqa119.load(root, f.blocks), ("block",)),
@@ -93,10 +93,19 @@ BENCHMARKS: dict[str, Entry] = {
         default=Filters(split="test")),
     "yakugakuqa": Entry(
         "YakugakuQA: Japanese national pharmacist exam 97-109 (2012-2024), 4485 questions",
-        "ja", lambda root, f: yakugakuqa.load(root, f.years), ("year", "exam", "block")),
+        "ja", lambda root, f: yakugakuqa.load(root, _years(f, yakugakuqa.EXAM_YEAR_OFFSET)), ("year", "exam", "block")),
 }
 CUSTOM_PREFIX = "custom:"
 CUSTOM_DESCRIPTION = "your own JSONL or CSV described by a YAML mapping: custom:path/to/mapping.yaml"
+
+
+def _years(filters: Filters, exam_to_year: int) -> tuple[int, ...] | None:
+    """The years whose files a loader must read: the year filter, else the exams' years."""
+    if filters.years is not None:
+        return filters.years
+    if filters.exams is not None:
+        return tuple(exam + exam_to_year for exam in filters.exams)
+    return None
 
 
 def _subjects(filters: Filters, allowed: tuple[str, ...]) -> tuple[str, ...]:

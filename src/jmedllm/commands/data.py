@@ -73,7 +73,7 @@ def print_list(data_root: Any, out: TextIO) -> None:
 
 def print_check(specs: list[str], data_root: Any, out: TextIO, show: int = 10) -> int:
     """Check each spec, print its report, and return 1 if any problem is an error, else 0."""
-    from jmedllm.benchmarks.check import ERROR, check_spec
+    from jmedllm.benchmarks.check import check_spec
 
     failed = False
     for spec in specs:
