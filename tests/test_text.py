@@ -17,6 +17,16 @@ from jmedllm.text import nfkc, parse_n_select
         ("正しいのはどれか。", None),
         ("A 45-year-old man presents after two days of fever. Which is the diagnosis?", None),
         ("Select the condition that fits.", None),
+        # Phrasings met in JJSIMQA / YakugakuQA: a stray space inside 選べ, full-width punctuation.
+        ("関節リウマチとFMとの関係について正しいのはどれか.1つ選 べ.", 1),
+        ("正しいものはどれか．２つ選べ．", 2),
+        ("Please select two.", 2),
+        ("Home care. Choose two that are correct.", 2),
+        # False positives met in MedMCQA / MMLU: the verb is not an imperative to the reader,
+        # or the number counts the options shown rather than the answers asked for.
+        ("You choose 2 ampules of the drug and decide to mix it with saline.", None),
+        ("The muscles will show signs of which of the four options below?", None),
+        ("Choose one answer from the following:", 1),
     ],
 )
 def test_parse_n_select(text, expected):

@@ -14,6 +14,7 @@ from typing import Sequence
 
 # name -> module; a plain dict, no plugin magic.
 COMMANDS: dict[str, str] = {
+    "data": "jmedllm.commands.data",
     "eval": "jmedllm.commands.eval",
 }
 
@@ -50,4 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run through the imported module, so that `python -m jmedllm.cli` and the commands
+    # share one UserError class (under -m this file is also loaded as __main__).
+    from jmedllm.cli import main as _main
+
+    sys.exit(_main())

@@ -10,16 +10,24 @@ _NUMBER_WORDS = {
     "一": 1, "二": 2, "三": 3, "四": 4, "五": 5,
 }
 _NUM = r"(\d+|one|two|three|four|five|[一二三四五])"
+# (keywords, pattern): a pattern is tried only when one of its keywords occurs in the lowered text.
 _SELECT_PATTERNS = [
-    # Japanese: 2つ選べ / ２つ選べ / 二つ選べ / 2つを選べ / 2つ選びなさい / 2個選べ
-    re.compile(_NUM + r"\s*(?:つ|個)\s*(?:を)?\s*選(?:べ|び|ん)"),
-    re.compile(r"選(?:べ|び)[^。]{0,6}?" + _NUM + r"\s*(?:つ|個)"),
-    # English: Select 2 / Choose two / Select two options / pick 3 answers
-    re.compile(r"\b(?:select|choose|pick|mark)\s+(?:the\s+)?" + _NUM + r"\b(?!\s*(?:year|day|week|month|hour|minute|%))",
-               re.IGNORECASE),
-    re.compile(r"\b" + _NUM + r"\s+(?:correct\s+)?(?:answers|options|choices)\b", re.IGNORECASE),
+    # Japanese: 2つ選べ / ２つ選べ / 二つ選べ / 2つを選べ / 2つ選びなさい / 2個選べ / 1つ選 べ (stray space)
+    (("選",), re.compile(_NUM + r"\s*(?:つ|個)\s*(?:を)?\s*選\s*(?:べ|び|ん)")),
+    (("選",), re.compile(r"選\s*(?:べ|び)[^。]{0,6}?" + _NUM + r"\s*(?:つ|個)")),
+    # English: Select 2 / Choose two / Select two options / pick 3 answers / Please select two.
+    # The verb must open a sentence (an imperative addressed to the reader), so that
+    # "You choose 2 ampules of the drug" in a MedMCQA stem does not count.
+    (("select", "choose", "pick", "mark"),
+     re.compile(r"(?:^|[.?!:;)]\s*|\n\s*|\bplease\s+)(?:select|choose|pick|mark)\s+(?:the\s+)?" + _NUM
+                + r"\b(?!\s*(?:year|day|week|month|hour|minute|%))", re.IGNORECASE)),
+    # "two correct answers" but not "which of the four options below"
+    (("answers", "options", "choices"),
+     re.compile(r"(?<!\bthe\s)(?<!\bof\s)(?<!\ball\s)\b" + _NUM + r"\s+(?:correct\s+)?(?:answers|options|choices)\b",
+                re.IGNORECASE)),
     # "Which two ...", "What are the three possible causes", "What two treatments"
-    re.compile(r"\b(?:which|what(?:\s+are)?)\s+(?:the\s+)?(two|three|four|five)\b", re.IGNORECASE),
+    (("two", "three", "four", "five"),
+     re.compile(r"\b(?:which|what(?:\s+are)?)\s+(?:the\s+)?(two|three|four|five)\b", re.IGNORECASE)),
 ]
 
 
@@ -38,8 +46,12 @@ def parse_n_select(text: str) -> int | None:
     >>> parse_n_select("正しいのはどれか。") is None
     True
     """
-    t = nfkc(text)
-    for pattern in _SELECT_PATTERNS:
+    t = text if text.isascii() else nfkc(text)
+    lowered = t.lower()
+    for keywords, pattern in _SELECT_PATTERNS:
+        # A cheap substring test first: the regexes are slow on long case vignettes.
+        if not any(k in lowered for k in keywords):
+            continue
         m = pattern.search(t)
         if m:
             word = m.group(1).lower()
