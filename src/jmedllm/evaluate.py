@@ -10,7 +10,6 @@ Verdicts in the summary are always recomputed from the raw outputs stored in ite
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -19,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 from jmedllm.config import to_dict
 from jmedllm.runs import RunDir, canonical_json, chunked, data_hashes, item_key, open_run, run_context
-from jmedllm.schema import GenerationParams, LoglikRequest, Question
+from jmedllm.schema import ContinuationScore, GenerationParams, LoglikRequest, Question
 
 MODES = ("generate", "loglik", "letter")
 
@@ -69,24 +68,35 @@ class PreparedItem:
 
 
 def default_shot_pool(spec: str) -> str:
-    """IgakuQA: another exam year (the year before the evaluated one; 2018 -> 2022).
-    Other benchmarks: the benchmark itself (the evaluated item is always excluded)."""
+    """Where few-shot exemplars come from when --shot-pool is not given.
+
+    IgakuQA: another exam year (the year before the evaluated one; 2018 -> the newest
+    year not evaluated); when every year is evaluated, the 119th exam for Japanese.
+    Other benchmarks: the benchmark itself; the evaluated item is always excluded by
+    ``select_shots`` (same id or same normalised text).
+    """
     name, _, rest = spec.partition(":")
     if name in ("igakuqa", "igakuqa-en"):
-        years = [int(p) for p in rest.split(":") if p.isdigit() and len(p) == 4] if rest else []
         all_years = list(range(2018, 2023))
-        target = years[0] if years else 2022
-        pool_year = target - 1 if target - 1 in all_years and target - 1 not in years else \
-            next(y for y in reversed(all_years) if y not in years)
-        return f"{name}:{pool_year}"
+        years = sorted({int(p) for p in rest.split(":") if p.isdigit() and len(p) == 4}) if rest else []
+        years = years or all_years
+        others = [y for y in all_years if y not in years]
+        if others:
+            before = [y for y in others if y < years[0]]
+            return f"{name}:{before[-1] if before else others[-1]}"
+        return "igakuqa119" if name == "igakuqa" else spec
     return spec
 
 
-def _stable_seed(*parts: Any) -> int:
-    return int.from_bytes(hashlib.sha256(canonical_json(list(parts)).encode()).digest()[:8], "big")
+@dataclass
+class Prepared:
+    items: list[PreparedItem]
+    data_hashes: dict[str, str]
+    not_applicable: list[str]  # keys of items this mode cannot score (numeric items in loglik / letter)
+    warnings: list[str]
 
 
-def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None) -> tuple[list[PreparedItem], dict]:
+def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None) -> Prepared:
     """Load benchmarks, apply limit / shuffle / shots, render prompts. Pure given the data."""
     from jmedllm import prompts as P
     from jmedllm.benchmarks import load_benchmark
@@ -107,9 +117,12 @@ def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None
 
     files: list[Path] = []
     items: list[PreparedItem] = []
+    not_applicable: list[str] = []
+    warnings: list[str] = []
     for spec in cfg.benchmarks:
         bench = load_benchmark(spec, data_root)
         files += bench.files
+        warnings += [f"{bench.name}: {w}" for w in bench.warnings]
         questions = list(bench.questions)
         if cfg.limit is not None:
             questions = questions[: cfg.limit]
@@ -120,6 +133,9 @@ def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None
             files += pool_bench.files
             pool = [q for q in pool_bench.questions if not q.is_numeric]
         for q in questions:
+            if q.is_numeric and cfg.mode != "generate":
+                not_applicable.append(item_key(bench.name, q.id))
+                continue
             shown = P.shuffle_choices(q, cfg.seed) if cfg.shuffle and not q.is_numeric else q
             shots = P.select_shots(q, pool, cfg.shots, cfg.seed) if cfg.shots > 0 else []
             if cfg.shuffle:
@@ -128,25 +144,32 @@ def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None
                                     template_file=template_file)
             text = prompt.render(format_chat)
             conts: tuple[tuple[str, ...], ...] = ()
-            if cfg.mode != "generate" and not shown.is_numeric:
+            if cfg.mode != "generate":
                 conts = tuple(tuple(c) for c in P.choice_continuations(shown, mode=cfg.mode, language=prompt.language))
             items.append(PreparedItem(shown, q, item_key(bench.name, q.id), text, conts, tuple(s.id for s in shots)))
     keys = [it.key for it in items]
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})[:5]
         raise EvalError(f"the same item appears twice in this evaluation: {', '.join(dup)}")
-    hashes = data_hashes(files, data_root)
-    return items, hashes
+    return Prepared(items, data_hashes(files, data_root), not_applicable, warnings)
 
 
-def _prompt_fingerprint(items: Sequence[PreparedItem]) -> str:
-    h = hashlib.sha256()
+def _check_stored_prompts(run: RunDir, items: Sequence[PreparedItem]) -> None:
+    """A resumed item must have been asked exactly the same prompt (a changed template, shot
+    pool or data file would otherwise mix two experiments in one run directory)."""
+    from jmedllm.runs import RunDirError
+
     for it in items:
-        h.update(canonical_json([it.key, it.prompt, it.continuations]).encode())
-    return h.hexdigest()
+        rec = run.done.get(it.key)
+        if rec is None:
+            continue
+        stored = (rec.get("prompt"), [tuple(c) for c in rec.get("continuations", [])])
+        if stored != (it.prompt, list(it.continuations)):
+            raise RunDirError(f"{run.items_path}: item {it.key} was recorded with another prompt than this "
+                              "command renders; choose another --out directory")
 
 
-def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, items: Sequence[PreparedItem]) -> dict:
+def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict) -> dict:
     resolved = to_dict(cfg)
     for volatile in ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap"):
         resolved.pop(volatile, None)
@@ -155,7 +178,6 @@ def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, items: Sequence[
         "config": resolved,
         "engine": stable_engine,
         "data_hashes": hashes,
-        "prompt_fingerprint": _prompt_fingerprint(items),
     }
 
 
@@ -172,14 +194,8 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
                 "truncated_tokens": c.truncated_tokens,
             })
         return records
-    scorable = [it for it in chunk if it.continuations]
-    requests = [LoglikRequest(it.prompt, tuple(c for group in it.continuations for c in group)) for it in scorable]
-    results = iter(engine.loglikelihoods(requests)) if requests else iter(())
-    for it in chunk:
-        if not it.continuations:  # numeric item: no choices to score
-            records.append(_base_record(it) | {"scores": None, "not_applicable": "numeric item has no choices"})
-            continue
-        flat = next(results)
+    requests = [LoglikRequest(it.prompt, tuple(c for group in it.continuations for c in group)) for it in chunk]
+    for it, flat in zip(chunk, engine.loglikelihoods(requests)):
         grouped, i = [], 0
         for group in it.continuations:
             grouped.append([{"logprob": s.logprob, "n_tokens": s.n_tokens, "n_chars": s.n_chars,
@@ -210,9 +226,6 @@ def verdict_for(question: Question, record: dict[str, Any], mode: str, first_lin
 
     if mode == "generate":
         return scoring.score_generation(question, record["output"], first_line_only=first_line_only)
-    if record.get("scores") is None:
-        return scoring.not_applicable(question, record.get("not_applicable", "no scores"))
-    from jmedllm.schema import ContinuationScore
 
     groups = [[ContinuationScore(s["logprob"], s["n_tokens"], s["n_chars"], s.get("is_greedy", False))
                for s in g] for g in record["scores"]]
@@ -221,26 +234,40 @@ def verdict_for(question: Question, record: dict[str, Any], mode: str, first_lin
     return scoring.score_letter(question, groups)
 
 
-def summarize(items: Sequence[PreparedItem], run: RunDir, cfg: EvalConfig) -> tuple[dict, str]:
+def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, str]:
+    """Summary of the finished items, verdicts recomputed from the stored raw outputs."""
     from jmedllm import scoring
 
     pairs = []
     truncated = 0
-    for it in items:
+    for it in prepared.items:
         rec = run.done.get(it.key)
         if rec is None:
             continue
-        verdict = verdict_for(it.question, rec, cfg.mode, cfg.first_line_only)
-        rec_meta = dict(it.question.meta)
-        pairs.append((replace(it.question, meta=rec_meta | {"benchmark_spec": it.key.split("::")[0]}), verdict))
+        pairs.append((it.question, verdict_for(it.question, rec, cfg.mode, cfg.first_line_only)))
         truncated += 1 if rec.get("truncated_tokens", 0) else 0
     summary = scoring.aggregate(pairs, seed=cfg.seed, n_resamples=cfg.bootstrap)
     summary["run"] = {
         "model": cfg.model, "adapter": cfg.adapter, "mode": cfg.mode, "prompt": cfg.prompt, "shots": cfg.shots,
         "shuffle": cfg.shuffle, "seed": cfg.seed, "benchmarks": list(cfg.benchmarks),
-        "items_planned": len(items), "items_done": len(pairs), "prompts_truncated": truncated,
+        "items_planned": len(prepared.items), "items_done": len(pairs), "prompts_truncated": truncated,
+        "not_applicable": {"count": len(prepared.not_applicable), "reason": "numeric items have no choices to score "
+                           "in this mode (use --mode generate); exam verdicts count them wrong",
+                           "items": prepared.not_applicable},
     }
-    return summary, scoring.summary_markdown(summary)
+    markdown = scoring.summary_markdown(summary)
+    notes = []
+    if prepared.not_applicable:
+        notes.append(f"- {len(prepared.not_applicable)} numeric item(s) not scorable in {cfg.mode} mode "
+                     f"(counted wrong in exam verdicts): {', '.join(prepared.not_applicable[:10])}"
+                     + (" …" if len(prepared.not_applicable) > 10 else ""))
+    if truncated:
+        notes.append(f"- {truncated} prompt(s) were longer than the model context and cut from the left")
+    if len(pairs) < len(prepared.items):
+        notes.append(f"- partial run: {len(pairs)} of {len(prepared.items)} items done")
+    if notes:
+        markdown += "\n## Notes\n\n" + "\n".join(notes) + "\n"
+    return summary, markdown
 
 
 class Progress:
@@ -276,9 +303,11 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Pat
     if engine is None:
         engine = load_engine_for(cfg)
     format_chat = getattr(engine, "format_chat", None)
-    items, hashes = prepare_items(cfg, data_root, format_chat)
-    identity = _identity(cfg, engine.describe(), hashes, items)
+    prepared = prepare_items(cfg, data_root, format_chat)
+    items = prepared.items
+    identity = _identity(cfg, engine.describe(), prepared.data_hashes)
     run = open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg)})
+    _check_stored_prompts(run, items)
     todo_chunks = [c for c in chunked(items, max(1, cfg.chunk_size)) if not all(run.is_done(it.key) for it in c)]
     progress = Progress(len(items), sum(run.is_done(it.key) for it in items), desc=f"eval {cfg.mode}")
     try:
@@ -292,7 +321,7 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Pat
             progress.update(len(new))
     finally:
         progress.close()
-    summary, markdown = summarize(items, run, cfg)
+    summary, markdown = summarize(prepared, run, cfg)
     run.write_summary(summary, markdown)
     return run.path
 
