@@ -135,3 +135,22 @@ def test_bad_names_list_valid_ones(tmp_path, data_root):
         prepare_items(cfg(tmp_path, data_root, prompt="nope"), data_root, None)
     with pytest.raises(Exception, match="igakuqa"):
         prepare_items(cfg(tmp_path, data_root, benchmarks=["igakuq"]), data_root, None)
+
+
+def test_compare_two_runs_paired(tmp_path, data_root):
+    from jmedllm.report import compare, compare_markdown
+
+    a = run_eval(cfg(tmp_path, data_root, out=str(tmp_path / "a")), engine=ScriptedEngine("答え：c"))
+    b = run_eval(cfg(tmp_path, data_root, out=str(tmp_path / "b")), engine=ScriptedEngine("答え：d"))
+    result = compare([a, b], ["says-c", "says-d"], ["accuracy"], n_resamples=500)
+    paired = result["paired"][0]["overall"]["accuracy"]
+    # gold c, c, a, d, c, e, d, d, d, d: "c" right on 3 items, "d" right on 5; they never agree on a right
+    # answer, so McNemar discordant pairs are b = 3 (only c right), c = 5 (only d right)
+    assert paired["n"] == 10
+    assert paired["mean_base"] == pytest.approx(0.3) and paired["mean_other"] == pytest.approx(0.5)
+    assert paired["diff"] == pytest.approx(0.2)
+    assert (paired["mcnemar_b"], paired["mcnemar_c"]) == (3, 5)
+    # exact two-sided binomial: 2 * P(X <= 3 | n=8, 1/2) = 2 * (1+8+28+56)/256 = 186/256
+    assert paired["mcnemar_p"] == pytest.approx(186 / 256)
+    text = compare_markdown(result)
+    assert "says-d" in text and "+20.0" in text

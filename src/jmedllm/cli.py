@@ -16,6 +16,7 @@ from typing import Sequence
 COMMANDS: dict[str, str] = {
     "data": "jmedllm.commands.data",
     "eval": "jmedllm.commands.eval",
+    "compare": "jmedllm.commands.compare",
 }
 
 
