@@ -14,6 +14,9 @@ from typing import Sequence
 
 # name -> module; a plain dict, no plugin magic.
 COMMANDS: dict[str, str] = {
+    "data": "jmedllm.commands.data",
+    "eval": "jmedllm.commands.eval",
+    "compare": "jmedllm.commands.compare",
 }
 
 
@@ -49,4 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run through the imported module, so that `python -m jmedllm.cli` and the commands
+    # share one UserError class (under -m this file is also loaded as __main__).
+    from jmedllm.cli import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,378 @@
+"""IgakuQA exam rules: points, sections, official exceptions, forbidden choices, pass lines.
+
+The Japanese national medical licensing exam (医師国家試験) from the 112th (2018) on has
+six blocks A–F. Blocks B and E are 必修 (hisshu, compulsory: general items 1 point,
+clinical items 3 points); blocks A, C, D, F are 一般 + 臨床 (ippan_rinsho, 1 point each).
+An item whose ``points`` is 0 was excluded from scoring by the ministry.
+
+A candidate passes when all three criteria hold:
+  1. 必修 points >= 80 % of the section maximum (the published line);
+  2. 一般+臨床 points >= that year's published line;
+  3. at most 3 forbidden (禁忌肢, kinki) selections: an item counts one selection when
+     the prediction includes any of its kinki choices.
+
+Over a subset of the exam (e.g. text-only items, or an interrupted run) the verdict
+is still taken on the full exam: the official section maxima are the denominators
+and every item not in the subset counts as wrong (0 points, no kinki selection).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from jmedllm.schema import LETTERS, Question
+
+if TYPE_CHECKING:  # pragma: no cover
+    from jmedllm.scoring.verdict import ItemVerdict
+
+HISSHU = "hisshu"
+IPPAN_RINSHO = "ippan_rinsho"
+SECTIONS = (HISSHU, IPPAN_RINSHO)
+SECTION_LABELS = {HISSHU: "必修", IPPAN_RINSHO: "一般+臨床"}
+HISSHU_BLOCKS = frozenset("BE")
+IPPAN_RINSHO_BLOCKS = frozenset("ACDF")
+
+
+@dataclass(frozen=True)
+class PassLines:
+    """One exam's published pass criteria and section maxima."""
+
+    exam: int
+    hisshu_line: int
+    hisshu_max: int
+    ippan_rinsho_line: int
+    ippan_rinsho_max: int
+    kinki_max: int
+    source: str
+
+    def line(self, section: str) -> int:
+        return self.hisshu_line if section == HISSHU else self.ippan_rinsho_line
+
+    def maximum(self, section: str) -> int:
+        return self.hisshu_max if section == HISSHU else self.ippan_rinsho_max
+
+
+_MHLW = "MHLW pass criteria as listed in shared/data/README.md"
+PASS_LINES: Mapping[int, PassLines] = {
+    112: PassLines(112, 160, 200, 208, 299, 3, _MHLW),
+    113: PassLines(113, 160, 200, 209, 296, 3, _MHLW),
+    114: PassLines(114, 158, 197, 217, 299, 3, _MHLW),
+    115: PassLines(115, 160, 200, 209, 300, 3, _MHLW),
+    116: PassLines(116, 158, 197, 214, 297, 3, _MHLW),
+    # 119th (2025): 必修 160/200, 一般+臨床 221/300 (73.7 %), 禁忌肢 3 or fewer, as reported
+    # from the MHLW announcement; IgakuQA119's leaderboard uses the same 200 + 300 maxima.
+    119: PassLines(119, 160, 200, 221, 300, 3, "MHLW announcement for the 119th exam (secondary report)"),
+}
+
+
+@dataclass(frozen=True)
+class OfficialException:
+    """An official scoring exception applied by the benchmark's own scorer.
+
+    ``rule``: ``"all_correct"`` (every answer, even none, is counted correct) or
+    ``"accept_any"`` (any one of ``accepted`` is correct).
+    """
+
+    problem_id: str
+    rule: str
+    accepted: tuple[frozenset[int], ...]
+    note: str
+
+
+OFFICIAL_EXCEPTIONS: Mapping[str, OfficialException] = {
+    e.problem_id: e
+    for e in (
+        OfficialException("116A71", "all_correct", (), "counted correct for every candidate (IgakuQA scorer)"),
+        OfficialException("112B30", "accept_any", (frozenset({0}), frozenset({3})), "a or d accepted (IgakuQA scorer)"),
+        OfficialException("119E28", "accept_any", (frozenset({0}), frozenset({2})), "a or c accepted (IgakuQA119 scorer)"),
+    )
+}
+
+_PROBLEM_ID = re.compile(r"(1\d\d)-?([A-F])-?(\d{1,3})$")
+
+
+def problem_id(question: Question) -> str | None:
+    """The exam item number ("116A71") of an IgakuQA question, or None for other benchmarks.
+
+    Read from ``meta["problem_id"]`` when present, else from the end of ``question.id``
+    ("igakuqa/116A71", "116-A-71"); only questions carrying ``meta["exam"]`` have one.
+    """
+    if "exam" not in question.meta:
+        return None
+    raw = str(question.meta.get("problem_id") or question.id)
+    m = _PROBLEM_ID.search(raw)
+    return f"{m.group(1)}{m.group(2)}{m.group(3)}" if m else None
+
+
+def official_exception(question: Question) -> OfficialException | None:
+    pid = problem_id(question)
+    return OFFICIAL_EXCEPTIONS.get(pid) if pid else None
+
+
+def accepted_answer_sets(question: Question) -> tuple[frozenset[int], ...]:
+    """The answer sets counted correct: the gold set, or an official exception's alternatives."""
+    exc = official_exception(question)
+    if exc is not None and exc.rule == "accept_any":
+        return exc.accepted
+    return (question.answer,)
+
+
+def is_counted_correct_for_all(question: Question) -> bool:
+    exc = official_exception(question)
+    return exc is not None and exc.rule == "all_correct"
+
+
+def section_of(question: Question) -> str:
+    """"hisshu" or "ippan_rinsho": ``meta["section"]``, else from ``meta["block"]``."""
+    section = question.meta.get("section")
+    block = question.meta.get("block")
+    from_block = None
+    if block is not None:
+        b = str(block).upper()
+        if b in HISSHU_BLOCKS:
+            from_block = HISSHU
+        elif b in IPPAN_RINSHO_BLOCKS:
+            from_block = IPPAN_RINSHO
+        else:
+            raise ValueError(f"{question.id}: meta block {block!r} is not one of A-F")
+    if section is not None:
+        if section not in SECTIONS:
+            raise ValueError(f"{question.id}: meta section {section!r} is not one of {SECTIONS}")
+        if from_block is not None and from_block != section:
+            raise ValueError(f"{question.id}: meta section {section!r} contradicts block {block!r}")
+        return section
+    if from_block is None:
+        raise ValueError(f"{question.id}: exam item without meta section or block")
+    return from_block
+
+
+def points_of(question: Question) -> int:
+    """The item's points (``meta["points"]``; 0 = excluded from scoring)."""
+    if "points" not in question.meta:
+        raise ValueError(f"{question.id}: exam item without meta points")
+    points = question.meta["points"]
+    if isinstance(points, bool) or not isinstance(points, int) or points < 0:
+        raise ValueError(f"{question.id}: meta points must be a non-negative int, got {points!r}")
+    return points
+
+
+def kinki_of(question: Question) -> tuple[int, ...] | None:
+    """The forbidden choice indices, or None when the question carries no kinki metadata."""
+    if "kinki" not in question.meta:
+        return None
+    kinki = tuple(question.meta["kinki"])
+    bad = [k for k in kinki if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(question.choices)]
+    if bad:
+        raise ValueError(f"{question.id}: meta kinki {kinki!r} holds invalid choice indices {bad}")
+    return kinki
+
+
+def selects_kinki(question: Question, predicted: frozenset[int]) -> bool | None:
+    """Whether the prediction includes any forbidden choice (None without kinki metadata)."""
+    kinki = kinki_of(question)
+    if kinki is None:
+        return None
+    return bool(predicted & set(kinki))
+
+
+def exam_of(question: Question) -> int:
+    exam = question.meta.get("exam")
+    if isinstance(exam, bool) or not isinstance(exam, int):
+        raise ValueError(f"{question.id}: meta exam must be an int such as 116, got {exam!r}")
+    return exam
+
+
+def section_maxima(questions: Iterable[Question]) -> dict[int, dict[str, int]]:
+    """Sum of points per exam and section over the given items: {116: {"hisshu": 197, ...}}."""
+    out: dict[int, dict[str, int]] = defaultdict(lambda: {HISSHU: 0, IPPAN_RINSHO: 0})
+    for q in questions:
+        out[exam_of(q)][section_of(q)] += points_of(q)
+    return {exam: dict(v) for exam, v in out.items()}
+
+
+def check_section_maxima(questions: Iterable[Question]) -> dict[int, dict[str, int]]:
+    """Section maxima of full exams, checked against the official ones (ValueError on mismatch)."""
+    maxima = section_maxima(questions)
+    problems = []
+    for exam, by_section in sorted(maxima.items()):
+        lines = PASS_LINES.get(exam)
+        if lines is None:
+            problems.append(f"exam {exam}: no official pass lines known")
+            continue
+        for section in SECTIONS:
+            if by_section[section] != lines.maximum(section):
+                problems.append(
+                    f"exam {exam} {section}: items sum to {by_section[section]} points, "
+                    f"official maximum is {lines.maximum(section)}"
+                )
+    if problems:
+        raise ValueError("section maxima differ from the official ones: " + "; ".join(problems))
+    return maxima
+
+
+# ---------------------------------------------------------------------------
+# exam verdict
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SectionResult:
+    """Points of one section: over the items scored (subset) and against the full exam."""
+
+    section: str
+    n_items: int  # items of this section in the run
+    n_correct: int
+    points: int  # earned; items not in the run count 0
+    subset_max: int  # sum of points of the items in the run
+    official_max: int
+    line: int
+    margin: int  # points - line (>= 0 passes)
+    passed: bool
+
+    @property
+    def subset_rate(self) -> float | None:
+        return self.points / self.subset_max if self.subset_max else None
+
+    @property
+    def official_rate(self) -> float:
+        return self.points / self.official_max
+
+
+@dataclass(frozen=True)
+class ExamResult:
+    """Pass/fail of one exam with the margin on each criterion.
+
+    ``kinki_checked`` is False when no item carries kinki metadata (IgakuQA119): the
+    verdict then rests on the two point criteria only, and ``kinki_count`` is None.
+    ``complete`` says whether the run held items worth the full official maxima.
+    """
+
+    exam: int
+    hisshu: SectionResult
+    ippan_rinsho: SectionResult
+    kinki_count: int | None
+    kinki_max: int
+    kinki_margin: int | None  # kinki_max - kinki_count (>= 0 passes)
+    kinki_checked: bool
+    passed: bool
+    complete: bool
+    n_items: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for name in SECTIONS:
+            section: SectionResult = getattr(self, name)
+            d[name]["subset_rate"] = section.subset_rate
+            d[name]["official_rate"] = section.official_rate
+        return d
+
+
+def exam_result(exam: int, items: Sequence[tuple[Question, "ItemVerdict"]]) -> ExamResult:
+    """Score one exam from item verdicts (items of other exams are an error).
+
+    Points: an item earns its ``points`` when its verdict is correct. Duplicate items,
+    or items worth more than the official maximum, are errors.
+    """
+    lines = PASS_LINES.get(exam)
+    if lines is None:
+        raise ValueError(f"exam {exam}: no official pass lines known (known: {sorted(PASS_LINES)})")
+    seen: set[str] = set()
+    n = {s: 0 for s in SECTIONS}
+    n_correct = {s: 0 for s in SECTIONS}
+    earned = {s: 0 for s in SECTIONS}
+    subset_max = {s: 0 for s in SECTIONS}
+    kinki_count = 0
+    kinki_checked = False
+    for question, verdict in items:
+        if exam_of(question) != exam:
+            raise ValueError(f"{question.id}: item of exam {exam_of(question)} given to exam {exam}")
+        key = problem_id(question) or question.id
+        if key in seen:
+            raise ValueError(f"{question.id}: item {key} appears twice in exam {exam}")
+        seen.add(key)
+        section = section_of(question)
+        points = points_of(question)
+        n[section] += 1
+        subset_max[section] += points
+        if verdict.correct:
+            n_correct[section] += 1
+            earned[section] += points
+        if kinki_of(question) is not None:
+            kinki_checked = True
+            if selects_kinki(question, verdict.predicted):
+                kinki_count += 1
+    sections = {}
+    for s in SECTIONS:
+        official = lines.maximum(s)
+        if subset_max[s] > official:
+            raise ValueError(
+                f"exam {exam} {s}: items in the run are worth {subset_max[s]} points, "
+                f"more than the official maximum {official}"
+            )
+        sections[s] = SectionResult(
+            section=s,
+            n_items=n[s],
+            n_correct=n_correct[s],
+            points=earned[s],
+            subset_max=subset_max[s],
+            official_max=official,
+            line=lines.line(s),
+            margin=earned[s] - lines.line(s),
+            passed=earned[s] >= lines.line(s),
+        )
+    kinki_margin = lines.kinki_max - kinki_count if kinki_checked else None
+    passed = sections[HISSHU].passed and sections[IPPAN_RINSHO].passed and (
+        not kinki_checked or kinki_count <= lines.kinki_max
+    )
+    complete = all(subset_max[s] == lines.maximum(s) for s in SECTIONS)
+    return ExamResult(
+        exam=exam,
+        hisshu=sections[HISSHU],
+        ippan_rinsho=sections[IPPAN_RINSHO],
+        kinki_count=kinki_count if kinki_checked else None,
+        kinki_max=lines.kinki_max,
+        kinki_margin=kinki_margin,
+        kinki_checked=kinki_checked,
+        passed=passed,
+        complete=complete,
+        n_items=len(seen),
+    )
+
+
+def hisshu_line_from_max(maximum: int) -> int:
+    """80 % of the 必修 maximum, rounded up to whole points (197 -> 158, 200 -> 160)."""
+    return math.ceil(maximum * 4 / 5)
+
+
+def letters_of(indices: Iterable[int]) -> str:
+    return "".join(LETTERS[i] for i in sorted(indices))
+
+
+__all__ = [
+    "HISSHU",
+    "IPPAN_RINSHO",
+    "OFFICIAL_EXCEPTIONS",
+    "PASS_LINES",
+    "SECTIONS",
+    "SECTION_LABELS",
+    "ExamResult",
+    "OfficialException",
+    "PassLines",
+    "SectionResult",
+    "accepted_answer_sets",
+    "check_section_maxima",
+    "exam_of",
+    "exam_result",
+    "hisshu_line_from_max",
+    "is_counted_correct_for_all",
+    "kinki_of",
+    "official_exception",
+    "points_of",
+    "problem_id",
+    "section_maxima",
+    "section_of",
+    "selects_kinki",
+]
