@@ -2,7 +2,7 @@
 
 Before any training run, every training record (a corpus document, an instruction example)
 is compared with the evaluation benchmarks' questions. Both sides are normalised first
-(NFKC, case-folded, whitespace, punctuation, symbols and control characters removed), so that
+(NFKC, case-folded, only letters and digits kept: whitespace, punctuation and symbols removed), so that
 full-width / half-width, spacing and punctuation edits do not hide a copy.
 
 An evaluation item is its question stem plus its choices, each a *segment*. Its fingerprint is
@@ -25,6 +25,7 @@ n-gram hashes to items (numpy sorted arrays), so a record costs one pass over it
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,22 +33,47 @@ from typing import Any, Iterable, Sequence
 
 from jmedllm.cli import UserError
 
-_DROP_CATEGORIES = ("P", "Z", "S", "C")  # punctuation, separators (spaces), symbols, control/format
+_NOT_WORD = re.compile(r"[\W_]+")  # everything but letters and digits: spaces, punctuation, symbols, controls
 
 
 def normalize_for_match(text: str) -> str:
-    """NFKC, case-fold, and drop whitespace, punctuation, symbols and control characters.
+    """NFKC, case-fold, and keep only letters and digits (whitespace, punctuation and symbols go).
 
     >>> normalize_for_match("Ｑ：５５歳の男性。 胸痛を訴える！")
     'q55歳の男性胸痛を訴える'
     """
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(ch for ch in text if unicodedata.category(ch)[0] not in _DROP_CATEGORIES)
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
-def ngram_hashes(text: str, n: int) -> set[int]:
-    """Hashes of the character n-grams of an already normalised text (empty if shorter than n)."""
-    return {hash(text[i : i + n]) for i in range(len(text) - n + 1)}
+_BASE = 0x100000001B3  # odd multiplier of the polynomial rolling hash (arithmetic mod 2**64)
+
+
+def _rolling(codes: Any, n: int) -> Any:
+    """Polynomial hash (mod 2**64) of every window of ``n`` code points of a uint64 array."""
+    import numpy as np
+
+    m = len(codes) - n + 1
+    h = np.zeros(max(m, 0), dtype=np.uint64)
+    if m <= 0:
+        return h
+    base = np.uint64(_BASE)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            h = h * base + codes[k : k + m]
+    return h
+
+
+def _codes(text: str) -> Any:
+    import numpy as np
+
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+
+
+def ngram_hashes(text: str, n: int) -> Any:
+    """Sorted unique 64-bit hashes of the character n-grams of an already normalised text."""
+    import numpy as np
+
+    return np.unique(_rolling(_codes(text), n).view(np.int64))
 
 
 @dataclass(frozen=True)
@@ -89,6 +115,7 @@ class ContaminationReport:
     items: int = 0
     unchecked_items: int = 0
     benchmarks: list[str] = field(default_factory=list)
+    missing_benchmarks: list[str] = field(default_factory=list)  # registered, but not under the data root
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -109,6 +136,8 @@ class ContaminationReport:
                 f"threshold={self.settings.get('threshold')}")
         if self.unchecked_items:
             head += f"; {self.unchecked_items} items too short to check"
+        if self.missing_benchmarks:
+            head += f"; not found under the data root: {', '.join(self.missing_benchmarks)}"
         if self.clean:
             return head + "\nno overlap found"
         d = self.to_dict()
@@ -137,7 +166,11 @@ class ContaminationError(UserError):
 
 
 class _Index:
-    """Inverted index: n-gram hash -> items, as two numpy arrays sorted by hash."""
+    """Inverted index: n-gram hash -> items, as two numpy arrays sorted by hash.
+
+    All segments of all items are hashed in one vectorised pass over their concatenated code points;
+    windows that cross a segment boundary are discarded.
+    """
 
     def __init__(self, items: Sequence[EvalItem], n: int):
         import numpy as np
@@ -147,43 +180,64 @@ class _Index:
         self.stems: list[str] = []
         self.segments: list[list[str]] = []
         self.short: list[list[str]] = []  # segments shorter than n, checked as substrings
-        self.n_grams = np.zeros(len(items), dtype=np.int64)
-        self.n_stem_grams = np.zeros(len(items), dtype=np.int64)
-        keys: list[int] = []
-        owners: list[int] = []
+        long_texts: list[str] = []
+        long_owner: list[int] = []
+        long_is_stem: list[bool] = []
         for i, item in enumerate(self.items):
             stem = normalize_for_match(item.stem)
             segs = [s for s in [stem] + [normalize_for_match(c) for c in item.choices] if s]
-            grams: set[int] = set()
-            short: list[str] = []
-            for s in segs:
-                if len(s) >= n:
-                    grams |= ngram_hashes(s, n)
-                else:
-                    short.append(s)
             self.stems.append(stem)
             self.segments.append(segs)
-            self.short.append(short)
-            self.n_grams[i] = len(grams)
-            self.n_stem_grams[i] = len(ngram_hashes(stem, n))
-            keys.extend(grams)
-            owners.extend([i] * len(grams))
-        order = np.argsort(np.asarray(keys, dtype=np.int64), kind="stable")
-        self.keys = np.asarray(keys, dtype=np.int64)[order]
-        self.owners = np.asarray(owners, dtype=np.int64)[order]
+            self.short.append([s for s in segs if len(s) < n])
+            for j, seg in enumerate(segs):
+                if len(seg) >= n:
+                    long_texts.append(seg)
+                    long_owner.append(i)
+                    long_is_stem.append(j == 0 and seg == stem)
+        self.n_grams = np.zeros(len(self.items), dtype=np.int64)
+        self.n_stem_grams = np.zeros(len(self.items), dtype=np.int64)
+        if not long_texts:
+            self.keys = np.zeros(0, dtype=np.int64)
+            self.owners = np.zeros(0, dtype=np.int64)
+            return
+        lengths = np.array([len(t) for t in long_texts], dtype=np.int64)
+        codes = _codes("".join(long_texts))
+        hashes = _rolling(codes, n).view(np.int64)
+        seg_of = np.repeat(np.arange(len(long_texts)), lengths)
+        valid = seg_of[: len(hashes)] == seg_of[n - 1 :]  # the window starts and ends in one segment
+        seg = seg_of[: len(hashes)][valid]
+        hashes = hashes[valid]
+        owners = np.asarray(long_owner, dtype=np.int64)[seg]
+        is_stem = np.asarray(long_is_stem)[seg]
+        # Segments were laid out item by item, so a stable sort by hash leaves equal hashes in item
+        # order: repeated (hash, item) pairs end up adjacent and one comparison removes them.
+        order = np.argsort(hashes, kind="stable")
+        hashes, owners, is_stem = hashes[order], owners[order], is_stem[order]
+
+        def distinct(h: Any, o: Any) -> Any:
+            keep = np.ones(len(h), dtype=bool)
+            keep[1:] = (h[1:] != h[:-1]) | (o[1:] != o[:-1])
+            return keep
+
+        first = distinct(hashes, owners)
+        self.n_grams = np.bincount(owners[first], minlength=len(self.items))
+        sh, so = hashes[is_stem], owners[is_stem]
+        self.n_stem_grams = np.bincount(so[distinct(sh, so)], minlength=len(self.items))
+        self.keys = hashes[first]
+        self.owners = owners[first]
 
     @property
     def unchecked(self) -> int:
         return int((self.n_grams == 0).sum())
 
-    def hits(self, grams: set[int]):
-        """Per item, how many of its n-grams are in ``grams``."""
+    def hits(self, grams: Any):
+        """Per item, how many of its n-grams are among ``grams`` (unique hashes of a record)."""
         import numpy as np
 
         counts = np.zeros(len(self.items), dtype=np.int64)
-        if not grams or not len(self.keys):
+        if not len(grams) or not len(self.keys):
             return counts
-        q = np.fromiter(grams, dtype=np.int64, count=len(grams))
+        q = grams
         lo = np.searchsorted(self.keys, q, "left")
         hi = np.searchsorted(self.keys, q, "right")
         sizes = hi - lo
@@ -218,7 +272,7 @@ def check_contamination(
         unchecked_items=index.unchecked,
         benchmarks=sorted({i.benchmark for i in items}),
         settings={"ngram": ngram, "threshold": threshold, "min_exact_chars": min_exact_chars,
-                  "normalisation": "NFKC, casefold, drop whitespace/punctuation/symbols/control"},
+                  "normalisation": "NFKC, casefold, letters and digits only"},
     )
     n_short = np.array([len(s) for s in index.short], dtype=np.int64)
     total = index.n_grams + n_short
@@ -245,23 +299,38 @@ def check_contamination(
 
 
 def evaluation_items(data_root: Path, benchmarks: Sequence[str] | str = "all",
-                     exclude: Sequence[str] = ()) -> list[EvalItem]:
+                     exclude: Sequence[str] = ()) -> tuple[list[EvalItem], list[str], list[str]]:
     """The questions of the evaluation benchmarks to guard, read with jmedllm.benchmarks.
 
-    ``"all"``: every registered benchmark whose data is present under ``data_root``.
+    ``"all"``: every registered benchmark (``jmedllm data list``) whose files are under ``data_root``;
+    a benchmark with a default split (PubMedQA's test split) is read whole (``split=all``), since any
+    of its questions may be evaluated. Named benchmarks (any spec, e.g. ``igakuqa:2022``) must load.
+    Returns the items, the benchmarks read, and the registered ones not found under the data root.
     """
-    from jmedllm import benchmarks as bm
+    from jmedllm.benchmarks import BENCHMARKS, LoaderError, load_benchmark
 
-    if benchmarks == "all" or benchmarks == ["all"]:
-        names = [n for n in bm.available_benchmarks(data_root)]
+    excluded = set(exclude)
+    missing: list[str] = []
+    if benchmarks == "all" or list(benchmarks) == ["all"]:
+        specs = [n for n in BENCHMARKS if n not in excluded]
+        optional = True
     else:
-        names = list(benchmarks)
-    names = [n for n in names if n not in set(exclude)]
+        specs = [b for b in benchmarks if b not in excluded and b.split(":")[0] not in excluded]
+        optional = False
     items: list[EvalItem] = []
-    for name in names:
+    read: list[str] = []
+    for spec in specs:
+        name = spec.split(":")[0]
+        extra = {"split": "all"} if optional and name in BENCHMARKS and BENCHMARKS[name].default.split else {}
         try:
-            bench = bm.load_benchmark(name, data_root)
-        except (FileNotFoundError, KeyError, ValueError) as exc:
-            raise UserError(f"contamination check: cannot load benchmark {name!r}: {exc}") from exc
+            bench = load_benchmark(spec, data_root, **extra)
+        except LoaderError as exc:
+            if optional and exc.message == "file not found":
+                missing.append(spec)
+                continue
+            raise UserError(f"contamination check: cannot read benchmark {spec!r}: {exc}") from None
+        except (FileNotFoundError, ValueError) as exc:
+            raise UserError(f"contamination check: cannot read benchmark {spec!r}: {exc}") from None
+        read.append(bench.name)
         items.extend(EvalItem.from_question(q) for q in bench.questions)
-    return items
+    return items, read, missing

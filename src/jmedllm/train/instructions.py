@@ -24,7 +24,6 @@ from typing import Any, Iterable, Mapping, Sequence
 
 ROLES = ("system", "user", "assistant")
 ANSWER_STYLES = ("text", "letter", "explanation")
-EXPLANATION_LABEL = {"ja": "解説: ", "en": "Explanation: "}
 
 
 class InstructionError(ValueError):
@@ -200,12 +199,12 @@ def from_questions(
     language: str | None = None,
     answer_style: str = "text",
 ) -> list[InstructionExample]:
-    """Benchmark questions as training examples, in the prompt family ``jmedllm eval`` uses.
+    """Benchmark questions as training examples: the zero-shot prompt of ``jmedllm eval`` and its answer.
 
-    ``answer_style``: ``text`` — the correct choice text(s), as in JMedLoRA / JMedLLM-v1;
-    ``letter`` — the choice letter(s); ``explanation`` — the choice text followed by the source's
-    explanation (e.g. YakugakuQA ``comment``) when the question has one (``source.explanation``
-    says whether it had).
+    Built by ``jmedllm.prompts.sft_example`` with ``target_style=answer_style``: ``text`` — the correct
+    choice text(s), as in JMedLoRA / JMedLLM-v1; ``letter`` — the choice letter(s); ``explanation`` —
+    the source's explanation (e.g. YakugakuQA ``comment``) then the answer line; an item without an
+    explanation gets the answer line alone, and ``source.explanation`` records whether it had one.
     """
     from jmedllm.prompts import sft_example
 
@@ -213,23 +212,18 @@ def from_questions(
         raise InstructionError(f"answer_style must be one of {', '.join(ANSWER_STYLES)}, not {answer_style!r}")
     out: list[InstructionExample] = []
     for q in questions:
-        target = "letter" if answer_style == "letter" else "text"
-        row = sft_example(q, family=family, language=language, target_style=target)
-        explained = answer_style == "explanation" and bool((q.explanation or "").strip())
-        extra = ""
-        if explained:
-            lang = language or q.language
-            extra = "\n" + EXPLANATION_LABEL.get(lang, EXPLANATION_LABEL["en"]) + q.explanation.strip()
+        try:
+            row = sft_example(q, family=family, language=language, target_style=answer_style)
+        except ValueError as exc:
+            where = f"{q.meta.get('source_file', q.benchmark)}:{q.meta.get('source_line', q.id)}"
+            raise InstructionError(f"{where}: cannot build a training example for {q.id}: {exc}") from None
         source = {"kind": "benchmark", "benchmark": q.benchmark, "item_id": q.id, "family": family,
                   "language": language or q.language, "answer_style": answer_style}
         if answer_style == "explanation":
-            source["explanation"] = explained
+            source["explanation"] = bool((q.explanation or "").strip())
         ex_id = f"{q.benchmark}:{q.id}"
         if "messages" in row:
-            msgs = [dict(m) for m in row["messages"]]
-            msgs[-1]["content"] += extra
-            out.append(InstructionExample(ex_id, messages=tuple(msgs), source=source))
+            out.append(InstructionExample(ex_id, messages=tuple(row["messages"]), source=source))
         else:
-            out.append(InstructionExample(ex_id, prompt=row["prompt"], completion=row["completion"] + extra,
-                                          source=source))
+            out.append(InstructionExample(ex_id, prompt=row["prompt"], completion=row["completion"], source=source))
     return out

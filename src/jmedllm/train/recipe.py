@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal
 
 import yaml
 
 from jmedllm.cli import UserError
+from jmedllm.config import ConfigError, from_mapping, load_yaml, parse_override
 
 DATA_ROOT_VAR = "${data_root}"
 
@@ -35,7 +33,7 @@ class ModelSpec:
 
     name_or_path: str = ""  # hub id, local directory, or "@<stage>" for an earlier stage's output
     revision: str | None = None
-    dtype: str = "auto"  # auto (follows training.precision) | float32 | bfloat16 | float16
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: follows training.precision
     attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2 | ...
     trust_remote_code: bool = False
 
@@ -47,7 +45,7 @@ class LoraSpec:
     r: int = 8
     alpha: int = 16
     dropout: float = 0.05
-    target_modules: Union[list[str], str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj"])
+    target_modules: str | list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj"])  # or "all-linear"
     bias: str = "none"
 
 
@@ -76,7 +74,7 @@ class TrainingSpec:
     gradient_checkpointing: bool = False
     max_grad_norm: float = 1.0
     optim: str = "adamw_torch"
-    precision: str = "auto"  # auto (bf16 on a bf16-capable CUDA GPU, else fp32) | bf16 | fp16 | fp32
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on a bf16-capable CUDA GPU, else fp32
     logging_steps: int = 10
     save_steps: int = 500
     save_total_limit: int | None = 2
@@ -88,9 +86,9 @@ class CorpusSpec:
 
     paths: list[str] = field(default_factory=list)  # files or folders: .txt/.md, .jsonl, MedTxt .xml
     text_field: str = "text"  # JSONL field holding the document text
-    text_unit: str = "paragraph"  # plain text: file | paragraph (blank-line separated) | line
+    text_unit: Literal["file", "paragraph", "line"] = "paragraph"  # plain text files: what one document is
     block_size: int = 1024  # tokens per training block
-    last_block: str = "keep"  # keep (a shorter final block) | drop (recorded in the stats)
+    last_block: Literal["keep", "drop"] = "keep"  # the shorter final block: train on it, or drop it (recorded)
     isolate_documents: bool = True  # documents packed in one block do not attend to each other
 
 
@@ -101,7 +99,7 @@ class InstructionSourceSpec:
     path: str | None = None  # instruction JSONL (prompt/completion, messages, or instruction/input/output)
     benchmark: str | None = None  # a jmedllm.benchmarks spec, e.g. "yakugakuqa"
     filters: dict[str, Any] = field(default_factory=dict)  # passed to load_benchmark
-    answer_style: str = "text"  # text | letter | explanation (benchmark sources)
+    answer_style: Literal["text", "letter", "explanation"] = "text"  # benchmark sources
     limit: int | None = None  # first N records of this source
 
 
@@ -110,12 +108,12 @@ class InstructionsSpec:
     """Instruction-tuning data (``kind: sft``) and how it is batched."""
 
     sources: list[InstructionSourceSpec] = field(default_factory=list)
-    family: str = "plain"  # prompt family of jmedllm.prompts, the same as `jmedllm eval --family`
+    family: str = "alpaca"  # prompt family of jmedllm.prompts (or a .j2 file), as in `jmedllm eval --prompt`
     language: str | None = None  # prompt language; None: the question's own
     chat: bool = False  # render user instructions as chat messages (the model's chat template)
     max_length: int = 1024  # tokens of prompt + completion
-    batching: str = "padded"  # padded | packed | padding_free
-    overlong: str = "error"  # a prompt that leaves no room for its completion: error | drop (recorded)
+    batching: Literal["padded", "packed", "padding_free"] = "padded"
+    overlong: Literal["error", "drop"] = "error"  # an example that cannot fit max_length: stop, or drop (recorded)
 
 
 @dataclass
@@ -123,7 +121,7 @@ class ContaminationSpec:
     """The guard that compares training text with evaluation questions before training."""
 
     enabled: bool = True
-    benchmarks: Union[list[str], str] = "all"  # "all": every registered benchmark found under the data root
+    benchmarks: str | list[str] = "all"  # "all": every registered benchmark found under the data root
     exclude: list[str] = field(default_factory=list)
     ngram: int = 13  # characters per n-gram (after normalisation)
     threshold: float = 0.5  # share of an item's n-grams found in one training record
@@ -136,8 +134,8 @@ class StageSpec:
     """One training stage: continued pretraining or instruction tuning."""
 
     name: str = ""
-    kind: str = "sft"  # cpt | sft
-    method: str = "lora"  # full | lora | qlora
+    kind: Literal["cpt", "sft"] = "sft"
+    method: Literal["full", "lora", "qlora"] = "lora"
     model: ModelSpec = field(default_factory=ModelSpec)
     lora: LoraSpec = field(default_factory=LoraSpec)
     qlora: QLoraSpec = field(default_factory=QLoraSpec)
@@ -190,113 +188,7 @@ class Recipe:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "kind": ("cpt", "sft"),
-    "method": ("full", "lora", "qlora"),
-    "precision": ("auto", "bf16", "fp16", "fp32"),
-    "dtype": ("auto", "float32", "bfloat16", "float16"),
-    "text_unit": ("file", "paragraph", "line"),
-    "last_block": ("keep", "drop"),
-    "batching": ("padded", "packed", "padding_free"),
-    "overlong": ("error", "drop"),
-    "answer_style": ("text", "letter", "explanation"),
-}
-
-
 # -- loading -------------------------------------------------------------------------------------
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check / convert a YAML value to the annotated type; raise UserError naming ``where``."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        if isinstance(value, str) and str in args:
-            return value
-        errors = []
-        # Try the container types first so that a list stays a list and a string a string.
-        for arg in sorted((a for a in args if a is not type(None)), key=lambda a: typing.get_origin(a) is None):
-            try:
-                return _coerce(value, arg, where)
-            except UserError as exc:
-                errors.append(str(exc))
-        raise UserError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, (str, int, float, dict)) and not isinstance(value, bool) and typing.get_origin(item_tp) is None \
-                and not dataclasses.is_dataclass(item_tp):
-            value = [value]  # a single value where a list is expected: a one-item list
-        if not isinstance(value, list):
-            raise UserError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise UserError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise UserError(f"{where}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise UserError(f"{where}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise UserError(f"{where}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, bool):
-            raise UserError(f"{where}: expected a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "5e-5" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise UserError(f"{where}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, (dict, list)) or value is None:
-            raise UserError(f"{where}: expected a string, got {value!r}")
-        return str(value)
-    raise TypeError(f"unsupported recipe field type {tp!r} at {where}")  # a bug in this module
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UserError(f"{where}: expected a mapping of {cls.__name__} fields, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        if key not in hints:
-            near = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else f" (fields: {', '.join(names)})"
-            raise UserError(f"{where}: unknown field {key!r}{hint}")
-        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}" if where else key)
-        if key in _CHOICES and kwargs[key] not in _CHOICES[key]:
-            raise UserError(f"{where}.{key}: {kwargs[key]!r} is not one of {', '.join(_CHOICES[key])}")
-    return cls(**kwargs)
 
 
 def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
@@ -328,13 +220,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     stages = data.setdefault("stages", [])
     top = {f.name for f in dataclasses.fields(Recipe)}
     for item in overrides:
-        if "=" not in item:
-            raise UserError(f"override {item!r}: expected key=value")
-        key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else ""
-        parts = [p for p in key.strip().split(".") if p]
-        if not parts:
-            raise UserError(f"override {item!r}: empty key")
+        try:
+            parts, value = parse_override(item)
+        except ConfigError as exc:
+            raise UserError(str(exc)) from None
         names = [s.get("name") for s in stages if isinstance(s, dict)]
         if parts[0] == "stages" and len(parts) > 2:
             sel = parts[1]
@@ -361,7 +250,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
     """Type-check a raw mapping into a Recipe, fill defaults, and validate stage names and references."""
-    recipe = _build(Recipe, data, "")
+    try:
+        recipe = from_mapping(Recipe, data, "recipe")
+    except ConfigError as exc:
+        raise UserError(f"{source}: {exc}") from None
     if not recipe.name:
         raise UserError(f"{source}: the recipe needs a name")
     if not recipe.output_dir:
@@ -381,8 +273,6 @@ def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
             raise UserError(f"{source}: stages[{i}].model.name_or_path {ref!r} must name an earlier stage "
                             f"(earlier: {', '.join(sorted(seen)) or 'none'})")
         seen.add(stage.name)
-        if stage.kind == "sft" and stage.method == "full":
-            pass  # allowed: full-parameter instruction tuning
         if stage.kind == "cpt" and stage.method == "qlora":
             raise UserError(f"{source}: stages[{i}] ({stage.name}): continued pretraining supports method full or lora")
     return recipe
@@ -410,17 +300,11 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     """Load a recipe from YAML (a path or a shipped name) and apply ``key=value`` overrides."""
     path = recipe_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"recipe {path}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise UserError(f"recipe {path}: expected a mapping at the top level")
+        data = load_yaml(path)
+    except ConfigError as exc:
+        raise UserError(f"recipe {exc}") from None
     data = apply_overrides(data, list(overrides))
-    try:
-        return recipe_from_dict(data, source=f"recipe {path}")
-    except UserError as exc:
-        msg = str(exc)
-        raise UserError(msg if msg.startswith("recipe ") else f"recipe {path}: {msg}") from None
+    return recipe_from_dict(data, source=f"recipe {path}")
 
 
 def resolve_paths(values: list[str], data_root: Path | None, *, where: str) -> list[Path]:

@@ -141,9 +141,11 @@ def run_guard(records: Sequence[TrainingText], recipe: Recipe, data_root: Path |
     if data_root is None:
         raise UserError("the contamination check needs the evaluation benchmarks: pass --data-root DIR (or set "
                         f"${DATA_ROOT_ENV}); to train without the check set contamination.enabled=false")
-    items = evaluation_items(data_root, spec.benchmarks, spec.exclude)
+    items, read, missing = evaluation_items(data_root, spec.benchmarks, spec.exclude)
     report = check_contamination(records, items, ngram=spec.ngram, threshold=spec.threshold,
                                  min_exact_chars=spec.min_exact_chars)
+    report.benchmarks, report.missing_benchmarks = read, missing
+    report.settings["exclude"] = list(spec.exclude)
     allow = spec.allow_overlap if allow_overlap is None else allow_overlap
     if is_main_process():
         report.write(out / CONTAMINATION_REPORT)
