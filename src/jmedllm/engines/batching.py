@@ -1,0 +1,102 @@
+"""Run work in batches whose size halves when the accelerator runs out of memory.
+
+Used by every local engine method: items are processed batch by batch and their results
+stored as soon as a batch finishes, so an out-of-memory error only costs the batch that
+raised it, which is retried at half the size. Results already computed in a call are
+never lost, and the size that worked is remembered for the next call.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+log = logging.getLogger(__name__)
+
+#: first batch size tried when the user asks for batch_size="auto"
+AUTO_BATCH_START = 64
+
+
+def is_oom_error(exc: BaseException) -> bool:
+    """True for CUDA / MPS / CPU allocator out-of-memory errors (torch raises several kinds)."""
+    try:
+        import torch
+
+        if isinstance(exc, torch.OutOfMemoryError):
+            return True
+    except ImportError:  # pragma: no cover - torch is present wherever engines run
+        pass
+    if isinstance(exc, (RuntimeError, MemoryError)):
+        message = str(exc).lower()
+        return isinstance(exc, MemoryError) or "out of memory" in message or "can't allocate memory" in message
+    return False
+
+
+def free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class AdaptiveBatcher:
+    """Holds the current batch size of one engine method and runs batches with OOM back-off.
+
+    ``size`` is an int (fixed: an OOM is re-raised, since the user chose the size) or
+    "auto" (start at ``start`` and halve on OOM down to 1; the size that worked is kept).
+    """
+
+    def __init__(self, size: int | str, start: int = AUTO_BATCH_START) -> None:
+        if size == "auto":
+            self.auto = True
+            self.size = int(start)
+        elif isinstance(size, int) and not isinstance(size, bool) and size >= 1:
+            self.auto = False
+            self.size = size
+        else:
+            raise ValueError(f"batch_size must be a positive int or 'auto', got {size!r}")
+
+    def run(
+        self,
+        items: Sequence[T],
+        process: Callable[[Sequence[T]], Sequence[R]],
+        store: Callable[[Sequence[T], Sequence[R]], None],
+        max_items: Callable[[Sequence[T], int], int] | None = None,
+    ) -> None:
+        """Process ``items`` in order, ``size`` at a time, handing each result batch to ``store``.
+
+        ``max_items(remaining, size)`` may shrink a batch further (e.g. to a token budget).
+        On an out-of-memory error in auto mode, the failed batch is retried at half the size;
+        batches already stored stay stored.
+        """
+        start = 0
+        while start < len(items):
+            n = min(self.size, len(items) - start)
+            if max_items is not None:
+                n = max(1, min(n, max_items(items[start:], n)))
+            batch = items[start : start + n]
+            try:
+                results = process(batch)
+            except Exception as exc:  # noqa: BLE001 - filtered just below
+                if not is_oom_error(exc):
+                    raise
+                free_accelerator_memory()
+                if not self.auto:
+                    raise type(exc)(
+                        f"out of memory at batch_size={self.size}; use a smaller batch_size or 'auto' ({exc})"
+                    ) from exc
+                if n == 1:
+                    raise type(exc)(
+                        f"out of memory even at batch size 1; reduce max_length or use a smaller dtype ({exc})"
+                    ) from exc
+                self.size = max(1, n // 2)
+                log.warning("out of memory with a batch of %d; retrying with %d", n, self.size)
+                continue
+            store(batch, results)
+            start += n

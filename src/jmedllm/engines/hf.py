@@ -1,0 +1,657 @@
+"""The Hugging Face engine: a local causal LM (transformers), optionally with PEFT adapters.
+
+Log-likelihoods use prefix sharing (see prefix_sharing.py): one packed row per request,
+so a question's prompt is computed once however many choices it has, and letter-mode
+questions ("a".."e" after "答え：") cost one forward over the prompt. Rows of several
+requests are batched (longest first, padded, order restored). Generation is left-padded
+batched ``model.generate``; greedy by default.
+
+Model references are a local directory or a hub id, loaded the same way
+(AutoTokenizer / AutoModelForCausalLM). PEFT adapters are applied without merging, several
+may be loaded on one base and switched with ``use_adapter``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import torch
+
+from jmedllm.engines.adapters import AdapterError, AdapterInfo, check_adapter_base, commit_of, read_adapter_dir
+from jmedllm.engines.batching import AdaptiveBatcher
+from jmedllm.engines.prefix_sharing import EncodedRequest, encode_request, left_pad, pack_batch, tree_attention_mask
+from jmedllm.schema import Completion, ContinuationScore, GenerationParams, LoglikRequest
+
+log = logging.getLogger(__name__)
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+#: attention implementations that take a custom 4D mask as given (others: per-sequence scoring)
+TREE_MASK_ATTENTION = ("sdpa", "eager")
+#: config fields that may hold the context length, in order of preference
+CONTEXT_LENGTH_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length")
+DEFAULT_MAX_LENGTH = 2048
+#: a memory guard: rows per batch are limited so that rows x padded width stays under this
+DEFAULT_MAX_BATCH_TOKENS = 16384
+
+
+class ModelLoadError(FileNotFoundError):
+    """The model reference names no loadable model."""
+
+
+@dataclass
+class EngineStats:
+    """Work done by an engine since creation (or ``reset``), for throughput and FLOP/s figures.
+
+    ``tokens`` counts non-padding input positions run through the model (for generation:
+    prompt tokens plus every generated token fed back); ``padded_tokens`` counts all
+    positions including padding; ``logit_positions`` the positions projected to the vocabulary.
+    """
+
+    forward_passes: int = 0
+    tokens: int = 0
+    padded_tokens: int = 0
+    logit_positions: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+
+    def reset(self) -> None:
+        for k in asdict(self):
+            setattr(self, k, type(getattr(self, k))())
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """"auto" is float32 on CPU (fast and exact there) and bfloat16 (else float16) on CUDA."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}") from None
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available on this machine")
+    return dev
+
+
+def context_length_of(config: Any, tokenizer: Any) -> int:
+    """The model's context length: from its config, else the tokenizer's, else 2048."""
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for field in CONTEXT_LENGTH_FIELDS:
+        value = getattr(text_config, field, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    value = getattr(tokenizer, "model_max_length", None)
+    if isinstance(value, int) and 0 < value < 10_000_000:
+        return value
+    return DEFAULT_MAX_LENGTH
+
+
+def _is_path_like(ref: str) -> bool:
+    return ref.startswith(("/", "./", "../", "~", ".\\", "..\\")) or Path(ref).is_absolute()
+
+
+class HFEngine:
+    """A transformers causal LM behind the engine protocol (see engines/base.py).
+
+    Args:
+        model: local model directory or hub id.
+        adapter: a PEFT adapter directory, or a mapping name -> directory to load several on
+            the one base; the first is active. Adapters are never merged into the weights.
+        dtype: "auto" (float32 on CPU, bfloat16/float16 on CUDA), "float32", "bfloat16", "float16".
+        device: "auto" (cuda if available, else cpu), or a torch device string.
+        batch_size: rows per forward (int), or "auto": start at 64 and halve on out-of-memory.
+        max_length: context length in tokens; default from the model config.
+        max_batch_tokens: memory guard, rows x padded width per batch (at least one row).
+        loglik_strategy: "auto" (shared prefix when the attention implementation takes a
+            custom 4D mask, else per sequence), "shared_prefix", or "per_sequence" (each
+            context + continuation its own row, the classic way; kept as fallback and baseline).
+        attn_implementation: passed to from_pretrained (default: transformers' choice, sdpa).
+        trust_remote_code, revision: passed to from_pretrained.
+        check_adapter_base: refuse adapters whose recorded base evidently differs.
+    """
+
+    kind = "hf"
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        adapter: str | Path | Mapping[str, str | Path] | None = None,
+        dtype: str | torch.dtype = "auto",
+        device: str | torch.device = "auto",
+        batch_size: int | str = "auto",
+        max_length: int | None = None,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        loglik_strategy: str = "auto",
+        attn_implementation: str | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        check_adapter_base: bool = True,
+    ) -> None:
+        if loglik_strategy not in ("auto", "shared_prefix", "per_sequence"):
+            raise ValueError(f"loglik_strategy must be auto, shared_prefix or per_sequence, got {loglik_strategy!r}")
+        self.model_ref = str(model)
+        self.revision = revision
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.batch_size_option = batch_size
+        self._loglik_batches = AdaptiveBatcher(batch_size)
+        self._generate_batches = AdaptiveBatcher(batch_size)
+        self.max_batch_tokens = int(max_batch_tokens)
+        self.check_adapter_base = check_adapter_base
+        self.stats = EngineStats()
+
+        self.tokenizer, self._hf_model = self._load(attn_implementation, trust_remote_code)
+        config = self._hf_model.config
+        self.max_length = int(max_length) if max_length else context_length_of(config, self.tokenizer)
+        self.n_parameters = sum(p.numel() for p in self._hf_model.parameters())
+        self.attn_implementation = getattr(config, "_attn_implementation", None)
+        if loglik_strategy == "auto":
+            loglik_strategy = "shared_prefix" if self.attn_implementation in TREE_MASK_ATTENTION else "per_sequence"
+        elif loglik_strategy == "shared_prefix" and self.attn_implementation not in TREE_MASK_ATTENTION:
+            raise ValueError(
+                f"shared_prefix scoring needs attention taking a custom 4D mask ({', '.join(TREE_MASK_ATTENTION)}), "
+                f"the model uses {self.attn_implementation!r}"
+            )
+        self.loglik_strategy = loglik_strategy
+        self._sliding_window = self._active_sliding_window(config)
+        self._accepts_logits_to_keep = "logits_to_keep" in inspect.signature(self._hf_model.forward).parameters
+
+        self._bos_id, self._add_bos = self._bos_convention()
+        self.pad_id = self._first_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
+        self._eos_ids = self._eos_token_ids()
+        start = self._first_id(self._bos_id, self.tokenizer.eos_token_id)
+        self._start_ids: tuple[int, ...] = (start,) if start is not None else ()
+
+        self._peft: Any = None
+        self._adapters: dict[str, AdapterInfo] = {}
+        self.active_adapter: str | None = None
+        if adapter is not None:
+            items = adapter.items() if isinstance(adapter, Mapping) else [(None, adapter)]
+            for i, (name, path) in enumerate(items):
+                self.load_adapter(path, name=name, activate=(i == 0))
+
+    # ------------------------------------------------------------------ loading
+
+    def _load(self, attn_implementation: str | None, trust_remote_code: bool) -> tuple[Any, Any]:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        ref = self.model_ref
+        local = Path(ref).expanduser()
+        if local.exists():
+            if not local.is_dir():
+                raise ModelLoadError(f"model path {local} is a file; expected a model directory")
+            if not (local / "config.json").is_file():
+                raise ModelLoadError(f"model directory {local} has no config.json (not a transformers model)")
+            ref = str(local)
+        elif _is_path_like(ref):
+            raise ModelLoadError(f"model directory {local} does not exist")
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+        if self.revision:
+            kwargs["revision"] = self.revision
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(ref, **kwargs)
+            model_kwargs = dict(kwargs, dtype=self.dtype)
+            if attn_implementation:
+                model_kwargs["attn_implementation"] = attn_implementation
+            model = AutoModelForCausalLM.from_pretrained(ref, **model_kwargs)
+        except OSError as exc:
+            raise ModelLoadError(
+                f"could not load model {self.model_ref!r} (not a local directory, and not found on the "
+                f"Hugging Face hub or in its cache): {exc}"
+            ) from exc
+        model.to(self.device)
+        model.eval()
+        return tokenizer, model
+
+    @staticmethod
+    def _first_id(*candidates: Any) -> int | None:
+        for c in candidates:
+            if isinstance(c, int):
+                return c
+        return None
+
+    def _bos_convention(self) -> tuple[int | None, bool]:
+        """Whether the tokenizer prepends BOS by default (Llama) or not (Qwen2, GPT-2)."""
+        bos = self.tokenizer.bos_token_id
+        with_special = self.tokenizer("a").input_ids
+        without = self.tokenizer("a", add_special_tokens=False).input_ids
+        adds_bos = bos is not None and len(with_special) > len(without) and with_special[0] == bos
+        return bos, adds_bos
+
+    def _eos_token_ids(self) -> list[int]:
+        ids: list[int] = []
+        gen_eos = getattr(getattr(self._hf_model, "generation_config", None), "eos_token_id", None)
+        for value in (gen_eos, self.tokenizer.eos_token_id):
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(v, int) and v not in ids:
+                    ids.append(v)
+        return ids
+
+    @staticmethod
+    def _active_sliding_window(config: Any) -> int | None:
+        window = getattr(config, "sliding_window", None)
+        if not isinstance(window, int) or window <= 0 or getattr(config, "use_sliding_window", True) is False:
+            return None
+        layer_types = getattr(config, "layer_types", None)
+        if layer_types is not None and "sliding_attention" not in layer_types:
+            return None
+        return window
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` with the model's BOS convention, never an EOS.
+
+        BOS is prepended when the tokenizer does so by default, unless the text already
+        starts with the BOS string (a chat template that writes it).
+        """
+        ids = self.tokenizer(text, add_special_tokens=False).input_ids
+        if self._add_bos and not text.startswith(self.tokenizer.bos_token or "\0"):
+            return [self._bos_id, *ids]
+        return list(ids)
+
+    # ----------------------------------------------------------------- adapters
+
+    @property
+    def model(self) -> Any:
+        """The module that is called: the PEFT wrapper once an adapter is loaded, else the base."""
+        return self._peft if self._peft is not None else self._hf_model
+
+    @property
+    def adapter_names(self) -> list[str]:
+        return list(self._adapters)
+
+    def load_adapter(self, path: str | Path, name: str | None = None, activate: bool = True) -> str:
+        """Load a PEFT adapter on the base (not merged); returns its name (default: folder name)."""
+        from peft import PeftConfig, PeftModel
+
+        if name is None:
+            base_name = Path(path).expanduser().name or "adapter"
+            name, i = base_name, 2
+            while name in self._adapters:
+                name, i = f"{base_name}-{i}", i + 1
+        elif name in self._adapters:
+            raise ValueError(f"an adapter named {name!r} is already loaded")
+        info = read_adapter_dir(path, name)
+        if self.check_adapter_base:
+            check_adapter_base(info, self.model_ref, self._hf_model.config.to_dict())
+        peft_config = PeftConfig.from_pretrained(info.path)
+        peft_config.inference_mode = True
+        first = self._peft is None
+        try:
+            wrapper = PeftModel(self._hf_model, peft_config, adapter_name=name) if first else self._peft
+        except (RuntimeError, ValueError) as exc:  # e.g. target modules the model lacks
+            raise AdapterError(f"adapter {info.path} does not fit model {self.model_ref}: {exc}") from exc
+        try:
+            result = wrapper.load_adapter(info.path, adapter_name=name)
+        except (RuntimeError, ValueError) as exc:  # e.g. size mismatch
+            self._discard_adapter(wrapper, name, first)
+            raise AdapterError(f"adapter {info.path} does not fit model {self.model_ref}: {exc}") from exc
+        marker = f".{name}."
+        missing = [k for k in result.missing_keys if marker in k]
+        unexpected = list(result.unexpected_keys)
+        if missing or unexpected:
+            self._discard_adapter(wrapper, name, first)
+            raise AdapterError(
+                f"adapter {info.path} does not fit model {self.model_ref} "
+                f"(trained on {info.base_model_name_or_path}): "
+                f"{len(missing)} adapter weights found no place in the adapter, e.g. {missing[:2]}; "
+                f"{len(unexpected)} weights name modules the model lacks, e.g. {unexpected[:2]}"
+            )
+        wrapper.eval()
+        self._peft = wrapper
+        self._adapters[name] = info
+        if activate:
+            self.use_adapter(name)
+        return name
+
+    def _discard_adapter(self, wrapper: Any, name: str, first: bool) -> None:
+        """Undo a failed load, leaving the engine as it was."""
+        if first:
+            self._hf_model = wrapper.unload()
+        else:
+            wrapper.delete_adapter(name)
+
+    def use_adapter(self, name: str | None) -> None:
+        """Switch the active adapter; ``None`` evaluates the bare base model."""
+        if name is None:
+            self.active_adapter = None
+            return
+        if name not in self._adapters:
+            raise KeyError(f"no adapter named {name!r}; loaded: {self.adapter_names}")
+        self._peft.set_adapter(name, inference_mode=True)
+        self.active_adapter = name
+
+    @contextlib.contextmanager
+    def _adapter_scope(self) -> Iterator[None]:
+        if self._peft is not None and self.active_adapter is None:
+            with self._peft.disable_adapter():
+                yield
+        else:
+            yield
+
+    # ---------------------------------------------------------- log-likelihood
+
+    def loglikelihoods(self, requests: Sequence[LoglikRequest]) -> list[list[ContinuationScore]]:
+        """For each request, one ContinuationScore per continuation, in order.
+
+        All requests are tokenised and checked before any model call, so a bad request
+        fails the call before work is done. Requests whose context + longest continuation
+        exceed an active sliding window, and every request when loglik_strategy is
+        "per_sequence", are scored one continuation per row with the model's own masks.
+        """
+        t0 = time.perf_counter()
+        encoded = [
+            encode_request(i, r.context, r.continuations, self.encode, self.max_length, self._start_ids)
+            for i, r in enumerate(requests)
+        ]
+        results: list[list[ContinuationScore] | None] = [None] * len(encoded)
+        shared, single = [], []
+        for r in encoded:
+            longest = len(r.context) + max(len(c) for c in r.continuations) - 1
+            use_tree = self.loglik_strategy == "shared_prefix" and (
+                self._sliding_window is None or longest <= self._sliding_window
+            )
+            (shared if use_tree else single).append(r)
+
+        def store_rows(batch: Sequence[EncodedRequest], scores: Sequence[list[ContinuationScore]]) -> None:
+            for r, s in zip(batch, scores):
+                results[r.index] = s
+
+        shared.sort(key=lambda r: -r.packed_length)
+        self._loglik_batches.run(
+            shared,
+            self._score_packed,
+            store_rows,
+            max_items=lambda rest, n: self.max_batch_tokens // max(1, rest[0].packed_length),
+        )
+
+        if single:
+            pieces: dict[tuple[int, int], ContinuationScore] = {}
+            items = [(r, j) for r in single for j in range(len(r.continuations))]
+            items.sort(key=lambda it: -(len(it[0].context) + len(it[0].continuations[it[1]])))
+
+            def store_pieces(batch: Sequence[tuple[EncodedRequest, int]], scores: Sequence[ContinuationScore]) -> None:
+                for (r, j), s in zip(batch, scores):
+                    pieces[(r.index, j)] = s
+
+            self._loglik_batches.run(
+                items,
+                self._score_sequences,
+                store_pieces,
+                max_items=lambda rest, n: self.max_batch_tokens
+                // max(1, len(rest[0][0].context) + len(rest[0][0].continuations[rest[0][1]])),
+            )
+            for r in single:
+                results[r.index] = [pieces[(r.index, j)] for j in range(len(r.continuations))]
+        self.stats.seconds += time.perf_counter() - t0
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
+
+    def _forward_logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, keep: int
+    ) -> torch.Tensor:
+        """Logits of the last ``keep`` positions, (B, keep, V)."""
+        kwargs: dict[str, Any] = dict(
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention_mask.to(self.device),
+            position_ids=position_ids.to(self.device),
+            use_cache=False,
+        )
+        if self._accepts_logits_to_keep:
+            kwargs["logits_to_keep"] = keep
+        with torch.inference_mode(), self._adapter_scope():
+            logits = self.model(**kwargs).logits
+        self.stats.forward_passes += 1
+        self.stats.padded_tokens += input_ids.numel()
+        self.stats.logit_positions += input_ids.shape[0] * keep
+        return logits[:, -keep:]
+
+    @staticmethod
+    def _token_scores(
+        logits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[list[float], list[bool]]:
+        """Log-probability of each target and whether it is the argmax, at (row, col) of the logits."""
+        dev = logits.device
+        picked = logits[rows.to(dev), cols.to(dev)].float()  # (N, V): only the scored positions
+        logprobs = torch.log_softmax(picked, dim=-1)
+        t = targets.to(dev)[:, None]
+        token_lp = logprobs.gather(1, t)[:, 0]
+        greedy = picked.argmax(dim=-1) == t[:, 0]
+        return token_lp.cpu().tolist(), greedy.cpu().tolist()
+
+    def _score_packed(self, batch: Sequence[EncodedRequest]) -> list[list[ContinuationScore]]:
+        packed = pack_batch(batch, self.pad_id)
+        mask = tree_attention_mask(packed.segments.to(self.device), self.dtype)  # built where it is used
+        logits = self._forward_logits(packed.input_ids, mask, packed.position_ids, packed.keep)
+        self.stats.tokens += packed.n_real_tokens
+        token_lp, greedy = self._token_scores(logits, packed.rows, packed.cols, packed.targets)
+        sums: dict[tuple[int, int], float] = {}
+        all_greedy: dict[tuple[int, int], bool] = {}
+        for owner, lp, g in zip(packed.owners, token_lp, greedy):
+            sums[owner] = sums.get(owner, 0.0) + lp
+            all_greedy[owner] = all_greedy.get(owner, True) and g
+        return [
+            [
+                ContinuationScore(
+                    logprob=sums[(b, j)],
+                    n_tokens=len(cont),
+                    n_chars=r.n_chars[j],
+                    is_greedy=all_greedy[(b, j)],
+                    truncated_tokens=r.truncated_tokens,
+                )
+                for j, cont in enumerate(r.continuations)
+            ]
+            for b, r in enumerate(batch)
+        ]
+
+    def _score_sequences(self, batch: Sequence[tuple[EncodedRequest, int]]) -> list[ContinuationScore]:
+        """Classic scoring: every context + continuation is its own left-padded row."""
+        seqs = [r.context + r.continuations[j][:-1] for r, j in batch]
+        ids, mask, positions = left_pad(seqs, self.pad_id)
+        keep = max(len(r.continuations[j]) for r, j in batch)
+        logits = self._forward_logits(ids, mask, positions, keep)
+        self.stats.tokens += sum(len(s) for s in seqs)
+        rows, cols, targets = [], [], []
+        for b, (r, j) in enumerate(batch):
+            cont = r.continuations[j]
+            # the last len(cont) positions of the row predict the continuation's tokens
+            rows += [b] * len(cont)
+            cols += range(keep - len(cont), keep)
+            targets += cont
+        token_lp, greedy = self._token_scores(logits, torch.tensor(rows), torch.tensor(cols), torch.tensor(targets))
+        out, k = [], 0
+        for r, j in batch:
+            n = len(r.continuations[j])
+            out.append(
+                ContinuationScore(
+                    logprob=sum(token_lp[k : k + n]),
+                    n_tokens=n,
+                    n_chars=r.n_chars[j],
+                    is_greedy=all(greedy[k : k + n]),
+                    truncated_tokens=r.truncated_tokens,
+                )
+            )
+            k += n
+        return out
+
+    # --------------------------------------------------------------- generation
+
+    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[Completion]:
+        """One completion per prompt, in order (left-padded batches, longest first).
+
+        Greedy when ``params.temperature == 0``; else sampling with temperature and top_p,
+        seeded with ``params.seed`` (torch's global generator). Only ``params`` and the
+        model's EOS / pad ids steer decoding: sampling or repetition defaults in the model's
+        generation_config are deliberately not applied, so runs compare across models.
+        Prompts longer than ``max_length - max_new_tokens`` lose tokens from the left
+        (reported in ``truncated_tokens``). Text is cut before the first stop string;
+        ``n_completion_tokens`` counts generated tokens up to and including EOS / the stop.
+        """
+        if params.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {params.max_new_tokens}")
+        room = self.max_length - params.max_new_tokens
+        if room < 1:
+            raise ValueError(f"max_new_tokens={params.max_new_tokens} leaves no room for a prompt in max_length={self.max_length}")
+        t0 = time.perf_counter()
+        items: list[tuple[int, list[int], int]] = []
+        for i, prompt in enumerate(prompts):
+            ids = self.encode(prompt) or list(self._start_ids)
+            cut = max(0, len(ids) - room)
+            items.append((i, ids[cut:], cut))
+        items.sort(key=lambda it: -len(it[1]))
+        results: list[Completion | None] = [None] * len(items)
+        if params.temperature > 0:
+            torch.manual_seed(params.seed)
+
+        def store(batch: Sequence[tuple[int, list[int], int]], outs: Sequence[Completion]) -> None:
+            for (i, _, _), c in zip(batch, outs):
+                results[i] = c
+
+        self._generate_batches.run(
+            items,
+            lambda batch: self._generate_batch(batch, params),
+            store,
+            max_items=lambda rest, n: self.max_batch_tokens // max(1, len(rest[0][1]) + params.max_new_tokens),
+        )
+        self.stats.seconds += time.perf_counter() - t0
+        return results  # type: ignore[return-value]
+
+    def _generation_config(self, params: GenerationParams) -> Any:
+        from transformers import GenerationConfig
+
+        sample = params.temperature > 0
+        options: dict[str, Any] = {}
+        if sample:  # top_k=0 switches off the library's default top-k of 50
+            options = dict(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        return GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=sample,
+            eos_token_id=self._eos_ids or None,
+            pad_token_id=self.pad_id,
+            bos_token_id=self._bos_id,
+            stop_strings=[s for s in params.stop if s] or None,
+            **options,
+        )
+
+    def _generate_batch(self, batch: Sequence[tuple[int, list[int], int]], params: GenerationParams) -> list[Completion]:
+        from transformers import GenerationConfig
+
+        ids, mask, _ = left_pad([b[1] for b in batch], self.pad_id)
+        config = self._generation_config(params)
+        hf = self._hf_model
+        saved = hf.generation_config
+        # Model defaults fill every generate() option left unset; a neutral config in its place
+        # keeps decoding to exactly `params` (see generate's docstring).
+        hf.generation_config = GenerationConfig(
+            eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id
+        )
+        try:
+            with torch.inference_mode(), self._adapter_scope():
+                out = self.model.generate(
+                    input_ids=ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    generation_config=config,
+                    tokenizer=self.tokenizer if params.stop else None,
+                )
+        finally:
+            hf.generation_config = saved
+        new = out[:, ids.shape[1] :].cpu().tolist()
+        steps = len(new[0]) if new else 0
+        completions = [self._finish(tokens, prompt_ids, cut, params) for (_, prompt_ids, cut), tokens in zip(batch, new)]
+        self.stats.forward_passes += steps
+        self.stats.padded_tokens += ids.numel() + len(batch) * max(0, steps - 1)
+        self.stats.logit_positions += len(batch) * steps
+        self.stats.tokens += sum(c.n_prompt_tokens + max(0, c.n_completion_tokens - 1) for c in completions)
+        self.stats.generated_tokens += sum(c.n_completion_tokens for c in completions)
+        return completions
+
+    def _finish(self, tokens: list[int], prompt_ids: list[int], cut: int, params: GenerationParams) -> Completion:
+        """Cut one generated row at EOS or the first stop string; count its tokens."""
+        n = len(tokens)
+        reason = "length"
+        for k, t in enumerate(tokens):
+            if t in self._eos_ids:
+                n, reason = k + 1, "stop"
+                break
+        body = tokens[: n - 1] if reason == "stop" else tokens[:n]
+        text = self.tokenizer.decode(body, skip_special_tokens=False)
+        hits = [text.find(s) for s in params.stop if s and s in text]
+        if hits:
+            text = text[: min(hits)]
+            reason = "stop"
+        return Completion(
+            text=text,
+            n_prompt_tokens=len(prompt_ids),
+            n_completion_tokens=n,
+            finish_reason=reason,
+            truncated_tokens=cut,
+        )
+
+    # --------------------------------------------------------------- utilities
+
+    def format_chat(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """Render messages with the tokenizer's chat template (raises if the model has none)."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError(
+                f"model {self.model_ref} has no chat template (tokenizer.chat_template is empty); "
+                "use a plain-text prompt format for this model"
+            )
+        return self.tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable identity of what computes the scores (recorded in every run)."""
+        import peft
+        import transformers
+
+        config = self._hf_model.config
+        local = Path(self.model_ref).expanduser()
+        return {
+            "kind": self.kind,
+            "model": self.model_ref,
+            "model_path": str(local.resolve()) if local.exists() else None,
+            "revision": commit_of(self.model_ref, self.revision) or self.revision,
+            "config_class": type(config).__name__,
+            "model_type": getattr(config, "model_type", None),
+            "architectures": list(getattr(config, "architectures", None) or []),
+            "n_parameters": self.n_parameters,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "attn_implementation": self.attn_implementation,
+            "loglik_strategy": self.loglik_strategy,
+            "max_length": self.max_length,
+            "batch_size": self.batch_size_option,
+            "batch_size_now": {"loglik": self._loglik_batches.size, "generate": self._generate_batches.size},
+            "max_batch_tokens": self.max_batch_tokens,
+            "tokenizer_adds_bos": self._add_bos,
+            "eos_token_ids": list(self._eos_ids),
+            "adapters": [info.as_dict() for info in self._adapters.values()],
+            "active_adapter": self.active_adapter,
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+        }

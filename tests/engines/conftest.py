@@ -1,0 +1,75 @@
+"""Fixtures for engine tests: engines on the tiny real models and an independent reference scorer.
+
+The reference scores a continuation the plainest way: one unpadded sequence
+(context + continuation) through the raw transformers model, summing log_softmax at the
+continuation's positions. Engines must agree with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+def lm_eval_split(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Context / continuation ids the lm-evaluation-harness way (the tiny tokenizers add no BOS)."""
+    n = len(context) - len(context.rstrip())
+    if n:
+        context, continuation = context[:-n], context[-n:] + continuation
+    ctx = tokenizer(context, add_special_tokens=False).input_ids
+    whole = tokenizer(context + continuation, add_special_tokens=False).input_ids
+    return ctx, whole[len(ctx):]
+
+
+def sequence_logprob(model, ctx: list[int], cont: list[int]) -> tuple[float, bool]:
+    """Sum of log p(cont | ctx) and whether every token is the argmax, from one plain forward pass."""
+    ids = torch.tensor([ctx + cont])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    positions = range(len(ctx) - 1, len(ctx) + len(cont) - 1)  # position p predicts token p + 1
+    total = sum(logprobs[p, t].item() for p, t in zip(positions, cont))
+    greedy = all(logits[p].argmax().item() == t for p, t in zip(positions, cont))
+    return total, greedy
+
+
+@pytest.fixture(scope="session")
+def raw_models(tiny_model_dir: Path, tiny_qwen2_dir: Path):
+    """(tokenizer, model) loaded directly with transformers, independent of the engine."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = {}
+    for name, d in (("llama", tiny_model_dir), ("qwen2", tiny_qwen2_dir)):
+        model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+        out[name] = (AutoTokenizer.from_pretrained(d), model)
+    return out
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tiny_model_dir: Path, tiny_qwen2_dir: Path) -> dict[str, Path]:
+    return {"llama": tiny_model_dir, "qwen2": tiny_qwen2_dir}
+
+
+@pytest.fixture(scope="session")
+def engines(model_dirs):
+    """One float32 CPU HFEngine per tiny architecture, shared by read-only tests."""
+    from jmedllm.engines import load_engine
+
+    return {name: load_engine("hf", model=str(d), dtype="float32", device="cpu") for name, d in model_dirs.items()}
+
+
+@pytest.fixture(scope="session")
+def reference() -> Callable:
+    """reference(tokenizer, model, context, continuation) -> (logprob, is_greedy, n_tokens)."""
+
+    def score(tokenizer, model, context: str, continuation: str):
+        ctx, cont = lm_eval_split(tokenizer, context, continuation)
+        lp, greedy = sequence_logprob(model, ctx, cont)
+        return lp, greedy, len(cont)
+
+    return score

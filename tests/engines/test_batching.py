@@ -1,0 +1,65 @@
+"""Out-of-memory back-off: the failing batch is retried at half size, finished batches are kept."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from jmedllm.engines.batching import AdaptiveBatcher, is_oom_error  # noqa: E402
+
+
+def run(batcher, items, fails):
+    calls, stored = [], []
+
+    def process(batch):
+        calls.append(list(batch))
+        if fails(batch):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return [x * 10 for x in batch]
+
+    batcher.run(items, process, lambda b, r: stored.extend(zip(b, r)))
+    return calls, stored
+
+
+def test_auto_halves_until_it_fits():
+    b = AdaptiveBatcher("auto", start=8)
+    calls, stored = run(b, list(range(10)), fails=lambda batch: len(batch) > 3)
+    # 8 fails -> 4 fails -> 2 fits, then 2 at a time: sizes 8, 4, 2, 2, 2, 2, 2
+    assert [len(c) for c in calls] == [8, 4, 2, 2, 2, 2, 2]
+    assert stored == [(x, x * 10) for x in range(10)]
+    assert b.size == 2  # remembered for the next call
+
+
+def test_finished_batches_are_not_recomputed_after_a_later_oom():
+    b = AdaptiveBatcher("auto", start=4)
+    calls, stored = run(b, list(range(10)), fails=lambda batch: 6 in batch and len(batch) > 1)
+    # [0-3] ok; [4-7] fails -> size 2; [4,5] ok; [6,7] fails -> size 1; then 6, 7, 8, 9
+    assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [4, 5], [6, 7], [6], [7], [8], [9]]
+    assert stored == [(x, x * 10) for x in range(10)]  # each item stored exactly once, in order
+
+
+def test_fixed_size_reraises_with_advice_and_other_errors_pass_through():
+    with pytest.raises(torch.OutOfMemoryError, match="out of memory at batch_size=4"):
+        run(AdaptiveBatcher(4), list(range(8)), fails=lambda batch: True)
+    with pytest.raises(torch.OutOfMemoryError, match="even at batch size 1"):
+        run(AdaptiveBatcher("auto", start=2), [1, 2], fails=lambda batch: True)
+
+    def broken(batch):
+        raise ValueError("not memory")
+
+    with pytest.raises(ValueError, match="not memory"):
+        AdaptiveBatcher("auto").run([1], broken, lambda b, r: None)
+
+
+def test_is_oom_error():
+    assert is_oom_error(torch.OutOfMemoryError("x"))
+    assert is_oom_error(RuntimeError("[enforce fail] DefaultCPUAllocator: can't allocate memory: you tried"))
+    assert is_oom_error(MemoryError())
+    assert not is_oom_error(RuntimeError("size mismatch"))
+
+
+def test_bad_batch_size():
+    for bad in (0, -1, "big", True, 2.5):
+        with pytest.raises(ValueError, match="batch_size"):
+            AdaptiveBatcher(bad)
