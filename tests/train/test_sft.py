@@ -142,7 +142,7 @@ def test_overlong_prompts_stop_the_run_or_are_dropped_and_recorded(tmp_path, tin
                     json.dumps({"instruction": "症例。" * 200, "output": "答え"}, ensure_ascii=False) + "\n",
                     encoding="utf-8")
     with pytest.raises(UserError, match=r"(?s)1 examples have a prompt of at least max_length tokens.*long.jsonl:13"):
-        run_sft(sft_recipe(tmp_path / "a", tiny_model_dir, long, "training.max_steps=1"))
+        run_sft(sft_recipe(tmp_path / "a", tiny_model_dir, long, "training.max_steps=1", "instructions.overlong=error"))
     out = run_sft(sft_recipe(tmp_path / "b", tiny_model_dir, long, "training.max_steps=1", "instructions.overlong=drop"))
     data = json.loads((out / RUN_RECORD).read_text())["data"]
     assert data["dropped_overlong"] == [f"{long}:13"] and data["examples"] == 12
