@@ -87,13 +87,19 @@ def test_chat_examples_mask_everything_but_the_answer(tmp_path, tiny_model_dir, 
     assert all(im_end in [l for l in labels if l != -100] for _, labels in fed)
 
 
-def test_packed_examples_do_not_attend_to_each_other(tmp_path, tiny_model_dir, qa_jsonl):
-    """The log-probs of an example packed with others equal those of the example alone (padded batch)."""
+@pytest.mark.parametrize("layout", ["rows", "flat"])
+def test_packed_examples_do_not_attend_to_each_other(tmp_path, tiny_model_dir, qa_jsonl, layout):
+    """The log-probs of an example packed with others equal those of the example alone (padded batch).
+
+    ``rows``: packed rows stay a batch (our collator, sdpa/eager); ``flat``: TRL flattens the batch
+    into one sequence (its layout for FlashAttention) — both must isolate the examples.
+    """
     per_example = {}
     for batching in ("padded", "packed"):
         cap = CaptureBatches()
         run_sft(sft_recipe(tmp_path / batching, tiny_model_dir, qa_jsonl, f"instructions.batching={batching}",
-                           "training.max_steps=-1", "training.epochs=1", "training.learning_rate=0"),
+                           "training.max_steps=-1", "training.epochs=1", "training.learning_rate=0",
+                           f"training.packed_layout={layout}", "instructions.max_length=64"),
                 callbacks=[cap])
         got = {}
         for batch, lp in zip(cap.inputs, cap.log_probs):
@@ -106,8 +112,10 @@ def test_packed_examples_do_not_attend_to_each_other(tmp_path, tiny_model_dir, q
         if batching == "packed":
             packed_batch, packed_model = cap.inputs[0], cap.model
     assert per_example["padded"].keys() == per_example["packed"].keys() and len(per_example["packed"]) == 12
+    rows = packed_batch["input_ids"].shape[0]
+    assert rows == (1 if layout == "flat" else 4)  # flat: the whole batch in one sequence; rows: 4 rows
     assert any(len(segments({k: v[r : r + 1] for k, v in packed_batch.items() if k in ("input_ids", "labels", "position_ids")})) > 1
-               for r in range(packed_batch["input_ids"].shape[0]))  # some row really holds several examples
+               for r in range(rows))  # some row really holds several examples
     for key, lp in per_example["packed"].items():
         torch.testing.assert_close(lp, per_example["padded"][key], atol=1e-5, rtol=0)
     # Control: the same packed row without the position reset (plain causal attention over the row) differs.

@@ -20,6 +20,12 @@ class PackedAttentionError(RuntimeError):
     pass
 
 
+def attn_implementation(model: Any) -> str | None:
+    """The attention implementation a (possibly PEFT-wrapped) model runs with."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return getattr(config, "_attn_implementation", None)
+
+
 def check_packed_attention(model: Any, *, length: int = 8, seed: int = 0) -> dict[str, float]:
     """Raise PackedAttentionError if packed sequences leak into each other in ``model``.
 
@@ -51,7 +57,7 @@ def check_packed_attention(model: Any, *, length: int = 8, seed: int = 0) -> dic
     # order of the logits themselves.
     tolerance = max(1e-3, 0.05 * leak_err)
     if isolated_err > tolerance:
-        impl = getattr(config, "_attn_implementation", None)
+        impl = attn_implementation(model)
         raise PackedAttentionError(
             f"packed sequences attend to each other with attn_implementation={impl!r}: the logits of a sequence "
             f"packed behind another differ from its logits alone by {isolated_err:.3g} (without the position reset: "

@@ -6,10 +6,9 @@ the rest: optimiser, schedule, gradient accumulation / checkpointing, mixed prec
 checkpoints and resume, and multi-GPU through ``accelerate launch`` (DDP, DeepSpeed, FSDP).
 
 With ``corpus.isolate_documents`` (default) the blocks carry the lengths of their document
-pieces; TRL's padding-free collator turns them into position ids that restart at each document,
-so that documents sharing a block do not attend to each other (checked on the model before
-training, see jmedllm.train.attention), and the first token of a document is not predicted from
-the previous one. With ``isolate_documents: false`` blocks are plain rows (the classic
+pieces, which become position ids that restart at each document (jmedllm.train.collate), so that
+documents sharing a block do not attend to each other (checked on the model before training, see
+jmedllm.train.attention), and the first token of a document is not predicted from the previous one. With ``isolate_documents: false`` blocks are plain rows (the classic
 concatenate-and-chunk of run_clm.py): tokens attend across document boundaries inside a block.
 """
 
@@ -22,7 +21,8 @@ from typing import Any, Sequence
 
 from jmedllm.cli import UserError
 from jmedllm.train import provenance
-from jmedllm.train.attention import check_packed_attention
+from jmedllm.train.attention import attn_implementation, check_packed_attention
+from jmedllm.train.collate import use_layout
 from jmedllm.train.contamination import TrainingText
 from jmedllm.train.corpus import Corpus, CorpusError, pack_documents, read_corpus, tokenize_documents
 from jmedllm.train.recipe import Recipe, StageSpec, resolve_paths
@@ -107,15 +107,18 @@ def run_cpt(
         peft_config=st.lora_config(spec) if spec.method == "lora" else None,
         callbacks=list(callbacks),
     )
-    isolation = None
-    if spec.corpus.isolate_documents and not (trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled):
-        isolation = check_packed_attention(trainer.model)
+    isolation = layout = None
+    if spec.corpus.isolate_documents:
+        layout = use_layout(trainer, spec.training.packed_layout, attn_implementation(trainer.model))
+        if not (trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled):
+            isolation = check_packed_attention(trainer.model)
     training = st.train_and_save(trainer, out, resume=resume)
     if trainer.is_world_process_zero():
         data = {
             "corpus": packed.stats() | {
                 "empty_documents": corpus.empty,
                 "isolate_documents": spec.corpus.isolate_documents,
+                "packed_layout": layout,
                 "last_block": spec.corpus.last_block,
                 "text_unit": spec.corpus.text_unit,
                 "tokens_sha256": provenance.tokens_sha256(packed.blocks),

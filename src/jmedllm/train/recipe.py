@@ -75,6 +75,7 @@ class TrainingSpec:
     max_grad_norm: float = 1.0
     optim: str = "adamw_torch"
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on a bf16-capable CUDA GPU, else fp32
+    packed_layout: Literal["auto", "rows", "flat"] = "auto"  # packed batches: see jmedllm.train.collate
     logging_steps: int = 10
     save_steps: int = 500
     save_total_limit: int | None = 2

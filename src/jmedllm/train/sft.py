@@ -8,11 +8,14 @@ for chat the "prompt" is every message before the final assistant answer.
 
 Batching (``instructions.batching``):
 - ``padded``: TRL's default; rows padded to the longest in the batch, attention mask.
-- ``packed``: TRL ``packing`` (best-fit decreasing, whole examples) into rows of ``max_length``,
-  then padding-free batches whose position ids restart at every example; on CPU/GPU with sdpa or
-  eager attention transformers turns this into a block-diagonal mask (checked on the model
-  before training: jmedllm.train.attention), with FlashAttention the boundaries go to the kernel.
-- ``padding_free``: the batch's examples concatenated without packing (TRL ``padding_free``).
+- ``packed``: TRL ``packing`` (best-fit decreasing, whole examples) into rows of ``max_length``;
+  position ids restart at every example and no attention mask is passed, so transformers builds a
+  block-diagonal mask (sdpa, eager) or passes the boundaries to the kernel (FlashAttention); checked
+  on the model before training (jmedllm.train.attention). The batch stays a batch of rows for
+  sdpa / eager and is flattened into one sequence for FlashAttention (``training.packed_layout``,
+  jmedllm.train.collate).
+- ``padding_free``: the batch's examples concatenated into one sequence without packing (TRL
+  ``padding_free``): no padding computed; efficient with FlashAttention only.
 
 Lengths: before training every example is measured with the tokenizer the way TRL will
 tokenise it. A prompt that fills ``max_length`` would leave nothing to learn (TRL would drop the
@@ -34,7 +37,8 @@ from typing import Any, Sequence
 from jmedllm.cli import UserError
 from jmedllm.train import provenance
 from jmedllm.train import stage as st
-from jmedllm.train.attention import check_packed_attention
+from jmedllm.train.attention import attn_implementation, check_packed_attention
+from jmedllm.train.collate import use_layout
 from jmedllm.train.contamination import TrainingText
 from jmedllm.train.instructions import InstructionError, InstructionExample, from_questions, read_instructions
 from jmedllm.train.recipe import Recipe, StageSpec, resolve_paths
@@ -204,6 +208,11 @@ def run_sft(
         quantization_config=st.quantization_config(spec) if spec.method == "qlora" else None,
         callbacks=list(callbacks),
     )
+    layout = None
+    if batching == "packed":
+        layout = use_layout(trainer, spec.training.packed_layout, attn_implementation(trainer.model))
+    elif batching == "padding_free":
+        layout = "flat"
     isolation = None
     if batching != "padded" and not (trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled):
         isolation = check_packed_attention(trainer.model)
@@ -212,6 +221,7 @@ def run_sft(
         data = {
             "sources": sources,
             "batching": batching,
+            "packed_layout": layout,
             "max_length": ispec.max_length,
             "family": ispec.family,
             "chat": examples[0].is_chat,
