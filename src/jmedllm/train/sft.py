@@ -73,7 +73,8 @@ def stage_instructions(stage: StageSpec, data_root: Path | None) -> tuple[list[I
                 questions = list(bench.questions)[: src.limit]
                 got = from_questions(questions, family=spec.family, language=spec.language,
                                      answer_style=src.answer_style)
-                entry = {"benchmark": src.benchmark, "filters": src.filters, "answer_style": src.answer_style,
+                files.extend(Path(f) for f in bench.files)
+                entry = {"benchmark": bench.name, "filters": src.filters, "answer_style": src.answer_style,
                          "examples": len(got)}
                 if src.answer_style == "explanation":
                     entry["with_explanation"] = sum(1 for e in got if e.source.get("explanation"))

@@ -110,7 +110,8 @@ def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     """Refuse to write into a folder that already holds a run, unless resuming or told to overwrite."""
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
+    # A folder holding only the report of a run the guard stopped is free to use again.
+    if out.is_dir() and any(p.name != CONTAMINATION_REPORT for p in out.iterdir()):
         if resume:
             return
         if overwrite:
