@@ -17,6 +17,9 @@ COMMANDS: dict[str, str] = {
     "data": "jmedllm.commands.data",
     "eval": "jmedllm.commands.eval",
     "compare": "jmedllm.commands.compare",
+    "train": "jmedllm.commands.train",
+    "merge": "jmedllm.commands.merge",
+    "synth": "jmedllm.commands.synth",
 }
 
 

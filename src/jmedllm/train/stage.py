@@ -1,0 +1,293 @@
+"""What every training stage does around TRL's SFTTrainer.
+
+Resolve the data root, the starting model (``@stage`` references), precision and dtype; guard
+the output directory; run the contamination guard; build the ``SFTConfig`` and PEFT config from
+the recipe; train with resume; save model + tokenizer and the record of what made them.
+CPT (jmedllm.train.cpt) and SFT (jmedllm.train.sft) differ only in their data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from jmedllm.cli import UserError
+from jmedllm.paths import DATA_ROOT_ENV, DataRootError, resolve_data_root
+from jmedllm.train import provenance
+from jmedllm.train.contamination import (
+    ContaminationError,
+    ContaminationReport,
+    TrainingText,
+    check_contamination,
+    evaluation_items,
+)
+from jmedllm.train.recipe import Recipe, StageSpec
+
+log = logging.getLogger("jmedllm.train")
+
+CONTAMINATION_REPORT = "contamination_report.json"
+
+
+def stage_data_root(recipe: Recipe, data_root: str | os.PathLike[str] | None) -> Path | None:
+    """The data root for this run: the argument, else the recipe's, else $JMEDLLM_DATA_ROOT; may be None."""
+    value = data_root or recipe.data_root or os.environ.get(DATA_ROOT_ENV)
+    if not value:
+        return None
+    try:
+        return resolve_data_root(value)
+    except DataRootError as exc:
+        raise UserError(str(exc)) from None
+
+
+def is_main_process() -> bool:
+    """True in a single process, and on rank 0 under `accelerate launch` / torchrun."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def qlora_unavailable_reason() -> str | None:
+    """Why 4-bit QLoRA cannot run here (no CUDA, or no bitsandbytes), or None when it can."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return ("QLoRA needs a CUDA GPU (bitsandbytes 4-bit NF4 kernels), and this machine has none. "
+                "Use method=lora on this machine, or run the recipe on a GPU server.")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return "QLoRA needs bitsandbytes: pip install 'jmedllm[qlora]'."
+    return None
+
+
+def resolve_precision(stage: StageSpec) -> str:
+    """bf16 / fp16 / fp32: ``auto`` is bf16 on a bf16-capable CUDA GPU and fp32 elsewhere (CPU)."""
+    precision = stage.training.precision
+    if precision != "auto":
+        return precision
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def resolve_dtype(stage: StageSpec, precision: str) -> str:
+    """The dtype the model's weights are loaded in."""
+    if stage.model.dtype != "auto":
+        return stage.model.dtype
+    if precision == "bf16":
+        return "bfloat16"
+    if precision == "fp16":
+        # fp16 mixed precision keeps trainable weights in fp32: only a frozen (LoRA) base may be fp16.
+        return "float32" if stage.method == "full" else "float16"
+    return "float32"
+
+
+def resolve_model(recipe: Recipe, stage: StageSpec) -> str:
+    """The model a stage starts from: a hub id / folder, or an earlier stage's output (merged if LoRA)."""
+    ref = stage.model.name_or_path
+    if not ref:
+        raise UserError(f"stage {stage.name}: model.name_or_path is empty (set it in the recipe or with model.name_or_path=...)")
+    if not ref.startswith("@"):
+        return ref
+    prev = recipe.stage(ref[1:])
+    prev_dir = recipe.stage_dir(prev)
+    if not (prev_dir / provenance.RUN_RECORD).is_file():
+        raise UserError(f"stage {stage.name} starts from stage {prev.name}, which has not finished: "
+                        f"no {provenance.RUN_RECORD} in {prev_dir}")
+    if (prev_dir / "adapter_config.json").is_file():
+        merged = prev_dir / "merged"
+        if not (merged / "config.json").is_file():
+            from jmedllm.train.merge import merge_adapter
+
+            merge_adapter(prev_dir, merged)
+        return str(merged)
+    return str(prev_dir)
+
+
+def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to write into a folder that already holds a run, unless resuming or told to overwrite."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if resume:
+            return
+        if overwrite:
+            if is_main_process():
+                shutil.rmtree(out)
+        else:
+            raise UserError(f"{out} already holds a run: pass --resume to continue it, or --overwrite to start again")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def last_checkpoint(out: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(out)) if out.is_dir() else None
+
+
+def run_guard(records: Sequence[TrainingText], recipe: Recipe, data_root: Path | None, out: Path,
+              allow_overlap: bool | None) -> ContaminationReport | None:
+    """Compare training records with the evaluation benchmarks; stop (ContaminationError) on overlap.
+
+    With overlap allowed, the report is written to ``out/contamination_report.json`` and training goes on.
+    The report is written there also when the run is stopped, so that it can be read at leisure.
+    """
+    spec = recipe.contamination
+    if not spec.enabled:
+        log.warning("contamination check disabled by the recipe (contamination.enabled=false)")
+        return None
+    if data_root is None:
+        raise UserError("the contamination check needs the evaluation benchmarks: pass --data-root DIR (or set "
+                        f"${DATA_ROOT_ENV}); to train without the check set contamination.enabled=false")
+    items, read, missing = evaluation_items(data_root, spec.benchmarks, spec.exclude)
+    report = check_contamination(records, items, ngram=spec.ngram, threshold=spec.threshold,
+                                 min_exact_chars=spec.min_exact_chars)
+    report.benchmarks, report.missing_benchmarks = read, missing
+    report.settings["exclude"] = list(spec.exclude)
+    allow = spec.allow_overlap if allow_overlap is None else allow_overlap
+    if is_main_process():
+        report.write(out / CONTAMINATION_REPORT)
+    if report.clean:
+        log.info(report.format())
+        return report
+    if not allow:
+        raise ContaminationError(report, hint=f"full report: {out / CONTAMINATION_REPORT}. Remove these records, "
+                                              "exclude the benchmark (contamination.exclude=[...]), or pass "
+                                              "--allow-overlap to train knowingly.")
+    log.warning("training despite overlap (allowed):\n%s", report.format())
+    return report
+
+
+def lora_config(stage: StageSpec) -> Any:
+    from peft import LoraConfig
+
+    lora = stage.lora
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        bias=lora.bias,
+        task_type="CAUSAL_LM",
+    )
+
+
+def quantization_config(stage: StageSpec) -> Any:
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    q = stage.qlora
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=q.quant_type,
+        bnb_4bit_use_double_quant=q.double_quant,
+        bnb_4bit_compute_dtype=getattr(torch, q.compute_dtype),
+        bnb_4bit_quant_storage=getattr(torch, q.compute_dtype),
+    )
+
+
+def sft_config(recipe: Recipe, stage: StageSpec, out: Path, precision: str, **data_args: Any) -> Any:
+    """TRL ``SFTConfig`` for this stage: training fields from the recipe, data fields from the caller."""
+    import torch
+    from trl import SFTConfig
+
+    t = stage.training
+    if not 0 <= t.warmup_ratio < 1:
+        raise UserError(f"stage {stage.name}: training.warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
+    model_kwargs: dict[str, Any] = {
+        "dtype": resolve_dtype(stage, precision),
+        "attn_implementation": stage.model.attn_implementation,
+    }
+    if stage.model.revision:
+        model_kwargs["revision"] = stage.model.revision
+    return SFTConfig(
+        output_dir=str(out),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_steps if t.warmup_steps > 0 else t.warmup_ratio,
+        weight_decay=t.weight_decay,
+        per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        gradient_checkpointing=t.gradient_checkpointing,
+        max_grad_norm=t.max_grad_norm,
+        optim=t.optim,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        logging_steps=t.logging_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        report_to="none",
+        model_init_kwargs=model_kwargs,
+        trust_remote_code=stage.model.trust_remote_code,
+        disable_tqdm=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        **data_args,
+    )
+
+
+def load_tokenizer(model_path: str, stage: StageSpec) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path, revision=stage.model.revision,
+                                        trust_remote_code=stage.model.trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token  # what TRL would do; done here so that our pre-flight sees the same
+    return tok
+
+
+def train_and_save(trainer: Any, out: Path, *, resume: bool) -> dict[str, Any]:
+    """Train (from the last checkpoint when resuming), save model/adapter + tokenizer, return the results."""
+    model = trainer.model
+    model.config.use_cache = False  # needed for packed attention masks; restored before saving
+    checkpoint = last_checkpoint(out) if resume else None
+    if resume and checkpoint is None:
+        log.warning("--resume: no checkpoint in %s, training from the start", out)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    model.config.use_cache = True
+    trainer.save_model(str(out))  # adapter only for PEFT models; full weights otherwise (safetensors)
+    if trainer.is_world_process_zero():
+        trainer.processing_class.save_pretrained(str(out))
+    return {
+        "resumed_from": checkpoint,
+        "global_step": trainer.state.global_step,
+        "epoch": trainer.state.epoch,
+        "train_loss": result.training_loss,
+        "metrics": result.metrics,
+        "log_history": trainer.state.log_history,
+    }
+
+
+def write_record(out: Path, recipe: Recipe, stage: StageSpec, *, model_path: str, precision: str,
+                 files: Sequence[Path], data: dict[str, Any], training: dict[str, Any],
+                 contamination: ContaminationReport | None, started: str) -> Path:
+    """Write the resolved recipe (recipe.yaml) and the run record (jmedllm_train.json) into ``out``."""
+    (out / provenance.RECIPE_COPY).write_text(recipe.to_yaml(), encoding="utf-8")
+    record = {
+        "recipe": recipe.to_dict(),
+        "stage": stage.name,
+        "kind": stage.kind,
+        "method": stage.method,
+        "base_model": model_path,
+        "precision": precision,
+        "dtype": resolve_dtype(stage, precision),
+        "started": started,
+        "finished": provenance.now(),
+        "versions": provenance.versions(),
+        "git": provenance.git_commit(),
+        "data_files": provenance.data_hashes(files),
+        "data": data,
+        "training": training,
+        "contamination": None if contamination is None else {
+            "clean": contamination.clean,
+            "overlaps": len(contamination.overlaps),
+            "report": CONTAMINATION_REPORT,
+        },
+    }
+    return provenance.write_json(out / provenance.RUN_RECORD, record)
