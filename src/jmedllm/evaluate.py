@@ -10,6 +10,7 @@ Verdicts in the summary are always recomputed from the raw outputs stored in ite
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from jmedllm.config import to_dict
-from jmedllm.runs import RunDir, canonical_json, chunked, data_hashes, item_key, open_run, run_context
+from jmedllm.runs import RunDir, chunked, data_hashes, item_key, open_run, run_context, sha256_file
 from jmedllm.schema import ContinuationScore, GenerationParams, LoglikRequest, Question
 
 MODES = ("generate", "loglik", "letter")
@@ -173,12 +174,32 @@ def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict) -> dict:
     resolved = to_dict(cfg)
     for volatile in ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap"):
         resolved.pop(volatile, None)
-    stable_engine = {k: v for k, v in engine_desc.items() if k not in ("device", "batch_size")}
-    return {
-        "config": resolved,
-        "engine": stable_engine,
-        "data_hashes": hashes,
-    }
+    stable_engine = {k: v for k, v in engine_desc.items() if k not in ("device", "batch_size", "batch_size_now")}
+    identity = {"config": resolved, "engine": stable_engine, "data_hashes": hashes}
+    if Path(cfg.model).is_dir():
+        identity["model_fingerprint"] = model_fingerprint(Path(cfg.model))
+    return identity
+
+
+def model_fingerprint(model_dir: Path) -> dict[str, str]:
+    """A cheap fingerprint of local weights: config files hashed whole; each weight file by its
+    size and the sha256 of its first and last MiB (a full hash of 15 GB would take minutes)."""
+    out: dict[str, str] = {}
+    for f in sorted(model_dir.iterdir()):
+        if not f.is_file():
+            continue
+        if f.suffix in (".json", ".jinja", ".model", ".txt"):
+            out[f.name] = sha256_file(f)
+        elif f.suffix in (".safetensors", ".bin", ".pt", ".gguf"):
+            size = f.stat().st_size
+            h = hashlib.sha256(str(size).encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(1 << 20))
+                if size > 2 << 20:
+                    fh.seek(-(1 << 20), 2)
+                    h.update(fh.read(1 << 20))
+            out[f.name] = f"size={size};head-tail-sha256={h.hexdigest()}"
+    return out
 
 
 def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[dict[str, Any]]:

@@ -57,10 +57,17 @@ def model_dirs(tiny_model_dir: Path, tiny_qwen2_dir: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def engines(model_dirs):
-    """One float32 CPU HFEngine per tiny architecture, shared by read-only tests."""
+    """One float32 CPU HFEngine per tiny architecture, shared by read-only tests.
+
+    Padding limits are off, so that requests of different lengths share padded batches
+    and the tests exercise padding.
+    """
     from jmedllm.engines import load_engine
 
-    return {name: load_engine("hf", model=str(d), dtype="float32", device="cpu") for name, d in model_dirs.items()}
+    return {
+        name: load_engine("hf", model=str(d), dtype="float32", device="cpu", max_padding_fraction=None)
+        for name, d in model_dirs.items()
+    }
 
 
 @pytest.fixture(scope="session")

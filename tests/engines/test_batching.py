@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from jmedllm.engines.batching import AdaptiveBatcher, is_oom_error  # noqa: E402
+from jmedllm.engines.batching import AdaptiveBatcher, is_oom_error, rows_within_limits  # noqa: E402
 
 
 def run(batcher, items, fails):
@@ -63,3 +63,14 @@ def test_bad_batch_size():
     for bad in (0, -1, "big", True, 2.5):
         with pytest.raises(ValueError, match="batch_size"):
             AdaptiveBatcher(bad)
+
+
+def test_rows_within_limits():
+    lengths = [10, 10, 9, 5]
+    # 2 rows: 20 padded, 20 real, no padding; 3 rows: 30 padded, 29 real, 1 <= 0.1 * 30;
+    # 4 rows: 40 padded, 34 real, 6 > 0.1 * 40 = 4 -> stop at 3
+    assert rows_within_limits(lengths, max_tokens=100, max_padding_fraction=0.1) == 3
+    # 3 rows would be 30 padded tokens > 25
+    assert rows_within_limits(lengths, max_tokens=25, max_padding_fraction=0.1) == 2
+    assert rows_within_limits(lengths, max_tokens=100, max_padding_fraction=None) == 4
+    assert rows_within_limits([500, 10], max_tokens=100, max_padding_fraction=None) == 1  # always one row

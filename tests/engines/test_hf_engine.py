@@ -85,7 +85,7 @@ def test_sliding_window_requests_fall_back_to_the_models_own_mask(tmp_path, mode
     (copy / "config.json").write_text(json.dumps(config))
     tokenizer = AutoTokenizer.from_pretrained(copy)
     model = AutoModelForCausalLM.from_pretrained(copy, dtype=torch.float32).eval()
-    engine = HFEngine(copy, dtype="float32", device="cpu")
+    engine = HFEngine(copy, dtype="float32", device="cpu", max_padding_fraction=None)
     requests = [
         LoglikRequest("短い", ("a", "b")),  # fits in the window: shared prefix
         LoglikRequest("45歳の男性。発熱と咳嗽を主訴に来院した。診断は", ("肺炎", "心不全")),  # longer: per sequence

@@ -54,7 +54,8 @@ def test_shared_prefix_equals_plain_forward(arch, engines, raw_models, reference
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_per_sequence_strategy_agrees(arch, model_dirs, engines):
-    classic = HFEngine(model_dirs[arch], dtype="float32", device="cpu", loglik_strategy="per_sequence", batch_size=3)
+    classic = HFEngine(model_dirs[arch], dtype="float32", device="cpu", loglik_strategy="per_sequence", batch_size=3,
+                     max_padding_fraction=None)
     shared = engines[arch].loglikelihoods(REQUESTS)
     plain = classic.loglikelihoods(REQUESTS)
     for a_row, b_row in zip(shared, plain):
@@ -136,7 +137,8 @@ def test_unfittable_request_fails_before_any_work(model_dirs):
 
 def test_oom_halves_the_batch_and_keeps_scores(model_dirs, engines):
     """Out-of-memory is injected by a hook on the real model whenever a batch has > 2 rows."""
-    engine = load_engine("hf", model=str(model_dirs["llama"]), dtype="float32", device="cpu", batch_size="auto")
+    engine = load_engine("hf", model=str(model_dirs["llama"]), dtype="float32", device="cpu", batch_size="auto",
+                         max_padding_fraction=None)
 
     def too_big(module, args, kwargs):
         if kwargs["input_ids"].shape[0] > 2:
@@ -151,3 +153,15 @@ def test_oom_halves_the_batch_and_keeps_scores(model_dirs, engines):
     expected = engines["llama"].loglikelihoods(REQUESTS)
     for got_row, exp_row in zip(scores, expected):
         assert [s.logprob for s in got_row] == pytest.approx([s.logprob for s in exp_row], abs=1e-5)
+
+
+def test_bfloat16_scores_are_finite_and_close(model_dirs, engines):
+    """The additive mask uses the dtype's minimum; in bfloat16 (the GPU default) no NaN may appear."""
+    engine = HFEngine(model_dirs["qwen2"], dtype="bfloat16", device="cpu", max_padding_fraction=None)
+    assert engine.describe()["dtype"] == "bfloat16"
+    low = engine.loglikelihoods(REQUESTS)
+    high = engines["qwen2"].loglikelihoods(REQUESTS)
+    for low_row, high_row in zip(low, high):
+        for a, b in zip(low_row, high_row):
+            assert a.logprob == a.logprob  # not NaN
+            assert a.logprob == pytest.approx(b.logprob, abs=0.15 * b.n_tokens)

@@ -63,18 +63,24 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from jmedllm.benchmarks import BenchmarkSpecError, LoaderError
     from jmedllm.cli import UserError
     from jmedllm.config import ConfigError
+    from jmedllm.engines.adapters import AdapterError
     from jmedllm.evaluate import EvalError, run_eval
     from jmedllm.paths import DataRootError
+    from jmedllm.prompts import PromptTemplateError
     from jmedllm.runs import RunDirError
+
+    user_errors = (ConfigError, EvalError, DataRootError, RunDirError, FileNotFoundError, LoaderError,
+                   BenchmarkSpecError, PromptTemplateError, AdapterError)
 
     try:
         cfg = build_config(args)
         if not cfg.model:
             raise UserError("no model given (--model DIR_OR_HUB_ID)")
         path = run_eval(cfg, argv=sys.argv)
-    except (ConfigError, EvalError, DataRootError, RunDirError, FileNotFoundError) as exc:
+    except user_errors as exc:
         raise UserError(str(exc)) from exc
     print((path / "summary.md").read_text(encoding="utf-8"))
     print(f"run directory: {path}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,11 +23,9 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 
 from jmedllm.engines.adapters import AdapterError, AdapterInfo, check_adapter_base, commit_of, read_adapter_dir
-from jmedllm.engines.batching import AdaptiveBatcher
+from jmedllm.engines.batching import AdaptiveBatcher, rows_within_limits
 from jmedllm.engines.prefix_sharing import EncodedRequest, encode_request, left_pad, pack_batch, tree_attention_mask
 from jmedllm.schema import Completion, ContinuationScore, GenerationParams, LoglikRequest
-
-log = logging.getLogger(__name__)
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -45,6 +42,8 @@ CONTEXT_LENGTH_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len"
 DEFAULT_MAX_LENGTH = 2048
 #: a memory guard: rows per batch are limited so that rows x padded width stays under this
 DEFAULT_MAX_BATCH_TOKENS = 16384
+#: on CPU, log-likelihood batches stop growing when padding would exceed this share of the batch
+DEFAULT_CPU_PADDING_FRACTION = 0.1
 
 
 class ModelLoadError(FileNotFoundError):
@@ -127,6 +126,8 @@ class HFEngine:
         batch_size: rows per forward (int), or "auto": start at 64 and halve on out-of-memory.
         max_length: context length in tokens; default from the model config.
         max_batch_tokens: memory guard, rows x padded width per batch (at least one row).
+        max_padding_fraction: log-likelihood batches stop growing when padding would exceed
+            this share of their tokens; "auto": 0.1 on CPU (where padding is pure cost), none on GPU.
         loglik_strategy: "auto" (shared prefix when the attention implementation takes a
             custom 4D mask, else per sequence), "shared_prefix", or "per_sequence" (each
             context + continuation its own row, the classic way; kept as fallback and baseline).
@@ -147,6 +148,7 @@ class HFEngine:
         batch_size: int | str = "auto",
         max_length: int | None = None,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_padding_fraction: float | str | None = "auto",
         loglik_strategy: str = "auto",
         attn_implementation: str | None = None,
         trust_remote_code: bool = False,
@@ -163,6 +165,9 @@ class HFEngine:
         self._loglik_batches = AdaptiveBatcher(batch_size)
         self._generate_batches = AdaptiveBatcher(batch_size)
         self.max_batch_tokens = int(max_batch_tokens)
+        self.max_padding_fraction = max_padding_fraction if max_padding_fraction != "auto" else (
+            DEFAULT_CPU_PADDING_FRACTION if self.device.type == "cpu" else None
+        )
         self.check_adapter_base = check_adapter_base
         self.stats = EngineStats()
 
@@ -219,13 +224,16 @@ class HFEngine:
             model_kwargs = dict(kwargs, dtype=self.dtype)
             if attn_implementation:
                 model_kwargs["attn_implementation"] = attn_implementation
+            if self.device.type != "cpu":  # load straight onto the accelerator, not via host memory
+                model_kwargs["device_map"] = str(self.device)
             model = AutoModelForCausalLM.from_pretrained(ref, **model_kwargs)
         except OSError as exc:
             raise ModelLoadError(
                 f"could not load model {self.model_ref!r} (not a local directory, and not found on the "
                 f"Hugging Face hub or in its cache): {exc}"
             ) from exc
-        model.to(self.device)
+        if self.device.type == "cpu":
+            model.to(self.device)
         model.eval()
         return tokenizer, model
 
@@ -319,8 +327,8 @@ class HFEngine:
             raise AdapterError(
                 f"adapter {info.path} does not fit model {self.model_ref} "
                 f"(trained on {info.base_model_name_or_path}): "
-                f"{len(missing)} adapter weights found no place in the adapter, e.g. {missing[:2]}; "
-                f"{len(unexpected)} weights name modules the model lacks, e.g. {unexpected[:2]}"
+                f"{len(missing)} adapter weights of the model are not in the file, e.g. {missing[:2]}; "
+                f"{len(unexpected)} weights in the file name modules the model lacks, e.g. {unexpected[:2]}"
             )
         wrapper.eval()
         self._peft = wrapper
@@ -387,7 +395,7 @@ class HFEngine:
             shared,
             self._score_packed,
             store_rows,
-            max_items=lambda rest, n: self.max_batch_tokens // max(1, rest[0].packed_length),
+            max_items=lambda rest, n: self._rows_that_fit([r.packed_length for r in rest[:n]]),
         )
 
         if single:
@@ -403,14 +411,18 @@ class HFEngine:
                 items,
                 self._score_sequences,
                 store_pieces,
-                max_items=lambda rest, n: self.max_batch_tokens
-                // max(1, len(rest[0][0].context) + len(rest[0][0].continuations[rest[0][1]])),
+                max_items=lambda rest, n: self._rows_that_fit(
+                    [len(r.context) + len(r.continuations[j]) - 1 for r, j in rest[:n]]
+                ),
             )
             for r in single:
                 results[r.index] = [pieces[(r.index, j)] for j in range(len(r.continuations))]
         self.stats.seconds += time.perf_counter() - t0
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
+
+    def _rows_that_fit(self, lengths: Sequence[int]) -> int:
+        return rows_within_limits(lengths, self.max_batch_tokens, self.max_padding_fraction)
 
     def _forward_logits(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, keep: int
@@ -649,6 +661,7 @@ class HFEngine:
             "batch_size": self.batch_size_option,
             "batch_size_now": {"loglik": self._loglik_batches.size, "generate": self._generate_batches.size},
             "max_batch_tokens": self.max_batch_tokens,
+            "max_padding_fraction": self.max_padding_fraction,
             "tokenizer_adds_bos": self._add_bos,
             "eos_token_ids": list(self._eos_ids),
             "adapters": [info.as_dict() for info in self._adapters.values()],

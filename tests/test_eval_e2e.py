@@ -1,0 +1,106 @@
+"""`jmedllm eval` end to end on a tiny real model (random Llama, tokenizer trained on the shared data)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jmedllm.cli import main
+
+BENCHMARKS = "igakuqa:2022:A:limit=3,igakuqa-en:2022:A:limit=3,jjsimqa:limit=3,medqa:limit=3"
+
+
+@pytest.fixture(scope="module")
+def custom_mapping(tmp_path_factory):
+    d = tmp_path_factory.mktemp("custom")
+    (d / "bank.jsonl").write_text(
+        json.dumps({"qid": "h-1", "q": "高カリウム血症で正しいのはどれか。", "opts": ["T波増高", "U波出現", "QT延長"],
+                    "ans": "a"}, ensure_ascii=False) + "\n"
+        + json.dumps({"qid": "h-2", "q": "ループ利尿薬の副作用はどれか。2つ選べ。",
+                      "opts": ["高カリウム血症", "低カリウム血症", "高尿酸血症", "低血糖"], "ans": "b,c"},
+                     ensure_ascii=False) + "\n", encoding="utf-8")
+    (d / "bank.yaml").write_text("name: hospital-bank\ndata: bank.jsonl\nid: qid\nquestion: q\nchoices: opts\n"
+                                 "answer: ans\nanswer_style: letters\nanswer_separator: ','\n", encoding="utf-8")
+    return d / "bank.yaml"
+
+
+def _eval(model, out, data_root, *extra):
+    argv = ["eval", "--model", str(model), "--out", str(out), "--data-root", str(data_root), "--bootstrap", "200",
+            "--max-new-tokens", "8", *extra]
+    assert main(argv) == 0
+
+
+@pytest.mark.parametrize("mode", ["generate", "loglik", "letter"])
+def test_each_mode_end_to_end(mode, tiny_model_dir, data_root, custom_mapping, tmp_path):
+    out = tmp_path / mode
+    _eval(tiny_model_dir, out, data_root, "--mode", mode, "--benchmark", f"{BENCHMARKS},custom:{custom_mapping}")
+    config = json.loads((out / "config.json").read_text())
+    assert config["identity"]["config"]["mode"] == mode
+    assert config["identity"]["engine"]["n_parameters"] > 0
+    assert "model.safetensors" in config["identity"]["model_fingerprint"]
+    assert any("116-A.jsonl" in k for k in config["identity"]["data_hashes"])
+    records = [json.loads(x) for x in (out / "items.jsonl").read_text().splitlines()]
+    assert len(records) == 14
+    assert {r["benchmark"] for r in records} == {*BENCHMARKS.split(","), f"custom:{custom_mapping}"}
+    for r in records:
+        assert r["prompt"] and "verdict" in r
+        if mode == "generate":
+            assert isinstance(r["output"], str)
+        else:
+            assert len(r["scores"]) == len(r["continuations"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overall"]["n"] == 14 and summary["run"]["items_done"] == 14
+    assert set(summary["by"]["benchmark_language"]) >= {"igakuqa/ja", "igakuqa-en/en", "jjsimqa/ja", "medqa/en"}
+
+
+def test_same_command_twice_gives_identical_records(tiny_model_dir, data_root, tmp_path):
+    args = ("--mode", "loglik", "--benchmark", "igakuqa:2022:A:limit=4", "--shots", "1")
+    _eval(tiny_model_dir, tmp_path / "one", data_root, *args)
+    _eval(tiny_model_dir, tmp_path / "two", data_root, *args)
+    assert (tmp_path / "one" / "items.jsonl").read_bytes() == (tmp_path / "two" / "items.jsonl").read_bytes()
+    assert (tmp_path / "one" / "summary.json").read_bytes() == (tmp_path / "two" / "summary.json").read_bytes()
+
+
+def test_sigkill_then_rerun_gives_the_uninterrupted_summary(tiny_model_dir, data_root, tmp_path):
+    args = ["eval", "--model", str(tiny_model_dir), "--data-root", str(data_root), "--mode", "generate",
+            "--benchmark", "igakuqa:2022:A:limit=24", "--chunk-size", "2", "--max-new-tokens", "12",
+            "--bootstrap", "200"]
+    cli = [sys.executable, "-m", "jmedllm.cli"]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cli + args + ["--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    items = killed / "items.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if items.exists() and len(items.read_bytes().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_before = len(items.read_bytes().splitlines())
+    assert 4 <= n_before < 24
+    subprocess.run(cli + args + ["--out", str(killed)], env=env, check=True, capture_output=True)
+    subprocess.run(cli + args + ["--out", str(tmp_path / "whole")], env=env, check=True, capture_output=True)
+    assert (killed / "summary.json").read_bytes() == (tmp_path / "whole" / "summary.json").read_bytes()
+    assert (killed / "items.jsonl").read_bytes() == (tmp_path / "whole" / "items.jsonl").read_bytes()
+
+
+def test_user_errors_are_one_clear_line(tiny_model_dir, data_root, tmp_path, capsys):
+    assert main(["eval", "--model", str(tiny_model_dir), "--out", str(tmp_path / "x"), "--data-root", str(data_root),
+                 "--benchmark", "igakuqa:2022", "--prompt", "nope"]) == 2
+    assert "valid: alpaca" in capsys.readouterr().err
+    assert main(["eval", "--model", str(tiny_model_dir), "--out", str(tmp_path / "y"), "--data-root", str(data_root),
+                 "--benchmark", "igakua"]) == 2
+    assert "igakuqa" in capsys.readouterr().err
+    assert main(["eval", "--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path / "z"),
+                 "--data-root", str(data_root), "--benchmark", "igakuqa:2022"]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+    assert main(["eval", "--model", str(tiny_model_dir), "--adapter", str(tmp_path / "no-adapter"),
+                 "--out", str(tmp_path / "w"), "--data-root", str(data_root), "--benchmark", "igakuqa:2022"]) == 2
+    assert "no-adapter" in capsys.readouterr().err
