@@ -70,6 +70,7 @@ def test_prompt_tokens_are_masked_in_what_the_model_is_fed(tmp_path, tiny_model_
     assert sorted(fed) == sorted(expected)
     record = json.loads((out / RUN_RECORD).read_text())
     assert record["data"]["examples"] == 12 and record["data"]["truncated_completions"] == 0
+    assert record["data"]["prompt_not_a_prefix"] == []
     assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
 
 
@@ -141,7 +142,7 @@ def test_measured_lengths_match_what_trl_feeds(tmp_path, tiny_model_dir, qa_json
     for chat in (False, True):
         examples = read_instructions(qa_jsonl, chat=chat)
         lengths = measure_lengths(examples, tok)
-        assert lengths == [(labels.count(-100), len(ids)) for ids, labels in expected_rows(tok, chat=chat)]
+        assert lengths == [(labels.count(-100), len(ids), True) for ids, labels in expected_rows(tok, chat=chat)]
 
 
 def test_overlong_prompts_stop_the_run_or_are_dropped_and_recorded(tmp_path, tiny_model_dir, qa_jsonl):
@@ -165,3 +166,31 @@ def test_qlora_on_cpu_stops_with_a_clear_message(tmp_path, tiny_model_dir, qa_js
         run_sft(recipe)
     assert "method=lora" in str(exc.value)
     assert not (tmp_path / "sft").exists()  # stopped before touching anything
+
+
+def test_schedule_accumulation_and_checkpointing_reach_the_trainer(tmp_path, tiny_model_dir, qa_jsonl):
+    out = run_sft(sft_recipe(tmp_path, tiny_model_dir, qa_jsonl, "instructions.batching=padded",
+                             "training.max_steps=4", "training.batch_size=2", "training.gradient_accumulation_steps=2",
+                             "training.gradient_checkpointing=true", "training.lr_scheduler=linear",
+                             "training.warmup_steps=2", "training.learning_rate=1e-3"))
+    record = json.loads((out / RUN_RECORD).read_text())
+    logs = [h for h in record["training"]["log_history"] if "loss" in h]
+    # linear schedule with 2 warm-up steps out of 4, peak 1e-3: the rate used at step k is
+    # 1e-3 * lambda(k - 1) with lambda(s) = s / 2 for s < 2, else (4 - s) / (4 - 2):
+    # step 1: 0, step 2: 0.5e-3, step 3: 1e-3, step 4: 0.5e-3
+    assert [h["learning_rate"] for h in logs] == pytest.approx([0.0, 5e-4, 1e-3, 5e-4])
+    # 4 steps x 2 examples x 2 accumulated micro-batches = 16 examples = 16 / 12 epochs
+    assert record["training"]["epoch"] == pytest.approx(16 / 12)
+
+
+def test_prompt_that_is_not_a_token_prefix_is_detected(tiny_model_dir):
+    """A prompt ending inside a word ("... p" + "atient") tokenises differently alone: flagged, not hidden."""
+    from transformers import AutoTokenizer
+
+    from jmedllm.train.instructions import InstructionExample
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    clean, merged = measure_lengths([InstructionExample("a", prompt="Who is the patient?\n", completion="A man"),
+                                     InstructionExample("b", prompt="the p", completion="atient")], tok)
+    assert clean.prompt_is_prefix and not merged.prompt_is_prefix
+    assert merged.prompt < len(tok("the p")["input_ids"])  # the loss starts where the two tokenisations diverge

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from jmedllm.cli import UserError
 from jmedllm.train import provenance
@@ -88,12 +88,20 @@ def stage_instructions(stage: StageSpec, data_root: Path | None) -> tuple[list[I
     return examples, files, summary
 
 
-def measure_lengths(examples: Sequence[InstructionExample], tokenizer: Any) -> list[tuple[int, int]]:
-    """(prompt tokens, prompt + completion tokens) of each example, tokenised as TRL will tokenise it.
+class Lengths(NamedTuple):
+    prompt: int  # tokens of the prompt (the part without loss)
+    total: int  # tokens of prompt + completion
+    prompt_is_prefix: bool  # the prompt tokenised alone is a prefix of prompt + completion tokenised
+
+
+def measure_lengths(examples: Sequence[InstructionExample], tokenizer: Any) -> list[Lengths]:
+    """Token counts of each example, tokenised as TRL will tokenise it.
 
     Text: ``tokenizer(prompt)`` and ``tokenizer(prompt + completion + eos)``; chat: the chat template with
     the generation prompt for the prompt, the whole conversation for the total. The prompt length is the
-    common prefix of the two (TRL's rule when a template renders the prompt differently alone).
+    common prefix of the two (TRL's rule). When the prompt alone is *not* a prefix (a chat template that
+    renders the generation prompt differently, or tokens merging across the boundary), training sees a
+    different context than evaluation; such examples are counted in the run record.
     """
     from trl.data_utils import common_prefix_length
 
@@ -110,17 +118,18 @@ def measure_lengths(examples: Sequence[InstructionExample], tokenizer: Any) -> l
             completion = ex.completion if ex.completion.endswith(eos) else ex.completion + eos
             p = tokenizer(text=ex.prompt)["input_ids"]
             full = tokenizer(text=ex.prompt + completion)["input_ids"]
-        out.append((common_prefix_length(list(p), list(full)), len(full)))
+        common = common_prefix_length(list(p), list(full))
+        out.append(Lengths(common, len(full), common == len(p)))
     return out
 
 
-def apply_length_policy(examples: list[InstructionExample], lengths: list[tuple[int, int]], *, max_length: int,
+def apply_length_policy(examples: list[InstructionExample], lengths: Sequence[Lengths], *, max_length: int,
                         overlong: str, truncate_allowed: bool, stage_name: str) -> tuple[list[InstructionExample], dict[str, Any]]:
     """Decide what happens to examples that do not fit ``max_length`` (see the module docstring)."""
-    too_long = [ex for ex, (p, t) in zip(examples, lengths) if p >= max_length or (not truncate_allowed and t > max_length)]
-    truncated = [ex for ex, (p, t) in zip(examples, lengths) if p < max_length and t > max_length and truncate_allowed]
+    too_long = [ex for ex, (p, t, _) in zip(examples, lengths) if p >= max_length or (not truncate_allowed and t > max_length)]
+    truncated = [ex for ex, (p, t, _) in zip(examples, lengths) if p < max_length and t > max_length and truncate_allowed]
     if too_long and overlong == "error":
-        names = "\n".join(f"  {ex.location} ({p} prompt / {t} total tokens)" for ex, (p, t) in zip(examples, lengths)
+        names = "\n".join(f"  {ex.location} ({p} prompt / {t} total tokens)" for ex, (p, t, _) in zip(examples, lengths)
                           if ex in too_long[:20])
         what = "a prompt of at least max_length tokens" if truncate_allowed else "more than max_length tokens"
         raise UserError(f"stage {stage_name}: {len(too_long)} examples have {what} (max_length={max_length}):\n"
@@ -134,10 +143,15 @@ def apply_length_policy(examples: list[InstructionExample], lengths: list[tuple[
         "dropped_overlong": [ex.location for ex in too_long],
         "truncated_completions": len(truncated),
         "truncated_examples": [ex.location for ex in truncated[:100]],
-        "prompt_tokens": sum(p for p, _ in kept_lengths),
-        "completion_tokens": sum(t - p for p, t in kept_lengths),
-        "max_total_tokens": max((t for _, t in kept_lengths), default=0),
+        "prompt_tokens": sum(lt.prompt for lt in kept_lengths),
+        "completion_tokens": sum(lt.total - lt.prompt for lt in kept_lengths),
+        "max_total_tokens": max((lt.total for lt in kept_lengths), default=0),
+        "prompt_not_a_prefix": [ex.location for ex, lt in zip(kept, kept_lengths) if not lt.prompt_is_prefix][:100],
     }
+    if stats["prompt_not_a_prefix"]:
+        log.warning("stage %s: for %d examples the prompt tokenised alone is not a prefix of prompt + completion "
+                    "(chat template or token merge at the boundary): training context differs from evaluation",
+                    stage_name, len(stats["prompt_not_a_prefix"]))
     if truncated:
         log.warning("stage %s: %d completions are cut at max_length=%d", stage_name, len(truncated), max_length)
     if not kept:
