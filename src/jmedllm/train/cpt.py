@@ -75,12 +75,14 @@ def run_cpt(
     started = provenance.now()
     root = st.stage_data_root(recipe, data_root)
     out = recipe.stage_dir(spec)
-    st.prepare_output_dir(out, resume=resume, overwrite=overwrite)
+    with st.main_process_first():
+        st.prepare_output_dir(out, resume=resume, overwrite=overwrite)
 
     corpus = load_stage_corpus(spec, root)
     report = st.run_guard(corpus_records(corpus), recipe, root, out, allow_overlap)
 
-    model_path = st.resolve_model(recipe, spec)
+    with st.main_process_first():
+        model_path = st.resolve_model(recipe, spec)  # may merge an earlier stage's adapter
     tokenizer = st.load_tokenizer(model_path, spec)
     token_lists = tokenize_documents(corpus.documents, tokenizer)
     packed = pack_documents(token_lists, spec.corpus.block_size, spec.corpus.last_block)

@@ -191,12 +191,14 @@ def run_sft(
     started = provenance.now()
     root = st.stage_data_root(recipe, data_root)
     out = recipe.stage_dir(spec)
-    st.prepare_output_dir(out, resume=resume, overwrite=overwrite)
+    with st.main_process_first():
+        st.prepare_output_dir(out, resume=resume, overwrite=overwrite)
 
     examples, files, sources = stage_instructions(spec, root)
     report = st.run_guard(instruction_records(examples), recipe, root, out, allow_overlap)
 
-    model_path = st.resolve_model(recipe, spec)
+    with st.main_process_first():
+        model_path = st.resolve_model(recipe, spec)  # may merge an earlier stage's adapter
     tokenizer = st.load_tokenizer(model_path, spec)
     ispec = spec.instructions
     batching = ispec.batching

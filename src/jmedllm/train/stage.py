@@ -12,8 +12,9 @@ import importlib.util
 import logging
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from jmedllm.cli import UserError
 from jmedllm.paths import DATA_ROOT_ENV, DataRootError, resolve_data_root
@@ -46,6 +47,18 @@ def stage_data_root(recipe: Recipe, data_root: str | os.PathLike[str] | None) ->
 def is_main_process() -> bool:
     """True in a single process, and on rank 0 under `accelerate launch` / torchrun."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextmanager
+def main_process_first() -> Iterator[None]:
+    """Under `accelerate launch`, let rank 0 do the file-system work (folders, merges) before the others."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield
+        return
+    from accelerate import PartialState
+
+    with PartialState().main_process_first():
+        yield
 
 
 def qlora_unavailable_reason() -> str | None:
@@ -108,6 +121,9 @@ def resolve_model(recipe: Recipe, stage: StageSpec) -> str:
 
 def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     """Refuse to write into a folder that already holds a run, unless resuming or told to overwrite."""
+    if not is_main_process():  # rank 0 has checked (and created, or emptied) the folder
+        out.mkdir(parents=True, exist_ok=True)
+        return
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a folder")
     # A folder holding only the report of a run the guard stopped is free to use again.
@@ -115,8 +131,7 @@ def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
         if resume:
             return
         if overwrite:
-            if is_main_process():
-                shutil.rmtree(out)
+            shutil.rmtree(out)
         else:
             raise UserError(f"{out} already holds a run: pass --resume to continue it, or --overwrite to start again")
     out.mkdir(parents=True, exist_ok=True)
