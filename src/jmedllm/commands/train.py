@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="optional stage to run (cpt, sft or a stage name; default: all stages), then overrides")
     p.add_argument("--recipe", nargs="+", metavar=("RECIPE", "key=value"),
                    help="recipe YAML file or shipped name (see --list), optionally followed by key=value overrides")
-    p.add_argument("--model", help="model of the first stage (hub id or folder): model.name_or_path")
+    p.add_argument("--model", help="model (hub id or folder) of the selected stage, else of the first stage")
     p.add_argument("--output-dir", help="output folder (each stage writes OUTPUT_DIR/<stage>)")
     p.add_argument("--data-root", help="data root: benchmarks for the contamination check, ${data_root} in paths")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint; keep finished stages")
@@ -58,8 +58,8 @@ def _parse(args: argparse.Namespace):
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
     recipe = load_recipe(name, overrides)
-    if args.model:
-        recipe.stages[0].model.name_or_path = args.model
+    if args.model:  # the selected stage's model, else the first stage's
+        (recipe.stage(stage) if stage else recipe.stages[0]).model.name_or_path = args.model
     return recipe, stage
 
 

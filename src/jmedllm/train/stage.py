@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -218,34 +219,37 @@ def sft_config(recipe: Recipe, stage: StageSpec, out: Path, precision: str, **da
     }
     if stage.model.revision:
         model_kwargs["revision"] = stage.model.revision
-    return SFTConfig(
-        output_dir=str(out),
-        num_train_epochs=t.epochs,
-        max_steps=t.max_steps,
-        learning_rate=t.learning_rate,
-        lr_scheduler_type=t.lr_scheduler,
-        warmup_steps=t.warmup_steps if t.warmup_steps > 0 else t.warmup_ratio,
-        weight_decay=t.weight_decay,
-        per_device_train_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        gradient_checkpointing=t.gradient_checkpointing,
-        max_grad_norm=t.max_grad_norm,
-        optim=t.optim,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        logging_steps=t.logging_steps,
-        save_strategy="steps",
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        seed=recipe.seed,
-        data_seed=recipe.seed,
-        report_to="none",
-        model_init_kwargs=model_kwargs,
-        trust_remote_code=stage.model.trust_remote_code,
-        disable_tqdm=True,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        **data_args,
-    )
+    with warnings.catch_warnings():
+        # transformers 5 renamed gradient_checkpointing; TRL 1.16's SFTConfig still sets it (noise, not ours)
+        warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning)
+        return SFTConfig(
+            output_dir=str(out),
+            num_train_epochs=t.epochs,
+            max_steps=t.max_steps,
+            learning_rate=t.learning_rate,
+            lr_scheduler_type=t.lr_scheduler,
+            warmup_steps=t.warmup_steps if t.warmup_steps > 0 else t.warmup_ratio,  # < 1: a ratio (transformers 5)
+            weight_decay=t.weight_decay,
+            per_device_train_batch_size=t.batch_size,
+            gradient_accumulation_steps=t.gradient_accumulation_steps,
+            gradient_checkpointing=t.gradient_checkpointing,
+            max_grad_norm=t.max_grad_norm,
+            optim=t.optim,
+            bf16=precision == "bf16",
+            fp16=precision == "fp16",
+            logging_steps=t.logging_steps,
+            save_strategy="steps",
+            save_steps=t.save_steps,
+            save_total_limit=t.save_total_limit,
+            seed=recipe.seed,
+            data_seed=recipe.seed,
+            report_to="none",
+            model_init_kwargs=model_kwargs,
+            trust_remote_code=stage.model.trust_remote_code,
+            disable_tqdm=True,
+            dataloader_pin_memory=torch.cuda.is_available(),
+            **data_args,
+        )
 
 
 def load_tokenizer(model_path: str, stage: StageSpec) -> Any:
