@@ -75,3 +75,17 @@ def test_benchmark_questions_in_every_answer_style(data_root):
     assert q.explanation and from_questions([q], family="alpaca", answer_style="explanation")[0].source["explanation"]
     (chat, _) = from_questions(questions, family="chat")
     assert chat.is_chat and chat.messages[-1]["role"] == "assistant" and chat.messages[0]["role"] == "system"
+
+
+def test_family_is_read_as_eval_reads_it(data_root, tmp_path):
+    questions = load_benchmark("yakugakuqa:2024", data_root, limit=1).questions
+    with pytest.raises(InstructionError, match="unknown prompt family 'plain'"):
+        from_questions(questions, family="plain")
+    with pytest.raises(InstructionError, match="template file .*missing.j2 not found"):
+        from_questions(questions, family=str(tmp_path / "missing.j2"))
+    from jmedllm.prompts import PACKAGED_TEMPLATES, build_prompt
+
+    template = PACKAGED_TEMPLATES / "alpaca_example.j2"
+    (ex,) = from_questions(questions, family=str(template))
+    assert ex.prompt == build_prompt(questions[0], family="alpaca", mode="generate", template_file=template).text
+    assert ex.source["family"] == str(template)

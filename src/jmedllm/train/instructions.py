@@ -206,14 +206,24 @@ def from_questions(
     the source's explanation (e.g. YakugakuQA ``comment``) then the answer line; an item without an
     explanation gets the answer line alone, and ``source.explanation`` records whether it had one.
     """
-    from jmedllm.prompts import sft_example
+    from jmedllm.prompts import FAMILIES, sft_example
 
     if answer_style not in ANSWER_STYLES:
         raise InstructionError(f"answer_style must be one of {', '.join(ANSWER_STYLES)}, not {answer_style!r}")
+    # as `jmedllm eval --prompt` reads it: a family name, or a Jinja template file rendered in place of a
+    # text family's layout (prompts.build_prompt; the alpaca family supplies the answer format around it)
+    template_file, family_name = None, family
+    if family.endswith((".j2", ".jinja", ".jinja2")) or "/" in family:
+        template_file, family_name = Path(family), "alpaca"
+        if not template_file.is_file():
+            raise InstructionError(f"prompt template file {template_file} not found")
+    elif family not in FAMILIES:
+        raise InstructionError(f"unknown prompt family {family!r}; valid: {', '.join(FAMILIES)} or a .j2 template file")
     out: list[InstructionExample] = []
     for q in questions:
         try:
-            row = sft_example(q, family=family, language=language, target_style=answer_style)
+            row = sft_example(q, family=family_name, language=language, target_style=answer_style,
+                              template_file=template_file)
         except ValueError as exc:
             where = f"{q.meta.get('source_file', q.benchmark)}:{q.meta.get('source_line', q.id)}"
             raise InstructionError(f"{where}: cannot build a training example for {q.id}: {exc}") from None
