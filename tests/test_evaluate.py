@@ -154,3 +154,14 @@ def test_compare_two_runs_paired(tmp_path, data_root):
     assert paired["mcnemar_p"] == pytest.approx(186 / 256)
     text = compare_markdown(result)
     assert "says-d" in text and "+20.0" in text
+
+
+def test_user_template_file_renders_like_its_family(tmp_path, data_root):
+    from jmedllm.prompts import PACKAGED_TEMPLATES
+
+    template = PACKAGED_TEMPLATES / "alpaca_example.j2"  # reproduces the alpaca family exactly
+    by_file = run_eval(cfg(tmp_path, data_root, out=str(tmp_path / "f"), prompt=str(template), limit=3),
+                       engine=ScriptedEngine())
+    by_name = run_eval(cfg(tmp_path, data_root, out=str(tmp_path / "n"), limit=3), engine=ScriptedEngine())
+    prompts = lambda d: [json.loads(x)["prompt"] for x in (d / "items.jsonl").read_text().splitlines()]
+    assert prompts(by_file) == prompts(by_name)

@@ -112,7 +112,7 @@ def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None
         template_file = Path(cfg.prompt)
         if not template_file.is_file():
             raise EvalError(f"prompt template file {template_file} not found")
-        family = "template"
+        family = "alpaca"  # the template replaces the alpaca layout; the family supplies the answer format
     elif cfg.prompt not in P.FAMILIES:
         raise EvalError(f"unknown prompt {cfg.prompt!r}; valid: {', '.join(P.FAMILIES)} or a .j2 template file")
 
