@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "train": "jmedllm.commands.train",
     "merge": "jmedllm.commands.merge",
     "synth": "jmedllm.commands.synth",
+    "demo": "jmedllm.commands.demo",
 }
 
 

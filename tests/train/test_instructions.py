@@ -89,3 +89,14 @@ def test_family_is_read_as_eval_reads_it(data_root, tmp_path):
     (ex,) = from_questions(questions, family=str(template))
     assert ex.prompt == build_prompt(questions[0], family="alpaca", mode="generate", template_file=template).text
     assert ex.source["family"] == str(template)
+
+
+def test_blank_answer_text_is_refused_with_the_item_named():
+    from jmedllm.schema import Question
+    from jmedllm.train.instructions import InstructionError, from_questions
+
+    q = Question("114C11", "igakuqa", "図中の●の組合せで正しいのはどれか。", ("\u3000", "\u3000"), frozenset({1}), 1, "ja",
+                 meta={"source_file": "igakuqa/data/2020/114-C.jsonl", "source_line": 11})
+    with pytest.raises(InstructionError, match=r"114-C.jsonl:11: 114C11 has a blank text answer"):
+        from_questions([q], family="alpaca", answer_style="text")
+    assert from_questions([q], family="alpaca", answer_style="letter")[0].completion == "b"

@@ -103,6 +103,11 @@ def find_problems(bench: Benchmark) -> list[Problem]:
     if fewer:
         problems.append(Problem(WARNING, f"{len(fewer)} question(s) with fewer gold keys than choices asked for",
                                 tuple(fewer)))
+    blank = [q.id for q in bench.questions if any(not c.strip() for c in q.choices)]
+    if blank:
+        problems.append(Problem(WARNING, f"{len(blank)} question(s) with a blank choice (its text is elsewhere, "
+                                "e.g. in a table in the question; exact match and Gestalt cannot use it)",
+                                tuple(blank)))
     empty = [q.id for q in bench.questions if not q.text.strip()]
     if empty:
         problems.append(Problem(WARNING, f"{len(empty)} question(s) with an empty question text", tuple(empty)))

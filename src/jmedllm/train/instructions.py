@@ -227,6 +227,11 @@ def from_questions(
         except ValueError as exc:
             where = f"{q.meta.get('source_file', q.benchmark)}:{q.meta.get('source_line', q.id)}"
             raise InstructionError(f"{where}: cannot build a training example for {q.id}: {exc}") from None
+        target = row["completion"] if "completion" in row else row["messages"][-1]["content"]
+        if not target.strip():
+            where = f"{q.meta.get('source_file', q.benchmark)}:{q.meta.get('source_line', q.id)}"
+            raise InstructionError(f"{where}: {q.id} has a blank {answer_style} answer (a blank choice text?); "
+                                   "leave it out of the training questions or use answer_style letter")
         source = {"kind": "benchmark", "benchmark": q.benchmark, "item_id": q.id, "family": family,
                   "language": language or q.language, "answer_style": answer_style}
         if answer_style == "explanation":
