@@ -82,6 +82,20 @@ def run(args: argparse.Namespace) -> int:
         path = run_eval(cfg, argv=sys.argv)
     except user_errors as exc:
         raise UserError(str(exc)) from exc
-    print((path / "summary.md").read_text(encoding="utf-8"))
-    print(f"run directory: {path}")
+    print(headline(path / "summary.md"))
+    print(f"full summary: {path / 'summary.md'}; run directory: {path}")
     return 0
+
+
+HEADLINE_SECTIONS = ("# Summary", "## Overall", "## By benchmark language", "## Exams", "## Notes")
+
+
+def headline(summary_md) -> str:
+    """The parts of summary.md worth printing: overall, per benchmark and language, exams, notes."""
+    sections: list[list[str]] = []
+    for line in summary_md.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not sections:
+            sections.append([])
+        sections[-1].append(line)
+    keep = [sec for sec in sections if sec and sec[0].startswith(HEADLINE_SECTIONS)]
+    return "\n".join("\n".join(sec).rstrip() + "\n" for sec in keep)

@@ -246,7 +246,7 @@ def sft_config(recipe: Recipe, stage: StageSpec, out: Path, precision: str, **da
             report_to="none",
             model_init_kwargs=model_kwargs,
             trust_remote_code=stage.model.trust_remote_code,
-            disable_tqdm=True,
+            disable_tqdm=False,  # steps, rate and ETA on stderr
             dataloader_pin_memory=torch.cuda.is_available(),
             **data_args,
         )
