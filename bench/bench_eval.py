@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=60, help="text-only five-choice items of IgakuQA 2022 (ja)")
     parser.add_argument("--modes", nargs="+", default=["loglik", "letter", "generate"])
     parser.add_argument("--naive-batch", type=int, default=8, help="rows per forward of the naive loglik baseline")
-    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="as jmedllm eval's default")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:

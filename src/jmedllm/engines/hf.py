@@ -548,7 +548,9 @@ class HFEngine:
             items,
             lambda batch: self._generate_batch(batch, params),
             store,
-            max_items=lambda rest, n: self.max_batch_tokens // max(1, len(rest[0][1]) + params.max_new_tokens),
+            # padded prompt positions cost a full forward each at prefill: on CPU keep padding
+            # within max_padding_fraction (batches of similar lengths), as for log-likelihoods
+            max_items=lambda rest, n: self._rows_that_fit([len(r[1]) + params.max_new_tokens for r in rest[:n]]),
         )
         self.stats.seconds += time.perf_counter() - t0
         return results  # type: ignore[return-value]
