@@ -12,6 +12,10 @@ import importlib
 import sys
 from typing import Sequence
 
+from jmedllm.errors import UserError  # re-exported: commands raise jmedllm.cli.UserError
+
+__all__ = ["COMMANDS", "UserError", "build_parser", "main"]
+
 # name -> module; a plain dict, no plugin magic.
 COMMANDS: dict[str, str] = {
     "data": "jmedllm.commands.data",
@@ -22,10 +26,6 @@ COMMANDS: dict[str, str] = {
     "synth": "jmedllm.commands.synth",
     "demo": "jmedllm.commands.demo",
 }
-
-
-class UserError(Exception):
-    """An error caused by the user's input: printed as one clear message, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

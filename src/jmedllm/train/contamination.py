@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from jmedllm.cli import UserError
+from jmedllm.errors import UserError
 
 _NOT_WORD = re.compile(r"[\W_]+")  # everything but letters and digits: spaces, punctuation, symbols, controls
 

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from jmedllm.cli import UserError
+from jmedllm.errors import UserError
 from jmedllm.train import provenance
 from jmedllm.train.attention import attn_implementation, check_packed_attention
 from jmedllm.train.collate import use_layout

@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from jmedllm.cli import UserError
+from jmedllm.errors import UserError
 from jmedllm.train import provenance
 
 MERGE_RECORD = "jmedllm_merge.json"

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from jmedllm.cli import UserError
+from jmedllm.errors import UserError
 from jmedllm.config import ConfigError, from_mapping, load_yaml, parse_override
 
 DATA_ROOT_VAR = "${data_root}"

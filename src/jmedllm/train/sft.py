@@ -34,7 +34,7 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-from jmedllm.cli import UserError
+from jmedllm.errors import UserError
 from jmedllm.train import provenance
 from jmedllm.train import stage as st
 from jmedllm.train.attention import attn_implementation, check_packed_attention

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from jmedllm.cli import UserError
+from jmedllm.errors import UserError
 from jmedllm.paths import DATA_ROOT_ENV, DataRootError, resolve_data_root
 from jmedllm.train import provenance
 from jmedllm.train.contamination import (
