@@ -104,3 +104,45 @@ def test_user_errors_are_one_clear_line(tiny_model_dir, data_root, tmp_path, cap
     assert main(["eval", "--model", str(tiny_model_dir), "--adapter", str(tmp_path / "no-adapter"),
                  "--out", str(tmp_path / "w"), "--data-root", str(data_root), "--benchmark", "igakuqa:2022"]) == 2
     assert "no-adapter" in capsys.readouterr().err
+
+
+def _random_lora(base_dir, out_dir, seed):
+    import peft
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    torch.manual_seed(seed)
+    config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft.get_peft_model(base, config).save_pretrained(out_dir)
+    return out_dir
+
+
+def test_several_adapters_against_one_loaded_base(tiny_model_dir, data_root, tmp_path, capsys):
+    a = _random_lora(tiny_model_dir, tmp_path / "lora-a", seed=1)
+    b = _random_lora(tiny_model_dir, tmp_path / "lora-b", seed=2)
+    args = ("--mode", "loglik", "--benchmark", "igakuqa:2022:A:limit=4")
+    _eval(tiny_model_dir, tmp_path / "many", data_root, *args, "--adapter", f"none,{a}", "--adapter", str(b))
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == ["base", "lora-a", "lora-b"]
+    capsys.readouterr()
+    # each equals the run of that adapter alone (same identity, same scores): adapters switch cleanly
+    _eval(tiny_model_dir, tmp_path / "only-b", data_root, *args, "--adapter", str(b))
+    _eval(tiny_model_dir, tmp_path / "bare", data_root, *args)
+    read = lambda d: [json.loads(x)["scores"] for x in (d / "items.jsonl").read_text().splitlines()]
+    assert read(tmp_path / "many" / "lora-b") == read(tmp_path / "only-b")
+    assert read(tmp_path / "many" / "base") == read(tmp_path / "bare")
+    assert read(tmp_path / "many" / "lora-a") != read(tmp_path / "many" / "lora-b")
+    ident = lambda d: json.loads((d / "config.json").read_text())["identity"]["engine"]
+    assert ident(tmp_path / "many" / "lora-b") == ident(tmp_path / "only-b")
+    assert "adapter" not in ident(tmp_path / "many" / "base")
+
+
+def test_overlong_prompts_are_cut_from_the_left_and_counted(tiny_model_dir, data_root, tmp_path):
+    out = tmp_path / "short"
+    _eval(tiny_model_dir, out, data_root, "--mode", "loglik", "--benchmark", "igakuqa:2022:A:limit=3",
+          "--max-length", "48")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["prompts_truncated"] == 3 and summary["run"]["items_done"] == 3
+    records = [json.loads(x) for x in (out / "items.jsonl").read_text().splitlines()]
+    assert all(r["truncated_tokens"] > 0 for r in records)
+    assert "cut from the left" in (out / "summary.md").read_text()

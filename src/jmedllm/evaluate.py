@@ -174,7 +174,13 @@ def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict) -> dict:
     resolved = to_dict(cfg)
     for volatile in ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap"):
         resolved.pop(volatile, None)
-    stable_engine = {k: v for k, v in engine_desc.items() if k not in ("device", "batch_size", "batch_size_now")}
+    volatile_engine = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter")
+    stable_engine = {k: v for k, v in engine_desc.items() if k not in volatile_engine}
+    # only the adapter that computes this run's scores: weights' sha256 and recorded base
+    active = engine_desc.get("active_adapter")
+    for info in engine_desc.get("adapters", []):
+        if info.get("name") == active:
+            stable_engine["adapter"] = {k: info.get(k) for k in ("sha256", "base_model_name_or_path", "peft_type")}
     identity = {"config": resolved, "engine": stable_engine, "data_hashes": hashes}
     if Path(cfg.model).is_dir():
         identity["model_fingerprint"] = model_fingerprint(Path(cfg.model))
@@ -345,6 +351,32 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Pat
     summary, markdown = summarize(prepared, run, cfg)
     run.write_summary(summary, markdown)
     return run.path
+
+
+BASE_ADAPTER = "none"  # in an adapter list: the bare base model
+
+
+def run_eval_adapters(cfg: EvalConfig, adapters: Sequence[str], argv: list[str] | None = None) -> list[Path]:
+    """Evaluate several adapters (and, for "none", the bare base) against ONE loaded base model.
+
+    Each gets its own run directory ``<cfg.out>/<name>`` (the adapter folder's name, or "base"),
+    with the same identity as a single-adapter run of that adapter would have.
+    """
+    if not adapters:
+        raise EvalError("no adapters given")
+    names: dict[str, str | None] = {}
+    for a in adapters:
+        name = "base" if a == BASE_ADAPTER else Path(a).expanduser().name or "adapter"
+        if name in names:
+            raise EvalError(f"two adapters would share the run directory name {name!r}: rename one folder")
+        names[name] = None if a == BASE_ADAPTER else a
+    engine = load_engine_for(replace(cfg, adapter=None))
+    loaded = {name: engine.load_adapter(path, name=name, activate=False) for name, path in names.items() if path}
+    out = []
+    for name, path in names.items():
+        engine.use_adapter(loaded.get(name))
+        out.append(run_eval(replace(cfg, adapter=path, out=str(Path(cfg.out) / name)), engine=engine, argv=argv))
+    return out
 
 
 def load_engine_for(cfg: EvalConfig):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 HELP = "evaluate a model on medical benchmarks (generate / loglik / letter); resumable"
 
 # flag -> EvalConfig field; flags left unset keep the config file's (or the default) value
 _FLAGS = {
-    "model": "model", "adapter": "adapter", "benchmark": "benchmarks", "out": "out", "data_root": "data_root",
+    "model": "model", "benchmark": "benchmarks", "out": "out", "data_root": "data_root",
     "engine": "engine", "dtype": "dtype", "device": "device", "batch_size": "batch_size",
     "max_length": "max_length", "mode": "mode", "prompt": "prompt", "language": "language", "shots": "shots",
     "shot_pool": "shot_pool", "seed": "seed", "limit": "limit", "max_new_tokens": "max_new_tokens",
@@ -20,7 +21,10 @@ _FLAGS = {
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file with EvalConfig fields (flags and key=value override it)")
     p.add_argument("--model", help="local model directory or hub id")
-    p.add_argument("--adapter", help="PEFT adapter directory, evaluated without merging")
+    p.add_argument("--adapter", action="append",
+                   help="PEFT adapter directory, evaluated without merging; repeat (or comma-separate) to "
+                        "evaluate several against one loaded base, each in --out/<folder name> "
+                        "('none' adds the bare base model, in --out/base)")
     p.add_argument("--benchmark", help="comma-separated benchmark specs, e.g. igakuqa:2022,igakuqa-en:2022")
     p.add_argument("--out", help="run directory (re-running the same command resumes it)")
     p.add_argument("--data-root", help="data root (default: $JMEDLLM_DATA_ROOT)")
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from jmedllm.cli import UserError
     from jmedllm.config import ConfigError
     from jmedllm.engines.adapters import AdapterError
-    from jmedllm.evaluate import EvalError, run_eval
+    from jmedllm.evaluate import EvalError, run_eval, run_eval_adapters
     from jmedllm.paths import DataRootError
     from jmedllm.prompts import PromptTemplateError
     from jmedllm.runs import RunDirError
@@ -79,6 +83,15 @@ def run(args: argparse.Namespace) -> int:
         cfg = build_config(args)
         if not cfg.model:
             raise UserError("no model given (--model DIR_OR_HUB_ID)")
+        adapters = [a.strip() for value in (args.adapter or []) for a in value.split(",") if a.strip()]
+        if len(adapters) > 1:
+            for path in run_eval_adapters(cfg, adapters, argv=sys.argv):
+                print(f"== {path.name}")
+                print(headline(path / "summary.md"))
+            print(f"run directories: {', '.join(str(p) for p in sorted(Path(cfg.out).iterdir()))}")
+            return 0
+        if adapters:
+            cfg.adapter = None if adapters[0] == "none" else adapters[0]
         path = run_eval(cfg, argv=sys.argv)
     except user_errors as exc:
         raise UserError(str(exc)) from exc
