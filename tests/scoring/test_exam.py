@@ -227,7 +227,7 @@ def test_exam_result_rejects_bad_input():
 
 def test_numeric_exam_item_points():
     q = Question("116F74", "igakuqa", "オッズ比を計算せよ。解答：①.②", (), frozenset(), 0, "ja",
-                 numeric_answer="04", meta={"exam": 116, "block": "F", "points": 1})
+                 numeric_answer="0.4", meta={"exam": 116, "block": "F", "points": 1})
     assert score_generation(q, "答え：0.4").points == 1
     assert score_generation(q, "答え：4").points == 0
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from jmedllm.schema import Question
-from jmedllm.scoring.numeric import answer_template, gold_value, numeric_correct
+from jmedllm.scoring.numeric import gold_value, numeric_correct
 
 
 def numeric_item(text, gold, qid="q"):
@@ -13,32 +13,20 @@ def numeric_item(text, gold, qid="q"):
 
 
 @pytest.mark.parametrize(
-    "tail, gold, value",
+    "gold, value",
     [
-        # IgakuQA templates (question endings as in the data) and gold box digits:
-        ("小数第1位を四捨五入すること。解答：①②Torr", "26", Decimal("26")),  # 112C66
-        ("小数第2位を四捨五入すること。解答：①.②", "1.2", Decimal("1.2")),  # 112F84: digits 1,2 -> 1.2
-        ("小数第3位を四捨五入すること。解答：①.②③", "7.20", Decimal("7.20")),  # 113F84
-        ("小数第2位を四捨五入すること。解答：①②.③/人口1,000対", "100", Decimal("10.0")),  # 114C75: 1,0,0 -> 10.0
-        ("アミノ酸は4kcal/gとする。解答：1, ①②③ kcal", "130", Decimal("1130")),  # 114F75: printed 1 + 130
-        ("小数第2位を四捨五入すること。解答：①.②g/日", "21", Decimal("2.1")),  # 116B50: 2,1 -> 2.1
-        ("小数第2位を四捨五入すること。解答：①.②", "04", Decimal("0.4")),  # 116F74: 0,4 -> 0.4
-        ("解答：①②％", "27", Decimal("27")),  # 115C75
-        # no template (IgakuQA119): the gold read as a number
-        ("水分出納バランスを求めよ。", "600", Decimal("600")),
-        # gold already resolved by a loader: box count differs, read as written
-        ("解答：1, ①②③ kcal", "1130", Decimal("1130")),
-        ("解答：①.②", "0.4", Decimal("0.4")),  # digits 0,4 fill ①.② -> 0.4 either way
+        # gold values as the IgakuQA loader resolves them from the mark-sheet box digits
+        # (tests/benchmarks/test_igakuqa.py::test_numeric_gold checks that decoding)
+        ("26", Decimal("26")),  # 112C66
+        ("7.20", Decimal("7.20")),  # 113F84
+        ("10.0", Decimal("10.0")),  # 114C75: boxes ①②.③ filled 1, 0, 0
+        ("1130", Decimal("1130")),  # 114F75: printed 1 + boxes 130
+        ("0.4", Decimal("0.4")),  # 116F74: boxes ①.② filled 0, 4
+        ("６００", Decimal("600")),  # full width
     ],
 )
-def test_gold_value(tail, gold, value):
-    assert gold_value(numeric_item("前文。" + tail, gold)) == value
-
-
-def test_answer_template():
-    assert answer_template("…解答：1, ①②③ kcal") == "1###"
-    assert answer_template("…解答：①②.③/人口1,000対") == "##.#"
-    assert answer_template("…を求めよ。") is None
+def test_gold_value(gold, value):
+    assert gold_value(numeric_item("前文。", gold)) == value
 
 
 @pytest.mark.parametrize(
@@ -47,19 +35,19 @@ def test_answer_template():
         ("0.4", True),
         ("０．４", True),  # full width
         ("0.40", True),  # same value, same mark sheet
-        ("04", False),  # 4 is not 0.4: the box template turns gold "04" into 0.4
+        ("04", False),  # 4 is not 0.4
         ("4", False),
         (None, False),  # unparsed
         ("abc", False),
     ],
 )
 def test_numeric_correct_0_4(predicted, correct):
-    item = numeric_item("解答：①.②", "04")
+    item = numeric_item("解答：①.②", "0.4")  # key "04" in the data; the loader resolves it
     assert numeric_correct(predicted, item) is correct
 
 
 def test_numeric_correct_thousands():
-    item = numeric_item("解答：1, ①②③ kcal", "130")
+    item = numeric_item("解答：1, ①②③ kcal", "1130")  # key "130" in the data
     assert numeric_correct("1,130", item)
     assert numeric_correct("1130", item)
     assert not numeric_correct("130", item)
@@ -70,3 +58,16 @@ def test_numeric_without_gold_is_an_error():
         gold_value(numeric_item("解答：①", None))
     with pytest.raises(ValueError, match="not a number"):
         gold_value(numeric_item("…", "abc"))
+
+
+def test_loaded_numeric_items_score_their_own_gold(data_root):
+    """Every IgakuQA numeric item, as loaded, is right when the model writes its resolved value."""
+    from jmedllm.benchmarks import load_benchmark
+
+    items = [q for q in load_benchmark("igakuqa", data_root).questions if q.is_numeric]
+    assert len(items) == 12
+    for q in items:
+        assert numeric_correct(q.numeric_answer, q), q.id
+    by_id = {q.id: q for q in items}
+    assert numeric_correct("0.4", by_id["116F74"]) and not numeric_correct("4", by_id["116F74"])
+    assert numeric_correct("1,130", by_id["114F75"]) and not numeric_correct("130", by_id["114F75"])

@@ -76,9 +76,9 @@ def test_kinki_selected():
 
 def test_numeric_generation():
     q = Question("116F74", "igakuqa", "オッズ比を計算せよ。解答：①.②", (), frozenset(), 0, "ja",
-                 numeric_answer="04", meta={"exam": 116, "block": "F", "points": 1})
+                 numeric_answer="0.4", meta={"exam": 116, "block": "F", "points": 1})
     v = score_generation(q, "0.4")
-    # value 0.4 = gold 04 under ①.②; the whole answer is the number: exact match; the Gestalt
+    # gold 0.4 (the key "04" under ①.②, as the loader resolves it); the whole answer is the number: exact match; the Gestalt
     # score compares "0.4" with str(Decimal("0.4")) = "0.4": 1.0.
     assert (v.correct, v.exact_match, v.gestalt, v.numeric_predicted, v.method) == (
         True, True, 1.0, "0.4", "number_only")
