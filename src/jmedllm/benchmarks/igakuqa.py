@@ -47,13 +47,15 @@ SECTIONS: dict[str, str] = {
 }
 
 # Section maxima published with each exam (sum of ``points``; items worth "0" were excluded
-# from scoring). `jmedllm data check` verifies that the loaded points add up to these.
+# from scoring). `jmedllm data check` verifies that the loaded points add up to these, and the
+# exam rules (jmedllm.scoring.exam) judge against them. The 119th exam's source has no points.
 OFFICIAL_SECTION_MAXIMA: dict[int, dict[str, int]] = {
     112: {"hisshu": 200, "ippan_rinsho": 299},
     113: {"hisshu": 200, "ippan_rinsho": 296},
     114: {"hisshu": 197, "ippan_rinsho": 299},
     115: {"hisshu": 200, "ippan_rinsho": 300},
     116: {"hisshu": 197, "ippan_rinsho": 297},
+    119: {"hisshu": 200, "ippan_rinsho": 300},
 }
 
 EXAM_YEAR_OFFSET = 1906  # the 112th exam was held in 2018

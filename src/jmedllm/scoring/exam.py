@@ -24,6 +24,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from jmedllm.benchmarks.igakuqa import OFFICIAL_SECTION_MAXIMA
+from jmedllm.benchmarks.igakuqa import SECTIONS as BLOCK_SECTIONS
 from jmedllm.schema import LETTERS, Question
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,8 +35,8 @@ HISSHU = "hisshu"
 IPPAN_RINSHO = "ippan_rinsho"
 SECTIONS = (HISSHU, IPPAN_RINSHO)
 SECTION_LABELS = {HISSHU: "必修", IPPAN_RINSHO: "一般+臨床"}
-HISSHU_BLOCKS = frozenset("BE")
-IPPAN_RINSHO_BLOCKS = frozenset("ACDF")
+HISSHU_BLOCKS = frozenset(b for b, sec in BLOCK_SECTIONS.items() if sec == HISSHU)  # B, E
+IPPAN_RINSHO_BLOCKS = frozenset(b for b, sec in BLOCK_SECTIONS.items() if sec == IPPAN_RINSHO)  # A, C, D, F
 
 
 @dataclass(frozen=True)
@@ -56,16 +58,21 @@ class PassLines:
         return self.hisshu_max if section == HISSHU else self.ippan_rinsho_max
 
 
+def _lines(exam: int, hisshu_line: int, ippan_rinsho_line: int, source: str) -> PassLines:
+    maxima = OFFICIAL_SECTION_MAXIMA[exam]  # the published maxima live with the loader
+    return PassLines(exam, hisshu_line, maxima[HISSHU], ippan_rinsho_line, maxima[IPPAN_RINSHO], 3, source)
+
+
 _MHLW = "MHLW pass criteria as listed in shared/data/README.md"
 PASS_LINES: Mapping[int, PassLines] = {
-    112: PassLines(112, 160, 200, 208, 299, 3, _MHLW),
-    113: PassLines(113, 160, 200, 209, 296, 3, _MHLW),
-    114: PassLines(114, 158, 197, 217, 299, 3, _MHLW),
-    115: PassLines(115, 160, 200, 209, 300, 3, _MHLW),
-    116: PassLines(116, 158, 197, 214, 297, 3, _MHLW),
+    112: _lines(112, 160, 208, _MHLW),  # of 200 / 299
+    113: _lines(113, 160, 209, _MHLW),  # of 200 / 296
+    114: _lines(114, 158, 217, _MHLW),  # of 197 / 299
+    115: _lines(115, 160, 209, _MHLW),  # of 200 / 300
+    116: _lines(116, 158, 214, _MHLW),  # of 197 / 297
     # 119th (2025): 必修 160/200, 一般+臨床 221/300 (73.7 %), 禁忌肢 3 or fewer, as reported
     # from the MHLW announcement; IgakuQA119's leaderboard uses the same 200 + 300 maxima.
-    119: PassLines(119, 160, 200, 221, 300, 3, "MHLW announcement for the 119th exam (secondary report)"),
+    119: _lines(119, 160, 221, "MHLW announcement for the 119th exam (secondary report)"),
 }
 
 
