@@ -165,3 +165,19 @@ def test_user_template_file_renders_like_its_family(tmp_path, data_root):
     by_name = run_eval(cfg(tmp_path, data_root, out=str(tmp_path / "n"), limit=3), engine=ScriptedEngine())
     prompts = lambda d: [json.loads(x)["prompt"] for x in (d / "items.jsonl").read_text().splitlines()]
     assert prompts(by_file) == prompts(by_name)
+
+
+@pytest.mark.parametrize("mode", ["generate", "loglik", "letter"])
+def test_every_registered_benchmark_runs_through_the_runner(mode, tmp_path, data_root):
+    from jmedllm.benchmarks import benchmark_names
+
+    names = [n for n in benchmark_names() if n != "custom"]
+    specs = [f"{n}:limit=3" for n in names]
+    out = run_eval(cfg(tmp_path, data_root, benchmarks=specs, limit=None, mode=mode, shots=1, shuffle=True),
+                   engine=ScriptedEngine())
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["by"]["benchmark"]) == set(names)
+    assert summary["run"]["items_done"] == 3 * len(names)
+    # exam verdicts exactly where the exam rules apply (IgakuQA 2018-2022 with points); 119 is named
+    assert {(e["benchmark"], e["exam"]) for e in summary["exams"]} == {("igakuqa", 112), ("igakuqa-en", 112)}
+    assert summary["exams_without_points"] == [119]

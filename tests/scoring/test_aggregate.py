@@ -109,3 +109,23 @@ def test_summary_markdown():
     assert "## By benchmark" in md and "| medqa | 2 | 1 |" in md
     assert "| 116 | igakuqa | ja | 2 | 0 [0, 0] / 197 (run max 1) | 158 | -158 |" in md
     assert "1 (max 3)" in md and "FAIL (partial run)" in md
+
+
+def test_exam_rules_apply_only_to_medical_exams_with_points():
+    from jmedllm.schema import Question
+    from jmedllm.scoring import aggregate, score_generation, summary_markdown
+
+    # IgakuQA119: an exam with pass lines but no points in its source -> no verdict, said so
+    q119 = Question("119A1", "igakuqa119", "誤っているのはどれか。", ("x", "y", "z"), frozenset({1}), 1, "ja",
+                    meta={"exam": 119, "block": "A", "section": "ippan_rinsho"})
+    # YakugakuQA: the pharmacist exam (its own sections and rules) -> plain items
+    q109 = Question("109A001", "yakugakuqa", "どれか。1つ選べ。", ("x", "y", "z"), frozenset({0}), 1, "ja",
+                    meta={"exam": 109, "block": "A", "section": "hissu", "points": 2})
+    v119, v109 = score_generation(q119, "b"), score_generation(q109, "a")
+    assert (v119.correct, v119.points, v119.points_possible) == (True, None, None)
+    assert (v109.correct, v109.points, v109.points_possible) == (True, None, None)
+    summary = aggregate([(q119, v119), (q109, v109)], n_resamples=50)
+    assert summary["exams"] == [] and summary["exams_without_points"] == [119]
+    assert summary["overall"]["metrics"]["accuracy"]["mean"] == 1.0
+    assert "No pass / fail verdict for exam(s) 119" in summary_markdown(summary)
+    assert summary["by"]["section"]["hissu"]["n"] == 1 and summary["by"]["section"]["ippan_rinsho"]["n"] == 1

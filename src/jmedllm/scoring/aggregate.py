@@ -66,9 +66,10 @@ def _group_key(question: Question, dimension: str) -> str | None:
     if dimension == "language":
         return question.language
     if dimension == "section":
-        if "section" in meta or "block" in meta:
-            return exam_rules.section_of(question)
-        return None
+        if meta.get("exam") in exam_rules.PASS_LINES and ("section" in meta or "block" in meta):
+            return exam_rules.section_of(question)  # checked: 必修 / 一般+臨床 from the block
+        section = meta.get("section")  # other exams' own sections (YakugakuQA: hissu / riron / jissen)
+        return str(section) if section not in (None, "") else None
     if dimension == "category":
         category = meta.get("category")
         return str(category) if category not in (None, "") else None
@@ -107,7 +108,7 @@ def _exam_summaries(
 ) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, int], list[tuple[Question, ItemVerdict]]] = defaultdict(list)
     for q, v in items:
-        if "exam" in q.meta:
+        if exam_rules.is_exam_item(q):
             groups[(q.benchmark, q.language, exam_rules.exam_of(q))].append((q, v))
     out = []
     for (benchmark, language, exam), group in sorted(groups.items()):
@@ -172,6 +173,7 @@ def aggregate(
         "overall": summarize_group(verdicts, "overall", **kwargs),
         "by": by,
         "exams": _exam_summaries(items, **kwargs),
+        "exams_without_points": sorted({e for q, _ in items if (e := exam_rules.exam_without_points(q)) is not None}),
     }
 
 
@@ -225,6 +227,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         rows = [[key, g["n"], g["unparsed"]] + [_cell(g["metrics"].get(m)) for m in metrics]
                 for key, g in groups.items()]
         out += _table(header, rows)
+    if summary.get("exams_without_points"):
+        out += ["", "## Exams", "", "No pass / fail verdict for exam(s) "
+                + ", ".join(str(e) for e in summary["exams_without_points"])
+                + ": the source gives no points per item (accuracy above is per item)."]
     if summary["exams"]:
         out += ["", "## Exams (full-exam verdict: items not in the run count as wrong)", ""]
         header = ["exam", "benchmark", "lang", "items",

@@ -186,6 +186,19 @@ def selects_kinki(question: Question, predicted: frozenset[int]) -> bool | None:
     return bool(predicted & set(kinki))
 
 
+def is_exam_item(question: Question) -> bool:
+    """Whether the medical licensing exam rules apply: an exam with published pass lines
+    (IgakuQA 112-116, 119) and an item with points. YakugakuQA (the pharmacist exam, other
+    rules) and IgakuQA119 (no points in its source) are scored as plain items."""
+    return question.meta.get("exam") in PASS_LINES and "points" in question.meta
+
+
+def exam_without_points(question: Question) -> int | None:
+    """The exam number of a medical-exam item that lacks points (no verdict possible), else None."""
+    exam = question.meta.get("exam")
+    return exam if exam in PASS_LINES and "points" not in question.meta else None
+
+
 def exam_of(question: Question) -> int:
     exam = question.meta.get("exam")
     if isinstance(exam, bool) or not isinstance(exam, int):
@@ -372,6 +385,8 @@ __all__ = [
     "accepted_answer_sets",
     "check_section_maxima",
     "exam_of",
+    "exam_without_points",
+    "is_exam_item",
     "exam_result",
     "hisshu_line_from_max",
     "is_counted_correct_for_all",

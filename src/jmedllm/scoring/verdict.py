@@ -109,7 +109,7 @@ class ItemVerdict:
 def _exam_fields(question: Question, predicted: frozenset[int], correct: bool) -> dict[str, Any]:
     """Points and forbidden-choice selection for exam items (empty for other benchmarks)."""
     fields: dict[str, Any] = {"kinki_selected": exam_rules.selects_kinki(question, predicted)}
-    if "exam" in question.meta:
+    if exam_rules.is_exam_item(question):
         possible = exam_rules.points_of(question)
         fields["points_possible"] = possible
         fields["points"] = possible if correct else 0
