@@ -181,3 +181,10 @@ def test_every_registered_benchmark_runs_through_the_runner(mode, tmp_path, data
     # exam verdicts exactly where the exam rules apply (IgakuQA 2018-2022 with points); 119 is named
     assert {(e["benchmark"], e["exam"]) for e in summary["exams"]} == {("igakuqa", 112), ("igakuqa-en", 112)}
     assert summary["exams_without_points"] == [119]
+
+
+def test_tolerated_source_quirks_are_recorded_with_the_run(tmp_path, data_root):
+    out = run_eval(cfg(tmp_path, data_root, benchmarks=["igakuqa:2018:A"], limit=2), engine=ScriptedEngine())
+    warnings = json.loads((out / "config.json").read_text())["context"]["data_warnings"]
+    # 112-A_metadata.jsonl line 27 writes the kinki of 112A27 as one string 'cde'
+    assert any("112-A_metadata.jsonl:27" in w and "'cde'" in w for w in warnings)

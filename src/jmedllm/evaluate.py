@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from tqdm.auto import tqdm
 
 from jmedllm.config import to_dict
 from jmedllm.runs import RunDir, chunked, data_hashes, item_key, open_run, run_context, sha256_file
@@ -26,7 +27,8 @@ MODES = ("generate", "loglik", "letter")
 
 @dataclass
 class EvalConfig:
-    """Everything `jmedllm eval` needs. Fields marked (identity) decide resumability."""
+    """Everything `jmedllm eval` needs. All fields but those _identity() calls volatile (out, limit,
+    device, batch size, data root, chunk size, bootstrap) must match to resume a run directory."""
 
     model: str = ""
     benchmarks: list[str] = field(default_factory=list)
@@ -94,7 +96,7 @@ class Prepared:
     items: list[PreparedItem]
     data_hashes: dict[str, str]
     not_applicable: list[str]  # keys of items this mode cannot score (numeric items in loglik / letter)
-    warnings: list[str]
+    warnings: list[str]  # source quirks the loaders tolerated (file:line), recorded in config.json
 
 
 def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None) -> Prepared:
@@ -106,15 +108,10 @@ def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None
         raise EvalError(f"unknown mode {cfg.mode!r}; valid: {', '.join(MODES)}")
     if not cfg.benchmarks:
         raise EvalError("no benchmark given (--benchmark igakuqa,igakuqa-en,...)")
-    template_file = None
-    family = cfg.prompt
-    if cfg.prompt.endswith((".j2", ".jinja", ".jinja2")) or "/" in cfg.prompt:
-        template_file = Path(cfg.prompt)
-        if not template_file.is_file():
-            raise EvalError(f"prompt template file {template_file} not found")
-        family = "alpaca"  # the template replaces the alpaca layout; the family supplies the answer format
-    elif cfg.prompt not in P.FAMILIES:
-        raise EvalError(f"unknown prompt {cfg.prompt!r}; valid: {', '.join(P.FAMILIES)} or a .j2 template file")
+    try:
+        family, template_file = P.resolve_prompt_spec(cfg.prompt)
+    except P.PromptTemplateError as exc:
+        raise EvalError(str(exc)) from None
 
     files: list[Path] = []
     items: list[PreparedItem] = []
@@ -297,29 +294,6 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
     return summary, markdown
 
 
-class Progress:
-    """items done / total, rate and ETA, on stderr (tqdm when available)."""
-
-    def __init__(self, total: int, initial: int, desc: str):
-        try:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, initial=initial, desc=desc, unit="item", file=sys.stderr,
-                             dynamic_ncols=True, smoothing=0.1)
-        except ImportError:  # pragma: no cover
-            self._bar = None
-        self.total, self.done, self.start = total, initial, time.monotonic()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self._bar is not None:
-            self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Path:
     """Run (or resume) an evaluation; returns the run directory."""
     from jmedllm.paths import resolve_data_root
@@ -333,10 +307,12 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Pat
     prepared = prepare_items(cfg, data_root, format_chat)
     items = prepared.items
     identity = _identity(cfg, engine.describe(), prepared.data_hashes)
-    run = open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg)})
+    run = open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg),
+                                                           "data_warnings": prepared.warnings})
     _check_stored_prompts(run, items)
     todo_chunks = [c for c in chunked(items, max(1, cfg.chunk_size)) if not all(run.is_done(it.key) for it in c)]
-    progress = Progress(len(items), sum(run.is_done(it.key) for it in items), desc=f"eval {cfg.mode}")
+    progress = tqdm(total=len(items), initial=sum(run.is_done(it.key) for it in items), desc=f"eval {cfg.mode}",
+                    unit="item", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)  # items, rate, ETA
     try:
         for chunk in todo_chunks:
             records = _run_chunk(engine, cfg, chunk)

@@ -7,7 +7,7 @@ Training:    sft_example(q, family=...)          # the same prompt + format_targ
 See docs/prompts.md for renderings of every family.
 """
 
-from .build import MODES, Prompt, build_prompt, choice_continuations, sft_example
+from .build import MODES, Prompt, build_prompt, choice_continuations, resolve_prompt_spec, sft_example
 from .families import FAMILIES, Family, get_family
 from .shots import normalised_text, select_shots
 from .shuffle import permutation_for, permute_choices, shuffle_choices, to_original_indices
@@ -37,6 +37,7 @@ __all__ = [
     "normalised_text",
     "permutation_for",
     "permute_choices",
+    "resolve_prompt_spec",
     "select_shots",
     "sft_example",
     "shuffle_choices",

@@ -16,7 +16,26 @@ from .targets import check_style
 from .templates import render_template
 from .views import MODES, ItemView, make_view
 
-__all__ = ["MODES", "Prompt", "build_prompt", "choice_continuations", "sft_example"]
+__all__ = ["MODES", "Prompt", "build_prompt", "choice_continuations", "resolve_prompt_spec", "sft_example"]
+
+TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
+
+
+def resolve_prompt_spec(spec: str) -> tuple[str, Path | None]:
+    """Read a ``--prompt`` value as `jmedllm eval` and training both do: a family name, or a Jinja2
+    template file rendered in place of the alpaca layout (the family supplies the answer format).
+    Returns ``(family, template_file)``; PromptTemplateError for an unknown family or missing file."""
+    from .families import FAMILIES
+    from .templates import PromptTemplateError
+
+    if spec.endswith(TEMPLATE_SUFFIXES) or "/" in spec:
+        template_file = Path(spec)
+        if not template_file.is_file():
+            raise PromptTemplateError(f"prompt template file {template_file} not found")
+        return "alpaca", template_file
+    if spec not in FAMILIES:
+        raise PromptTemplateError(f"unknown prompt family {spec!r}; valid: {', '.join(FAMILIES)} or a .j2 template file")
+    return spec, None
 
 
 @dataclass(frozen=True)

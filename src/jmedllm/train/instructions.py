@@ -206,19 +206,14 @@ def from_questions(
     the source's explanation (e.g. YakugakuQA ``comment``) then the answer line; an item without an
     explanation gets the answer line alone, and ``source.explanation`` records whether it had one.
     """
-    from jmedllm.prompts import FAMILIES, sft_example
+    from jmedllm.prompts import PromptTemplateError, resolve_prompt_spec, sft_example
 
     if answer_style not in ANSWER_STYLES:
         raise InstructionError(f"answer_style must be one of {', '.join(ANSWER_STYLES)}, not {answer_style!r}")
-    # as `jmedllm eval --prompt` reads it: a family name, or a Jinja template file rendered in place of a
-    # text family's layout (prompts.build_prompt; the alpaca family supplies the answer format around it)
-    template_file, family_name = None, family
-    if family.endswith((".j2", ".jinja", ".jinja2")) or "/" in family:
-        template_file, family_name = Path(family), "alpaca"
-        if not template_file.is_file():
-            raise InstructionError(f"prompt template file {template_file} not found")
-    elif family not in FAMILIES:
-        raise InstructionError(f"unknown prompt family {family!r}; valid: {', '.join(FAMILIES)} or a .j2 template file")
+    try:  # as `jmedllm eval --prompt` reads it
+        family_name, template_file = resolve_prompt_spec(family)
+    except PromptTemplateError as exc:
+        raise InstructionError(str(exc)) from None
     out: list[InstructionExample] = []
     for q in questions:
         try:
