@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
+#: what a question asks for: exactly n_select choices, all that apply, or an ordering
+SELECTIONS = ("n", "all", "order")
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,15 @@ class Question:
     ``exam`` (e.g. 116), ``year``, ``block`` ("A".."F"), ``section`` ("hisshu" / "ippan_rinsho"),
     ``points`` (int), ``kinki`` (tuple of forbidden choice indices), ``category``,
     ``text_only`` (bool), ``human_accuracy`` (float, percent), ``breakdown`` (per-choice %),
-    ``subject``, ``split``, ``source_file``, ``source_line``.
+    ``subject``, ``split``, ``source_file``, ``source_line``, ``group`` (serial-group id),
+    ``answer_pattern`` (a user regex with a named group ``answer``, from a custom mapping).
+
+    ``selection`` says what kind of answer the question asks for:
+    ``"n"`` (pick exactly ``n_select`` choices; the default), ``"all"`` (select all that
+    apply: exact set, ``n_select`` is 0 and unknown to the model) or ``"order"`` (arrange
+    the choices: ``answer_order`` holds the correct sequence, ``answer`` its set).
+    ``images``: paths of the item's images (absolute, or relative to the data file's
+    folder as the loader resolved them); an item with images is not text-only.
     """
 
     id: str
@@ -39,11 +49,21 @@ class Question:
     context: str | None = None
     explanation: str | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    selection: str = "n"
+    answer_order: tuple[int, ...] | None = None
+    images: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Normalise containers so that records are hashable-ish and compare equal.
         object.__setattr__(self, "choices", tuple(self.choices))
         object.__setattr__(self, "answer", frozenset(self.answer))
+        object.__setattr__(self, "images", tuple(self.images))
+        if self.answer_order is not None:
+            object.__setattr__(self, "answer_order", tuple(self.answer_order))
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"{self.id}: selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if self.selection == "order" and (self.answer_order is None or frozenset(self.answer_order) != self.answer):
+            raise ValueError(f"{self.id}: an ordering question needs answer_order covering its answer set")
         bad = [i for i in self.answer if not 0 <= i < len(self.choices)]
         if bad:
             raise ValueError(f"{self.id}: answer indices {sorted(bad)} out of range for {len(self.choices)} choices")
