@@ -55,6 +55,7 @@ OFFICIAL_SECTION_MAXIMA: dict[int, dict[str, int]] = {
     114: {"hisshu": 197, "ippan_rinsho": 299},
     115: {"hisshu": 200, "ippan_rinsho": 300},
     116: {"hisshu": 197, "ippan_rinsho": 297},
+    118: {"hisshu": 200, "ippan_rinsho": 300},  # MHLW announcement (see scoring.exam.PASS_LINES)
     119: {"hisshu": 200, "ippan_rinsho": 300},
 }
 
