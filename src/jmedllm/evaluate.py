@@ -11,6 +11,7 @@ Verdicts in the summary are always recomputed from the raw outputs stored in ite
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -115,7 +116,7 @@ class Prepared:
     excluded: list[str] = field(default_factory=list)  # records the loaders left out on purpose (no answer key)
 
 
-def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None) -> Prepared:
+def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable | None) -> Prepared:
     """Load benchmarks, apply limit / shuffle / shots, render prompts. Pure given the data."""
     from jmedllm import prompts as P
     from jmedllm.benchmarks import load_benchmark
@@ -329,13 +330,26 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
     return summary, markdown
 
 
+def _data_root_for(cfg: EvalConfig) -> Path | None:
+    """The data root; None when every benchmark (and the shot pool) is a custom: mapping and
+    none is configured (a mapping names its own files)."""
+    from jmedllm.paths import DataRootError, resolve_data_root
+
+    specs = [*cfg.benchmarks, *([cfg.shot_pool] if cfg.shot_pool else [])]
+    try:
+        return resolve_data_root(cfg.data_root)
+    except DataRootError:
+        given = cfg.data_root or os.environ.get("JMEDLLM_DATA_ROOT")
+        if not given and specs and all(s.strip().startswith("custom:") for s in specs):
+            return None
+        raise
+
+
 def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Path:
     """Run (or resume) an evaluation; returns the run directory."""
-    from jmedllm.paths import resolve_data_root
-
     if not cfg.out:
         raise EvalError("no output directory given (--out DIR)")
-    data_root = resolve_data_root(cfg.data_root)
+    data_root = _data_root_for(cfg)
     if engine is None:
         engine = load_engine_for(cfg)
     format_chat = getattr(engine, "format_chat", None)
