@@ -127,7 +127,12 @@ def test_default_shot_pool():
     assert default_shot_pool("igakuqa:2022") == "igakuqa:2021"
     assert default_shot_pool("igakuqa-en:2018") == "igakuqa-en:2022"
     assert default_shot_pool("igakuqa") == "igakuqa119"
-    assert default_shot_pool("medqa") == "medqa"
+    assert default_shot_pool("igakuqa:116") == "igakuqa:2021"  # exam numbers select years too
+    assert default_shot_pool("igakuqa119") == "igakuqa:2022"
+    assert default_shot_pool("pubmedqa") == "pubmedqa:train" and default_shot_pool("pubmedqa:train") is None
+    assert default_shot_pool("yakugakuqa:2024") == "yakugakuqa:2023"
+    # no split apart from the evaluated items: no default pool (the runner refuses)
+    assert default_shot_pool("medqa") is None and default_shot_pool("custom:x.yaml") is None
 
 
 def test_bad_names_list_valid_ones(tmp_path, data_root):
@@ -173,8 +178,9 @@ def test_every_registered_benchmark_runs_through_the_runner(mode, tmp_path, data
 
     names = [n for n in benchmark_names() if n != "custom"]
     specs = [f"{n}:limit=3" for n in names]
-    out = run_eval(cfg(tmp_path, data_root, benchmarks=specs, limit=None, mode=mode, shots=1, shuffle=True),
-                   engine=ScriptedEngine())
+    # one explicit pool for all: most benchmarks have no split apart from the evaluated one
+    out = run_eval(cfg(tmp_path, data_root, benchmarks=specs, limit=None, mode=mode, shots=1, shuffle=True,
+                       shot_pool="igakuqa:2018"), engine=ScriptedEngine())
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["by"]["benchmark"]) == set(names)
     assert summary["run"]["items_done"] == 3 * len(names)
@@ -188,3 +194,31 @@ def test_tolerated_source_quirks_are_recorded_with_the_run(tmp_path, data_root):
     warnings = json.loads((out / "config.json").read_text())["context"]["data_warnings"]
     # 112-A_metadata.jsonl line 27 writes the kinki of 112A27 as one string 'cde'
     assert any("112-A_metadata.jsonl:27" in w and "'cde'" in w for w in warnings)
+
+
+def test_shots_never_come_from_the_evaluated_items(tmp_path, data_root):
+    # MedQA holds only its test split: no default pool, a clear refusal (was: shots from the test set)
+    with pytest.raises(EvalError, match=r"--shots 2 on medqa:limit=2: .*give --shot-pool"):
+        prepare_items(cfg(tmp_path, data_root, benchmarks=["medqa:limit=2"], shots=2), data_root, None)
+    # a pool too small for the shots asked: an EvalError naming the way out (was: a traceback)
+    with pytest.raises(EvalError, match="larger --shot-pool or fewer --shots"):
+        prepare_items(cfg(tmp_path, data_root, benchmarks=["medqa:limit=2"], shots=2, shot_pool="medqa:limit=2"),
+                      data_root, None)
+    # PubMedQA: exemplars from its train split, never from the evaluated test split
+    prepared = prepare_items(cfg(tmp_path, data_root, benchmarks=["pubmedqa:limit=2"], shots=1), data_root, None)
+    from jmedllm.benchmarks import load_benchmark
+
+    test_ids = {q.id for q in load_benchmark("pubmedqa", data_root)}
+    assert all(s not in test_ids for it in prepared.items for s in it.shot_ids)
+
+
+def test_loglik_on_numeric_only_items_is_a_clear_error(tmp_path, data_root):
+    # 116A: its numeric items only (no choices) -> nothing loglik can score (was: "aggregate needs ...")
+    from jmedllm.benchmarks import load_benchmark
+
+    numeric = [q.id for q in load_benchmark("igakuqa:2022", data_root) if q.is_numeric]
+    assert numeric
+    with pytest.raises(EvalError, match="nothing to score in loglik mode: all 1 selected item"):
+        run_eval(cfg(tmp_path, data_root, benchmarks=["igakuqa:2022:n_choices=0:limit=1"], mode="loglik",
+                     limit=None), engine=ScriptedEngine())
+    assert not (tmp_path / "run").exists()  # refused before anything is written

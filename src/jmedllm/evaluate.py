@@ -11,6 +11,7 @@ Verdicts in the summary are always recomputed from the raw outputs stored in ite
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,6 +55,7 @@ class EvalConfig:
     chunk_size: int = 32  # items per durable chunk (resume granularity)
     bootstrap: int = 2000
     trust_remote_code: bool = False
+    allow_outside_paths: bool = False  # let a custom mapping name files outside its folder
 
 
 class EvalError(ValueError):
@@ -70,36 +72,51 @@ class PreparedItem:
     shot_ids: tuple[str, ...]
 
 
-def default_shot_pool(spec: str) -> str:
-    """Where few-shot exemplars come from when --shot-pool is not given.
+# Benchmarks whose source holds a split disjoint from the evaluated one: spec -> pool spec.
+_DISJOINT_POOLS = {"pubmedqa": "pubmedqa:train", "igakuqa119": "igakuqa:2022"}
+
+
+def default_shot_pool(spec: str) -> str | None:
+    """Where few-shot exemplars come from when --shot-pool is not given; None when no pool
+    disjoint from the evaluated items is known (the caller refuses and asks for --shot-pool).
 
     IgakuQA: another exam year (the year before the evaluated one; 2018 -> the newest
     year not evaluated); when every year is evaluated, the 119th exam for Japanese.
-    Other benchmarks: the benchmark itself; the evaluated item is always excluded by
-    ``select_shots`` (same id or same normalised text).
+    IgakuQA119: the 116th exam (2022). PubMedQA: its train split (unless the train split
+    itself is evaluated). YakugakuQA: another exam year, as for IgakuQA. Every other
+    benchmark (MedQA, MedMCQA, MMLU, JMMLU, JJSIMQA, custom) holds only the evaluated
+    split in the data root: None.
     """
     name, _, rest = spec.partition(":")
-    if name in ("igakuqa", "igakuqa-en"):
-        all_years = list(range(2018, 2023))
-        years = sorted({int(p) for p in rest.split(":") if p.isdigit() and len(p) == 4}) if rest else []
+    parts = [p for p in rest.split(":") if p] if rest else []
+    if name in ("igakuqa", "igakuqa-en", "yakugakuqa"):
+        all_years = list(range(2018, 2023)) if name != "yakugakuqa" else list(range(2012, 2025))
+        years = sorted({int(p) for p in parts if p.isdigit() and len(p) == 4})
+        if not years and name == "yakugakuqa":
+            years = sorted({int(p) + 1915 for p in parts if p.isdigit() and len(p) in (2, 3)})
+        elif not years:
+            years = sorted({int(p) + 1906 for p in parts if p.isdigit() and len(p) == 3})
         years = years or all_years
         others = [y for y in all_years if y not in years]
         if others:
             before = [y for y in others if y < years[0]]
             return f"{name}:{before[-1] if before else others[-1]}"
-        return "igakuqa119" if name == "igakuqa" else spec
-    return spec
+        return "igakuqa119" if name == "igakuqa" else None
+    if name == "pubmedqa" and ("train" in parts or "all" in parts or "split=train" in parts or "split=all" in parts):
+        return None
+    return _DISJOINT_POOLS.get(name)
 
 
 @dataclass
 class Prepared:
     items: list[PreparedItem]
     data_hashes: dict[str, str]
-    not_applicable: list[str]  # keys of items this mode cannot score (numeric items in loglik / letter)
+    not_applicable: list[str]  # keys of items this mode cannot score (numeric / select-all / ordering in loglik, letter)
     warnings: list[str]  # source quirks the loaders tolerated (file:line), recorded in config.json
+    excluded: list[str] = field(default_factory=list)  # records the loaders left out on purpose (no answer key)
 
 
-def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None) -> Prepared:
+def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable | None) -> Prepared:
     """Load benchmarks, apply limit / shuffle / shots, render prompts. Pure given the data."""
     from jmedllm import prompts as P
     from jmedllm.benchmarks import load_benchmark
@@ -117,25 +134,34 @@ def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None
     items: list[PreparedItem] = []
     not_applicable: list[str] = []
     warnings: list[str] = []
+    excluded: list[str] = []
     for spec in cfg.benchmarks:
-        bench = load_benchmark(spec, data_root)
+        bench = load_benchmark(spec, data_root, allow_outside_paths=cfg.allow_outside_paths)
         files += bench.files
         warnings += [f"{bench.name}: {w}" for w in bench.warnings]
+        excluded += [f"{bench.name}: {e}" for e in bench.excluded]
         questions = list(bench.questions)
         if cfg.limit is not None:
             questions = questions[: cfg.limit]
         pool: list[Question] = []
         if cfg.shots > 0:
             pool_spec = cfg.shot_pool or default_shot_pool(spec)
-            pool_bench = load_benchmark(pool_spec, data_root)
+            if pool_spec is None:
+                raise EvalError(f"--shots {cfg.shots} on {spec}: the data holds no split of {spec.split(':')[0]} "
+                                "apart from the evaluated items, and exemplars drawn from them would leak "
+                                "answers; give --shot-pool SPEC (e.g. another benchmark or your own custom: file)")
+            pool_bench = load_benchmark(pool_spec, data_root, allow_outside_paths=cfg.allow_outside_paths)
             files += pool_bench.files
-            pool = [q for q in pool_bench.questions if not q.is_numeric]
+            pool = [q for q in pool_bench.questions if not q.is_numeric and q.selection == "n"]
         for q in questions:
-            if q.is_numeric and cfg.mode != "generate":
+            if (q.is_numeric or q.selection != "n") and cfg.mode != "generate":
                 not_applicable.append(item_key(bench.name, q.id))
                 continue
             shown = P.shuffle_choices(q, cfg.seed) if cfg.shuffle and not q.is_numeric else q
-            shots = P.select_shots(q, pool, cfg.shots, cfg.seed) if cfg.shots > 0 else []
+            try:
+                shots = P.select_shots(q, pool, cfg.shots, cfg.seed) if cfg.shots > 0 else []
+            except ValueError as exc:
+                raise EvalError(f"{exc}; use a larger --shot-pool or fewer --shots") from None
             if cfg.shuffle:
                 shots = [P.shuffle_choices(s, cfg.seed) for s in shots]
             prompt = P.build_prompt(shown, family=family, mode=cfg.mode, language=cfg.language, shots=shots,
@@ -145,11 +171,14 @@ def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None
             if cfg.mode != "generate":
                 conts = tuple(tuple(c) for c in P.choice_continuations(shown, mode=cfg.mode, language=prompt.language))
             items.append(PreparedItem(shown, q, item_key(bench.name, q.id), text, conts, tuple(s.id for s in shots)))
+    if not items and not_applicable:
+        raise EvalError(f"nothing to score in {cfg.mode} mode: all {len(not_applicable)} selected item(s) are "
+                        "numeric, select-all or ordering questions, which only --mode generate can score")
     keys = [it.key for it in items]
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})[:5]
         raise EvalError(f"the same item appears twice in this evaluation: {', '.join(dup)}")
-    return Prepared(items, data_hashes(files, data_root), not_applicable, warnings)
+    return Prepared(items, data_hashes(files, data_root), not_applicable, warnings, excluded)
 
 
 def _check_stored_prompts(run: RunDir, items: Sequence[PreparedItem]) -> None:
@@ -169,7 +198,8 @@ def _check_stored_prompts(run: RunDir, items: Sequence[PreparedItem]) -> None:
 
 def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict) -> dict:
     resolved = to_dict(cfg)
-    for volatile in ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap"):
+    for volatile in ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap",
+                     "allow_outside_paths"):
         resolved.pop(volatile, None)
     volatile_engine = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter")
     stable_engine = {k: v for k, v in engine_desc.items() if k not in volatile_engine}
@@ -275,16 +305,22 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
         "model": cfg.model, "adapter": cfg.adapter, "mode": cfg.mode, "prompt": cfg.prompt, "shots": cfg.shots,
         "shuffle": cfg.shuffle, "seed": cfg.seed, "benchmarks": list(cfg.benchmarks),
         "items_planned": len(prepared.items), "items_done": len(pairs), "prompts_truncated": truncated,
-        "not_applicable": {"count": len(prepared.not_applicable), "reason": "numeric items have no choices to score "
-                           "in this mode (use --mode generate); exam verdicts count them wrong",
+        "not_applicable": {"count": len(prepared.not_applicable), "reason": "numeric, select-all and ordering "
+                           "items have no single choice to rank in this mode (use --mode generate); exam verdicts "
+                           "count them wrong",
                            "items": prepared.not_applicable},
+        "excluded": {"count": len(prepared.excluded), "reason": "left out by the loader (e.g. no official answer "
+                     "key); not in any count or exam maximum", "items": prepared.excluded},
     }
     markdown = scoring.summary_markdown(summary)
     notes = []
     if prepared.not_applicable:
-        notes.append(f"- {len(prepared.not_applicable)} numeric item(s) not scorable in {cfg.mode} mode "
+        notes.append(f"- {len(prepared.not_applicable)} numeric / select-all / ordering item(s) not scorable in {cfg.mode} mode "
                      f"(counted wrong in exam verdicts): {', '.join(prepared.not_applicable[:10])}"
                      + (" …" if len(prepared.not_applicable) > 10 else ""))
+    if prepared.excluded:
+        notes.append(f"- {len(prepared.excluded)} record(s) excluded by the loader (no official answer key): "
+                     + ", ".join(prepared.excluded[:10]) + (" …" if len(prepared.excluded) > 10 else ""))
     if truncated:
         notes.append(f"- {truncated} prompt(s) were longer than the model context and cut from the left")
     if len(pairs) < len(prepared.items):
@@ -294,13 +330,26 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
     return summary, markdown
 
 
+def _data_root_for(cfg: EvalConfig) -> Path | None:
+    """The data root; None when every benchmark (and the shot pool) is a custom: mapping and
+    none is configured (a mapping names its own files)."""
+    from jmedllm.paths import DataRootError, resolve_data_root
+
+    specs = [*cfg.benchmarks, *([cfg.shot_pool] if cfg.shot_pool else [])]
+    try:
+        return resolve_data_root(cfg.data_root)
+    except DataRootError:
+        given = cfg.data_root or os.environ.get("JMEDLLM_DATA_ROOT")
+        if not given and specs and all(s.strip().startswith("custom:") for s in specs):
+            return None
+        raise
+
+
 def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Path:
     """Run (or resume) an evaluation; returns the run directory."""
-    from jmedllm.paths import resolve_data_root
-
     if not cfg.out:
         raise EvalError("no output directory given (--out DIR)")
-    data_root = resolve_data_root(cfg.data_root)
+    data_root = _data_root_for(cfg)
     if engine is None:
         engine = load_engine_for(cfg)
     format_chat = getattr(engine, "format_chat", None)

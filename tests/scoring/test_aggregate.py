@@ -107,7 +107,8 @@ def test_summary_markdown():
     assert md.startswith("# Summary")
     assert "| accuracy | 50.0 [" in md
     assert "## By benchmark" in md and "| medqa | 2 | 1 |" in md
-    assert "| 116 | igakuqa | ja | 2 | 0 [0, 0] / 197 (run max 1) | 158 | -158 |" in md
+    assert "| 116 | igakuqa | ja | 2 | 必修 | 0 [0, 0] / 197 (run max 1) | 158 | -158 |" in md
+    assert "|  |  |  |  | 一般+臨床 | 1 [1, 1] / 297 (run max 1) | 214 | -213 |" in md
     assert "1 (max 3)" in md and "FAIL (partial run)" in md
 
 
@@ -127,5 +128,10 @@ def test_exam_rules_apply_only_to_medical_exams_with_points():
     summary = aggregate([(q119, v119), (q109, v109)], n_resamples=50)
     assert summary["exams"] == [] and summary["exams_without_points"] == [119]
     assert summary["overall"]["metrics"]["accuracy"]["mean"] == 1.0
-    assert "No pass / fail verdict for exam(s) 119" in summary_markdown(summary)
+    # never dropped silently: each exam without a verdict is a line of the summary, with its reason
+    assert summary["exams_without_verdict"] == [
+        {"benchmark": "igakuqa119", "exam": 119, "reason": "the source gives no points per item"},
+        {"benchmark": "yakugakuqa", "exam": 109, "reason": "no pass lines known for exam 109"}]
+    assert "exam 119 (igakuqa119): the source gives no points per item" in summary_markdown(summary)
+    assert "exam 109 (yakugakuqa): no pass lines known for exam 109" in summary_markdown(summary)
     assert summary["by"]["section"]["hissu"]["n"] == 1 and summary["by"]["section"]["ippan_rinsho"]["n"] == 1

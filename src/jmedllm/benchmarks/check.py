@@ -57,6 +57,8 @@ def summarize(bench: Benchmark) -> dict[str, Any]:
         "numeric": sum(q.is_numeric for q in qs),
         "text_only": sum(bool(q.meta.get("text_only", True)) for q in qs),
         "text_only_by_n_choices": _count(len(q.choices) for q in qs if q.meta.get("text_only", True)),
+        "by_selection": _count(q.selection for q in qs),
+        "excluded": len(bench.excluded),
     }
     points = section_points(bench)
     if points:
@@ -85,6 +87,14 @@ _SECTION_ORDER = ("hisshu", "ippan_rinsho", "hissu", "riron", "jissen")
 def find_problems(bench: Benchmark) -> list[Problem]:
     """Everything in ``bench`` that a user publishing a score should know about."""
     problems: list[Problem] = []
+    if bench.excluded:
+        problems.append(Problem(WARNING, f"{len(bench.excluded)} record(s) excluded: no official answer key "
+                                "(not scored, not in any exam maximum)", bench.excluded))
+    incomplete = sorted({f"exam {q.meta['exam']}: {q.meta['exam_incomplete']}; no verdict"
+                         for q in bench.questions if q.meta.get("exam_incomplete")})
+    if incomplete:
+        problems.append(Problem(ERROR, "incomplete exam(s) in the data root: an eval cannot judge them",
+                                tuple(incomplete)))
     if bench.warnings:
         problems.append(Problem(WARNING, f"{len(bench.warnings)} source quirk(s) tolerated by the loader",
                                 bench.warnings))
@@ -143,12 +153,12 @@ def _section_problems(bench: Benchmark) -> list[Problem]:
     return []
 
 
-def check_spec(spec: str, data_root: str | os.PathLike[str] | None) -> Report:
+def check_spec(spec: str, data_root: str | os.PathLike[str] | None, *, allow_outside_paths: bool = False) -> Report:
     """Load ``spec`` and check it; a loading failure becomes an error in the report."""
     from jmedllm.benchmarks.registry import load_benchmark
 
     try:
-        bench = load_benchmark(spec, data_root)
+        bench = load_benchmark(spec, data_root, allow_outside_paths=allow_outside_paths)
     except (ValueError, OSError) as exc:
         return Report(spec, None, (Problem(ERROR, f"does not load: {exc}"),))
     return Report(spec, summarize(bench), tuple(find_problems(bench)))

@@ -55,6 +55,7 @@ OFFICIAL_SECTION_MAXIMA: dict[int, dict[str, int]] = {
     114: {"hisshu": 197, "ippan_rinsho": 299},
     115: {"hisshu": 200, "ippan_rinsho": 300},
     116: {"hisshu": 197, "ippan_rinsho": 297},
+    118: {"hisshu": 200, "ippan_rinsho": 300},  # MHLW announcement (see scoring.exam.PASS_LINES)
     119: {"hisshu": 200, "ippan_rinsho": 300},
 }
 
@@ -102,7 +103,30 @@ def load(
         else:
             out.questions.extend(_translations(path.with_name(f"{path.stem}_translate.jsonl"), originals,
                                                out, data_root))
+    if blocks is None:
+        mark_incomplete_exams(out)
     return out
+
+
+#: items per exam from the 112th on (A 75, B 50, C 75, D 75, E 50, F 75), as the sources hold them
+EXAM_ITEMS = 400
+
+
+def mark_incomplete_exams(out: Loaded, expected: int = EXAM_ITEMS) -> None:
+    """An exam of which the data root holds fewer than ``expected`` items (a block missing)
+    cannot be judged as the exam: each of its items gets ``meta["exam_incomplete"]`` ("75 of
+    400 items found"), which `data check` reports as an error and the eval summary as
+    "no verdict", and a warning names it."""
+    counts: dict[int, int] = {}
+    for q in out.questions:
+        counts[q.meta["exam"]] = counts.get(q.meta["exam"], 0) + 1
+    short = {exam: n for exam, n in counts.items() if n < expected}
+    for exam, n in sorted(short.items()):
+        out.warnings.append(f"exam {exam}: {n} of {expected} items found in the data root; no exam verdict")
+    if short:
+        out.questions[:] = [replace(q, meta={**q.meta, "exam_incomplete": f"{short[q.meta['exam']]} of {expected} "
+                                             "items found"}) if q.meta["exam"] in short else q
+                            for q in out.questions]
 
 
 def _question_files(folder: Path, years: tuple[int, ...] | None, blocks: tuple[str, ...] | None) -> list[Path]:

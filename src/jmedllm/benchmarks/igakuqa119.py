@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from jmedllm.benchmarks.igakuqa import SECTIONS
+from jmedllm.benchmarks.igakuqa import SECTIONS, mark_incomplete_exams
 from jmedllm.benchmarks.parsing import (
     LoaderError,
     field,
@@ -71,6 +71,7 @@ def load(data_root: Path, blocks: tuple[str, ...] | None = None) -> Loaded:
     if blocks is None:
         for pid in sorted(set(answers) - used):
             out.warnings.append(f"{answers_path}:{answers[pid][0]}: {pid}: answer for an unknown question")
+        mark_incomplete_exams(out)
     return out
 
 

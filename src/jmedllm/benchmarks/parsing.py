@@ -41,6 +41,10 @@ def read_text(path: Path) -> str:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise LoaderError(path, None, None, "file not found") from None
+    except IsADirectoryError:
+        raise LoaderError(path, None, None, "is a folder, expected a file") from None
+    except OSError as exc:
+        raise LoaderError(path, None, None, f"cannot read: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -134,6 +138,10 @@ def read_csv(path: Path, *, delimiter: str = ",") -> Iterator[tuple[int, list[st
         except StopIteration:
             return
         except csv.Error as exc:
+            # An unclosed quote runs to the end of the file: report the record that opens it.
+            if "unexpected end of data" in str(exc) or "EOF inside string" in str(exc):
+                raise LoaderError(path, start, None, "invalid CSV: a quoted cell opened in the record starting "
+                                  "on this line is never closed") from None
             raise LoaderError(path, reader.line_num, None, f"invalid CSV ({exc})") from None
         if any(cell.strip() for cell in row):
             yield start, row

@@ -16,7 +16,8 @@ class Benchmark:
     ``name`` is the spec it was loaded from (e.g. ``"igakuqa:2022:A"``), so that a run
     records exactly what it evaluated; ``files`` lets the runner hash the inputs.
     ``warnings`` lists quirks of the source that the loader tolerated (each naming file and
-    line), so that nothing is skipped or repaired silently.
+    line), so that nothing is skipped or repaired silently; ``excluded`` lists the records
+    left out on purpose (e.g. no official answer key), each with its id, place and reason.
     """
 
     name: str
@@ -25,11 +26,13 @@ class Benchmark:
     language: str
     description: str
     warnings: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "questions", tuple(self.questions))
         object.__setattr__(self, "files", tuple(self.files))
         object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "excluded", tuple(self.excluded))
         seen: dict[str, Question] = {}
         for q in self.questions:
             if q.id in seen:
@@ -172,8 +175,10 @@ def _int_list(value: str) -> list[int]:
 
 @dataclass
 class Loaded:
-    """What one loader returns: questions in source order, files read, tolerated quirks."""
+    """What one loader returns: questions in source order, files read, tolerated quirks,
+    records excluded on purpose (with their reasons)."""
 
     questions: list[Question] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)

@@ -35,6 +35,7 @@ from jmedllm.benchmarks import (
     pubmedqa,
     yakugakuqa,
 )
+from jmedllm.benchmarks.parsing import LoaderError
 from jmedllm.benchmarks.record import Benchmark, Filters, Loaded, apply_filters, parse_filter_value
 from jmedllm.paths import resolve_data_root
 
@@ -96,7 +97,7 @@ BENCHMARKS: dict[str, Entry] = {
         "ja", lambda root, f: yakugakuqa.load(root, _years(f, yakugakuqa.EXAM_YEAR_OFFSET)), ("year", "exam", "block")),
 }
 CUSTOM_PREFIX = "custom:"
-CUSTOM_DESCRIPTION = "your own JSONL or CSV described by a YAML mapping: custom:path/to/mapping.yaml"
+CUSTOM_DESCRIPTION = "your own JSONL, JSON array or CSV described by a YAML mapping: custom:path/to/mapping.yaml"
 
 
 def _years(filters: Filters, exam_to_year: int) -> tuple[int, ...] | None:
@@ -216,7 +217,8 @@ def _kwarg_filters(kwargs: dict[str, Any]) -> tuple[Filters, str]:
     return Filters(**values), suffix
 
 
-def load_benchmark(spec: str, data_root: str | os.PathLike[str] | None = None, **filters: Any) -> Benchmark:
+def load_benchmark(spec: str, data_root: str | os.PathLike[str] | None = None, *,
+                   allow_outside_paths: bool = False, **filters: Any) -> Benchmark:
     """Load the benchmark a spec names, selected and filtered.
 
     ``data_root`` defaults to ``$JMEDLLM_DATA_ROOT`` (not needed for ``custom:``, whose
@@ -224,20 +226,27 @@ def load_benchmark(spec: str, data_root: str | os.PathLike[str] | None = None, *
     :class:`~jmedllm.benchmarks.record.Filters` (``years=(2022,)``, ``text_only=True``,
     ``limit=5`` …) and override the spec's; they are appended to the returned
     ``Benchmark.name`` so that the name alone reproduces the selection.
+    ``allow_outside_paths`` lets a custom mapping name files outside its own folder.
     """
     name, spec_filters, mapping_path = parse_spec(spec)
     kw_filters, suffix = _kwarg_filters(filters)
     if name == "custom":
         assert mapping_path is not None
         selected = spec_filters.merged(kw_filters)
-        loaded, mapping = custom.load(mapping_path)
+        loaded, mapping = custom.load(mapping_path, allow_outside_paths=allow_outside_paths)
         languages = sorted({q.language for q in loaded.questions})
         language = mapping.language or (languages[0] if len(languages) == 1 else "mixed")
         description = mapping.description
     else:
         entry = BENCHMARKS[name]
         selected = entry.default.merged(spec_filters).merged(kw_filters)
-        loaded = entry.load(resolve_data_root(data_root), selected)
+        root = resolve_data_root(data_root)
+        try:
+            loaded = entry.load(root, selected)
+        except LoaderError:
+            raise
+        except ValueError as exc:  # a selection the data does not hold, e.g. igakuqa:2031
+            raise BenchmarkSpecError(f"{spec.strip()}: {exc}") from None
         language, description = entry.language, entry.description
     full_name = spec.strip() + suffix
     try:
@@ -251,4 +260,5 @@ def load_benchmark(spec: str, data_root: str | os.PathLike[str] | None = None, *
         language=language,
         description=description,
         warnings=tuple(loaded.warnings),
+        excluded=tuple(loaded.excluded),
     )

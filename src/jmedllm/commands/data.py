@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="benchmark spec, e.g. igakuqa or igakuqa-en:2022 (repeatable; default: all)")
     p_check.add_argument("--show", type=int, default=10, metavar="N",
                          help="list at most N ids / lines per problem (default 10, 0 for all)")
+    p_check.add_argument("--allow-outside-paths", action="store_true",
+                         help="let a custom mapping name files outside its own folder")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,19 +37,22 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(str(exc)) from None
         print_list(root, sys.stdout)
         return 0
-    try:
-        root = resolve_data_root(args.data_root)
-    except DataRootError as exc:
-        raise UserError(str(exc)) from None
     from jmedllm.benchmarks.registry import BenchmarkSpecError, list_benchmarks, parse_spec
 
     specs = args.benchmark or list(list_benchmarks())
+    names = []
     for spec in specs:
         try:
-            parse_spec(spec)
+            names.append(parse_spec(spec)[0])
         except BenchmarkSpecError as exc:
             raise UserError(str(exc)) from None
-    return print_check(specs, root, sys.stdout, show=args.show)
+    root = None
+    if any(name != "custom" for name in names):  # custom: mappings need no data root
+        try:
+            root = resolve_data_root(args.data_root)
+        except DataRootError as exc:
+            raise UserError(str(exc)) from None
+    return print_check(specs, root, sys.stdout, show=args.show, allow_outside_paths=args.allow_outside_paths)
 
 
 def print_list(data_root: Any, out: TextIO) -> None:
@@ -71,13 +76,14 @@ def print_list(data_root: Any, out: TextIO) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4], file=out)
 
 
-def print_check(specs: list[str], data_root: Any, out: TextIO, show: int = 10) -> int:
+def print_check(specs: list[str], data_root: Any, out: TextIO, show: int = 10,
+                allow_outside_paths: bool = False) -> int:
     """Check each spec, print its report, and return 1 if any problem is an error, else 0."""
     from jmedllm.benchmarks.check import check_spec
 
     failed = False
     for spec in specs:
-        report = check_spec(spec, data_root)
+        report = check_spec(spec, data_root, allow_outside_paths=allow_outside_paths)
         failed |= report.has_errors
         print(f"== {spec}", file=out)
         s = report.summary
@@ -91,6 +97,8 @@ def print_check(specs: list[str], data_root: Any, out: TextIO, show: int = 10) -
                   file=out)
             for exam, sections in s.get("section_points", {}).items():
                 print(f"  exam {exam} points per section: {_fmt(sections)}", file=out)
+            if s.get("excluded"):
+                print(f"  excluded (not scored): {s['excluded']}", file=out)
         for problem in report.problems:
             print(f"  {problem.severity.upper()}: {problem.message}", file=out)
             listed = problem.details if show == 0 else problem.details[:show]

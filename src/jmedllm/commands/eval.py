@@ -45,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="append", help="stop string for generation (repeatable)")
     p.add_argument("--first-line-only", action="store_true", default=None,
                    help="score only the first line of each answer, as the reference harness does")
+    p.add_argument("--allow-outside-paths", action="store_true", default=None,
+                   help="let a custom mapping name files (data, exam rules, images) outside its own folder")
     p.add_argument("--chunk-size", type=int, help="items per durable chunk")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for confidence intervals")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override any EvalConfig field")
@@ -59,7 +61,7 @@ def build_config(args: argparse.Namespace):
         value = getattr(args, flag, None)
         if value is not None:
             data[key] = value
-    for flag in ("shuffle", "first_line_only"):
+    for flag in ("shuffle", "first_line_only", "allow_outside_paths"):
         if getattr(args, flag, None):
             data[flag] = True
     data = apply_overrides(data, args.overrides or [])

@@ -94,7 +94,8 @@ def make_view(
         )
     list_choices = not numeric and mode != "loglik"
     ends_with_header = always_answer_header or style == "letter" or mode in ("letter", "loglik")
-    kw = dict(n_select=question.n_select, numeric=numeric, style=style, list_choices=list_choices, language=language)
+    kw = dict(n_select=question.n_select, numeric=numeric, style=style, list_choices=list_choices, language=language,
+              selection=question.selection)
     target = None
     if with_target:
         target = format_target(question, style=style, language=language)

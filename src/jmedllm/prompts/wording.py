@@ -57,17 +57,51 @@ def check_language(language: str) -> str:
     return language
 
 
-def task_sentence(*, n_select: int, numeric: bool, style: str, list_choices: bool, language: str) -> str:
+def task_sentence(*, n_select: int, numeric: bool, style: str, list_choices: bool, language: str,
+                  selection: str = "n") -> str:
     """The sentence that tells the model how many choices to pick and how to write the answer.
 
     ``style`` is the answer style ("text", "letter", "explanation"); ``list_choices`` is False
     in loglik mode, where the choices are not shown and one choice text is scored at a time.
-    ``n_select`` below 2 means one choice.
+    ``n_select`` below 2 means one choice. ``selection`` "all" (select all that apply) and
+    "order" (arrange the choices) ask for every fitting choice, or the choices in order.
     """
     n = max(n_select, 1)
+    if selection != "n" and list_choices and not numeric:
+        return _task_selection(selection, style, language)
     if language == "ja":
         return _task_ja(n, numeric, style, list_choices)
     return _task_en(n, numeric, style, list_choices)
+
+
+def _task_selection(selection: str, style: str, language: str) -> str:
+    if language == "ja":
+        reason = "段階的に考えて理由を簡潔に述べてから、"
+        last_line = "最後の行に「答え：」に続けて"
+        if selection == "all":
+            choose = "当てはまる選択肢をすべて選び、"
+            letters, texts = "選んだ記号を「, 」で区切って", "選んだ選択肢の文を「、」で区切って"
+        else:
+            choose = "選択肢を正しい順に並べ、"
+            letters, texts = "記号をその順に「, 」で区切って", "選択肢の文をその順に「、」で区切って"
+        if style == "letter":
+            return choose + letters + "書いてください。"
+        if style == "explanation":
+            return reason + choose + last_line + letters + "書いてください。"
+        return choose + texts + "そのまま書いてください。"
+    last_line = 'Explain your reasoning step by step, then write the final answer on its own last line as "Answer: " followed by '
+    if selection == "all":
+        choose = "Select all options that answer the question"
+        letters, texts = 'their letters, separated by ", ".', 'their texts exactly as given, separated by ", ".'
+    else:
+        choose = "Put the options in the correct order"
+        letters, texts = 'their letters in that order, separated by ", ".', \
+            'their texts exactly as given, in that order, separated by ", ".'
+    if style == "letter":
+        return choose + " and write " + letters
+    if style == "explanation":
+        return choose + ". " + last_line + letters
+    return choose + " and write " + texts
 
 
 def _task_ja(n: int, numeric: bool, style: str, list_choices: bool) -> str:
@@ -104,12 +138,18 @@ def _task_en(n: int, numeric: bool, style: str, list_choices: bool) -> str:
     return choose + (" and write its text exactly as given." if n == 1 else ' and write their texts exactly as given, separated by ", ".')
 
 
-def terse_hint(*, n_select: int, numeric: bool, style: str, list_choices: bool, language: str) -> str:
+def terse_hint(*, n_select: int, numeric: bool, style: str, list_choices: bool, language: str,
+               selection: str = "n") -> str:
     """The terse family's only instruction: the number to pick (when more than one) and the
     answer form when it is not a letter. Empty for a plain one-letter question."""
     parts: list[str] = []
     ja = language == "ja"
-    if not numeric and n_select > 1:
+    if not numeric and list_choices and selection != "n":
+        if selection == "all":
+            parts.append("すべて選べ。" if ja else "Select all that apply.")
+        else:
+            parts.append("正しい順に並べよ。" if ja else "Put them in the correct order.")
+    elif not numeric and n_select > 1:
         if list_choices:
             parts.append(f"{n_select}つ選べ。" if ja else f"Select {n_select}.")
         else:

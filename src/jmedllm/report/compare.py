@@ -147,13 +147,14 @@ def compare_markdown(result: dict[str, Any], metrics: Sequence[str] = ("accuracy
                     _p(c["bootstrap_p"]), *mc]) + " |")
     if result["exams"]:
         out += ["", "## Exams (full-exam verdict)", ""]
-        header = ["run", "exam", "lang", "必修 / max", "一般+臨床 / max", "禁忌肢", "verdict"]
+        header = ["run", "exam", "lang", "sections: points / max (line)", "禁忌肢", "verdict"]
         out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for e in result["exams"]:
-            h, g = e["hisshu"], e["ippan_rinsho"]
+            names = e.get("section_order") or ["hisshu", "ippan_rinsho"]
+            sections = "; ".join(f"{e[n].get('label') or n} {e[n]['points']} / {e[n]['official_max']} "
+                                 f"(line {e[n]['line']})" for n in names)
             kinki = str(e["kinki_count"]) if e.get("kinki_checked") else "not checked"
             out.append("| " + " | ".join([
-                e["label"], str(e["exam"]), e["language"], f"{h['points']} / {h['official_max']} (line {h['line']})",
-                f"{g['points']} / {g['official_max']} (line {g['line']})", kinki,
+                e["label"], str(e["exam"]), e["language"], sections, kinki,
                 "PASS" if e["passed"] else "FAIL"]) + " |")
     return "\n".join(out) + "\n"

@@ -66,8 +66,8 @@ def _group_key(question: Question, dimension: str) -> str | None:
     if dimension == "language":
         return question.language
     if dimension == "section":
-        if meta.get("exam") in exam_rules.PASS_LINES and ("section" in meta or "block" in meta):
-            return exam_rules.section_of(question)  # checked: 必修 / 一般+臨床 from the block
+        if exam_rules.rules_for(question) is not None and ("section" in meta or "block" in meta):
+            return exam_rules.section_of(question)  # checked: 必修 / 一般+臨床 from the block, or declared
         section = meta.get("section")  # other exams' own sections (YakugakuQA: hissu / riron / jissen)
         return str(section) if section not in (None, "") else None
     if dimension == "category":
@@ -105,30 +105,44 @@ def summarize_group(
 
 def _exam_summaries(
     items: Sequence[tuple[Question, ItemVerdict]], *, seed: int, n_resamples: int, confidence: float
-) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str, int], list[tuple[Question, ItemVerdict]]] = defaultdict(list)
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Exam verdicts, and the exams present without one (each with its reason)."""
+    groups: dict[tuple[str, str, Any], list[tuple[Question, ItemVerdict]]] = defaultdict(list)
+    without: dict[tuple[str, Any], str] = {}
     for q, v in items:
+        exam = q.meta.get("exam")
         if exam_rules.is_exam_item(q):
             groups[(q.benchmark, q.language, exam_rules.exam_of(q))].append((q, v))
+        elif exam_rules.exam_without_points(q) is not None:
+            without[(q.benchmark, exam)] = "the source gives no points per item"
+        elif exam_rules.exam_without_pass_lines(q) is not None:
+            without[(q.benchmark, exam)] = f"no pass lines known for exam {exam}"
     out = []
-    for (benchmark, language, exam), group in sorted(groups.items()):
+    for (benchmark, language, exam), group in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        incomplete = next((q.meta["exam_incomplete"] for q, _ in group if q.meta.get("exam_incomplete")), None)
+        if incomplete:
+            without[(benchmark, exam)] = f"exam {exam}: {incomplete}; no verdict"
+            continue
         result = exam_rules.exam_result(exam, group)
         entry: dict[str, Any] = {"benchmark": benchmark, "language": language, **result.to_dict()}
-        for section in exam_rules.SECTIONS:
-            in_section = [(q, v) for q, v in group if exam_rules.section_of(q) == section]
+        for section in result.sections:
+            name = section.section
+            in_section = [(q, v) for q, v in group if exam_rules.section_of(q) == name]
             if not in_section:
-                entry[section]["points_ci"] = None
+                entry[name]["points_ci"] = None
                 continue
             ci = exam_points_ci(
                 [exam_rules.points_of(q) for q, _ in in_section],
                 [v.correct for _, v in in_section],
                 n_resamples=n_resamples,
                 confidence=confidence,
-                seed=_seed_for(seed, "exam", benchmark, language, str(exam), section),
+                seed=_seed_for(seed, "exam", benchmark, language, str(exam), name),
             )
-            entry[section]["points_ci"] = {"low": ci.low, "high": ci.high}
+            entry[name]["points_ci"] = {"low": ci.low, "high": ci.high}
         out.append(entry)
-    return out
+    no_verdict = [{"benchmark": b, "exam": e, "reason": r}
+                  for (b, e), r in sorted(without.items(), key=lambda kv: tuple(map(str, kv[0])))]
+    return out, no_verdict
 
 
 def aggregate(
@@ -164,6 +178,7 @@ def aggregate(
             by[dimension] = {
                 key: summarize_group(groups[key], f"{dimension}={key}", **kwargs) for key in sorted(groups)
             }
+    exams, no_verdict = _exam_summaries(items, **kwargs)
     return {
         "n_items": len(items),
         "seed": seed,
@@ -172,8 +187,9 @@ def aggregate(
         "modes": dict(sorted(Counter(v.mode for v in verdicts).items())),
         "overall": summarize_group(verdicts, "overall", **kwargs),
         "by": by,
-        "exams": _exam_summaries(items, **kwargs),
+        "exams": exams,
         "exams_without_points": sorted({e for q, _ in items if (e := exam_rules.exam_without_points(q)) is not None}),
+        "exams_without_verdict": no_verdict,
     }
 
 
@@ -227,34 +243,34 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         rows = [[key, g["n"], g["unparsed"]] + [_cell(g["metrics"].get(m)) for m in metrics]
                 for key, g in groups.items()]
         out += _table(header, rows)
-    if summary.get("exams_without_points"):
-        out += ["", "## Exams", "", "No pass / fail verdict for exam(s) "
-                + ", ".join(str(e) for e in summary["exams_without_points"])
-                + ": the source gives no points per item (accuracy above is per item)."]
+    if summary.get("exams_without_verdict") or summary.get("exams_without_points"):
+        out += ["", "## Exams without a verdict", ""]
+        listed = summary.get("exams_without_verdict") or [
+            {"benchmark": "-", "exam": e, "reason": "the source gives no points per item"}
+            for e in summary.get("exams_without_points", [])]
+        for e in listed:
+            out.append(f"- exam {e['exam']} ({e['benchmark']}): {e['reason']} (accuracy above is per item).")
     if summary["exams"]:
         out += ["", "## Exams (full-exam verdict: items not in the run count as wrong)", ""]
-        header = ["exam", "benchmark", "lang", "items",
-                  "必修 points [CI] / max", "line", "margin",
-                  "一般+臨床 points [CI] / max", "line", "margin",
+        header = ["exam", "benchmark", "lang", "items", "section", "points [CI] / max", "line", "margin",
                   "禁忌肢", "verdict"]
         rows = []
         for e in summary["exams"]:
-            cells = [e["exam"], e["benchmark"], e["language"], e["n_items"]]
-            for s in exam_rules.SECTIONS:
-                sec = e[s]
-                ci = sec.get("points_ci")
-                ci_text = f" [{ci['low']:.0f}, {ci['high']:.0f}]" if ci else ""
-                subset = "" if sec["subset_max"] == sec["official_max"] else f" (run max {sec['subset_max']})"
-                cells += [f"{sec['points']}{ci_text} / {sec['official_max']}{subset}", sec["line"], f"{sec['margin']:+d}"]
-            if e["kinki_checked"]:
-                cells.append(f"{e['kinki_count']} (max {e['kinki_max']})")
-            else:
-                cells.append("not checked")
             verdict = "PASS" if e["passed"] else "FAIL"
             if not e["complete"]:
                 verdict += " (partial run)"
-            cells.append(verdict)
-            rows.append(cells)
+            kinki = f"{e['kinki_count']} (max {e['kinki_max']})" if e["kinki_checked"] else "not checked"
+            for k, name in enumerate(e.get("section_order", exam_rules.SECTIONS)):
+                sec = e[name]
+                ci = sec.get("points_ci")
+                ci_text = f" [{ci['low']:.0f}, {ci['high']:.0f}]" if ci else ""
+                subset = "" if sec["subset_max"] == sec["official_max"] else f" (run max {sec['subset_max']})"
+                first = k == 0
+                rows.append([e["exam"] if first else "", e["benchmark"] if first else "",
+                             e["language"] if first else "", e["n_items"] if first else "",
+                             sec.get("label") or name,
+                             f"{sec['points']}{ci_text} / {sec['official_max']}{subset}", sec["line"],
+                             f"{sec['margin']:+d}", kinki if first else "", verdict if first else ""])
         out += _table(header, rows)
     return "\n".join(out) + "\n"
 

@@ -1,4 +1,8 @@
-"""IgakuQA exam rules: points, sections, official exceptions, forbidden choices, pass lines.
+"""Exam rules: points, sections, official exceptions, forbidden choices, pass lines.
+
+One :func:`exam_result` judges every exam: the built-in medical licensing exams below
+(expressed as :class:`~jmedllm.benchmarks.examrules.ExamRules` by :func:`builtin_rules`)
+and any exam whose custom mapping declares its rules (carried in ``meta["exam_rules"]``).
 
 The Japanese national medical licensing exam (医師国家試験) from the 112th (2018) on has
 six blocks A–F. Blocks B and E are 必修 (hisshu, compulsory: general items 1 point,
@@ -24,6 +28,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from jmedllm.benchmarks.examrules import ExamRules, SectionRule
 from jmedllm.benchmarks.igakuqa import OFFICIAL_SECTION_MAXIMA
 from jmedllm.benchmarks.igakuqa import SECTIONS as BLOCK_SECTIONS
 from jmedllm.schema import LETTERS, Question
@@ -72,6 +77,11 @@ PASS_LINES: Mapping[int, PassLines] = {
     116: _lines(116, 158, 214, _MHLW),  # of 197 / 297
     # 119th (2025): 必修 160/200, 一般+臨床 221/300 (73.7 %), 禁忌肢 3 or fewer, as reported
     # from the MHLW announcement; IgakuQA119's leaderboard uses the same 200 + 300 maxima.
+    # 118th (2024): 必修 160/200, 必修を除く一般+臨床 230/300, 禁忌肢 3 or fewer: the MHLW
+    # announcement of 2024-03-15 as reported at http://japan.wdpp.org/ ("医師国家試験、合格率92.4%
+    # 新卒の合格者は9千人を突破"). The 117th and 120th are left out: no public source with their
+    # lines could be read here (add them, with the source, when one is at hand).
+    118: _lines(118, 160, 230, "MHLW announcement for the 118th exam (secondary report, japan.wdpp.org)"),
     119: _lines(119, 160, 221, "MHLW announcement for the 119th exam (secondary report)"),
 }
 
@@ -134,7 +144,16 @@ def is_counted_correct_for_all(question: Question) -> bool:
 
 
 def section_of(question: Question) -> str:
-    """"hisshu" or "ippan_rinsho": ``meta["section"]``, else from ``meta["block"]``."""
+    """The item's section. Declared exams: ``meta["section"]`` (checked against the rules'
+    section names). Built-in: "hisshu" or "ippan_rinsho", ``meta["section"]``, else from
+    ``meta["block"]``."""
+    rules = question.meta.get("exam_rules")
+    if rules is not None:
+        names = [s.name for s in rules.sections]
+        section = question.meta.get("section")
+        if section not in names:
+            raise ValueError(f"{question.id}: meta section {section!r} is not one of {names}")
+        return section
     section = question.meta.get("section")
     block = question.meta.get("block")
     from_block = None
@@ -187,10 +206,19 @@ def selects_kinki(question: Question, predicted: frozenset[int]) -> bool | None:
 
 
 def is_exam_item(question: Question) -> bool:
-    """Whether the medical licensing exam rules apply: an exam with published pass lines
-    (IgakuQA 112-116, 119) and an item with points. YakugakuQA (the pharmacist exam, other
-    rules) and IgakuQA119 (no points in its source) are scored as plain items."""
-    return question.meta.get("exam") in PASS_LINES and "points" in question.meta
+    """Whether exam rules apply: an item with points of an exam with known rules (built-in
+    pass lines, IgakuQA 112-116, 118, 119, or rules declared by a custom mapping).
+    YakugakuQA (the pharmacist exam, no rules here) and IgakuQA119 (no points in its
+    source) are scored as plain items, and the summary says so."""
+    return "points" in question.meta and rules_for(question) is not None
+
+
+def exam_without_pass_lines(question: Question) -> Any:
+    """The exam of an item that has points but no known rules (no verdict possible), else None."""
+    exam = question.meta.get("exam")
+    if exam is None or "points" not in question.meta or rules_for(question) is not None:
+        return None
+    return exam
 
 
 def exam_without_points(question: Question) -> int | None:
@@ -199,18 +227,22 @@ def exam_without_points(question: Question) -> int | None:
     return exam if exam in PASS_LINES and "points" not in question.meta else None
 
 
-def exam_of(question: Question) -> int:
+def exam_of(question: Question) -> int | str:
     exam = question.meta.get("exam")
-    if isinstance(exam, bool) or not isinstance(exam, int):
-        raise ValueError(f"{question.id}: meta exam must be an int such as 116, got {exam!r}")
+    if isinstance(exam, bool) or not isinstance(exam, (int, str)) or exam == "":
+        raise ValueError(f"{question.id}: meta exam must be an exam number such as 116 or a name, got {exam!r}")
     return exam
 
 
 def section_maxima(questions: Iterable[Question]) -> dict[int, dict[str, int]]:
     """Sum of points per exam and section over the given items: {116: {"hisshu": 197, ...}}."""
-    out: dict[int, dict[str, int]] = defaultdict(lambda: {HISSHU: 0, IPPAN_RINSHO: 0})
+    out: dict[Any, dict[str, int]] = {}
     for q in questions:
-        out[exam_of(q)][section_of(q)] += points_of(q)
+        rules = rules_for(q)
+        names = [s.name for s in rules.sections] if rules is not None else list(SECTIONS)
+        by_section = out.setdefault(exam_of(q), dict.fromkeys(names, 0))
+        section = section_of(q)
+        by_section[section] = by_section.get(section, 0) + points_of(q)
     return {exam: dict(v) for exam, v in out.items()}
 
 
@@ -235,8 +267,37 @@ def check_section_maxima(questions: Iterable[Question]) -> dict[int, dict[str, i
 
 
 # ---------------------------------------------------------------------------
-# exam verdict
+# exam verdict (one function for built-in and declared exams)
 # ---------------------------------------------------------------------------
+
+def builtin_rules(exam: Any) -> ExamRules | None:
+    """The medical licensing exam's rules in the shared :class:`ExamRules` form."""
+    lines = PASS_LINES.get(exam)
+    if lines is None:
+        return None
+    return ExamRules(
+        exam=exam,
+        sections=(
+            SectionRule(HISSHU, SECTION_LABELS[HISSHU], tuple(sorted(HISSHU_BLOCKS)), lines.hisshu_line,
+                        maximum=lines.hisshu_max),
+            SectionRule(IPPAN_RINSHO, SECTION_LABELS[IPPAN_RINSHO], tuple(sorted(IPPAN_RINSHO_BLOCKS)),
+                        lines.ippan_rinsho_line, maximum=lines.ippan_rinsho_max),
+        ),
+        kinki_max=lines.kinki_max,
+        source=lines.source,
+    )
+
+
+def rules_for(question: Question) -> ExamRules | None:
+    """The rules that judge this item: declared by its mapping (``meta["exam_rules"]``), else
+    the built-in medical licensing exam's, else None."""
+    declared = question.meta.get("exam_rules")
+    if declared is not None:
+        if not isinstance(declared, ExamRules):
+            raise ValueError(f"{question.id}: meta exam_rules must be an ExamRules, got {type(declared).__name__}")
+        return declared
+    return builtin_rules(question.meta.get("exam"))
+
 
 @dataclass(frozen=True)
 class SectionResult:
@@ -251,61 +312,87 @@ class SectionResult:
     line: int
     margin: int  # points - line (>= 0 passes)
     passed: bool
+    label: str = ""
 
     @property
     def subset_rate(self) -> float | None:
         return self.points / self.subset_max if self.subset_max else None
 
     @property
-    def official_rate(self) -> float:
-        return self.points / self.official_max
+    def official_rate(self) -> float | None:
+        return self.points / self.official_max if self.official_max else None
 
 
 @dataclass(frozen=True)
 class ExamResult:
     """Pass/fail of one exam with the margin on each criterion.
 
-    ``kinki_checked`` is False when no item carries kinki metadata (IgakuQA119): the
-    verdict then rests on the two point criteria only, and ``kinki_count`` is None.
-    ``complete`` says whether the run held items worth the full official maxima.
+    ``sections`` in the rules' order (the medical licensing exam: 必修, 一般+臨床; reachable
+    as ``.hisshu`` / ``.ippan_rinsho``). ``kinki_checked`` is False when no item carries
+    kinki metadata (IgakuQA119) or the rules set no limit: the verdict then rests on the
+    points alone, and ``kinki_count`` is None. ``complete`` says whether the run held items
+    worth every section's maximum.
     """
 
-    exam: int
-    hisshu: SectionResult
-    ippan_rinsho: SectionResult
+    exam: int | str
+    sections: tuple[SectionResult, ...]
     kinki_count: int | None
-    kinki_max: int
+    kinki_max: int | None
     kinki_margin: int | None  # kinki_max - kinki_count (>= 0 passes)
     kinki_checked: bool
     passed: bool
     complete: bool
     n_items: int
+    source: str = ""
+
+    def section(self, name: str) -> SectionResult:
+        for s in self.sections:
+            if s.section == name:
+                return s
+        raise KeyError(f"exam {self.exam} has no section {name!r}")
+
+    @property
+    def hisshu(self) -> SectionResult:
+        return self.section(HISSHU)
+
+    @property
+    def ippan_rinsho(self) -> SectionResult:
+        return self.section(IPPAN_RINSHO)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for name in SECTIONS:
-            section: SectionResult = getattr(self, name)
-            d[name]["subset_rate"] = section.subset_rate
-            d[name]["official_rate"] = section.official_rate
+        """JSON-ready: each section under its own name (``d["hisshu"]``), ``section_order``
+        listing them, and the exam-level fields."""
+        d: dict[str, Any] = {k: v for k, v in asdict(self).items() if k != "sections"}
+        d["section_order"] = [s.section for s in self.sections]
+        for section in self.sections:
+            entry = asdict(section)
+            entry["subset_rate"] = section.subset_rate
+            entry["official_rate"] = section.official_rate
+            d[section.section] = entry
         return d
 
 
-def exam_result(exam: int, items: Sequence[tuple[Question, "ItemVerdict"]]) -> ExamResult:
+def exam_result(exam: Any, items: Sequence[tuple[Question, "ItemVerdict"]],
+                rules: ExamRules | None = None) -> ExamResult:
     """Score one exam from item verdicts (items of other exams are an error).
 
-    Points: an item earns its ``points`` when its verdict is correct. Duplicate items,
-    or items worth more than the official maximum, are errors.
+    ``rules``: the exam's rules; by default those the items carry (a custom mapping's) or
+    the built-in ones. Points: an item earns its ``points`` when its verdict is correct.
+    Duplicate items, or items worth more than a section's maximum, are errors.
     """
-    lines = PASS_LINES.get(exam)
-    if lines is None:
-        raise ValueError(f"exam {exam}: no official pass lines known (known: {sorted(PASS_LINES)})")
+    if rules is None:
+        rules = rules_for(items[0][0]) if items else builtin_rules(exam)
+    if rules is None:
+        raise ValueError(f"exam {exam}: no official pass lines known (built-in: {sorted(PASS_LINES)}; "
+                         "declare them in the mapping's exam_rules)")
+    names = [s.name for s in rules.sections]
     seen: set[str] = set()
-    n = {s: 0 for s in SECTIONS}
-    n_correct = {s: 0 for s in SECTIONS}
-    earned = {s: 0 for s in SECTIONS}
-    subset_max = {s: 0 for s in SECTIONS}
+    n = {s: 0 for s in names}
+    n_correct = {s: 0 for s in names}
+    earned = {s: 0 for s in names}
+    subset_max = {s: 0 for s in names}
     kinki_count = 0
-    kinki_checked = False
+    kinki_seen = False
     for question, verdict in items:
         if exam_of(question) != exam:
             raise ValueError(f"{question.id}: item of exam {exam_of(question)} given to exam {exam}")
@@ -314,6 +401,8 @@ def exam_result(exam: int, items: Sequence[tuple[Question, "ItemVerdict"]]) -> E
             raise ValueError(f"{question.id}: item {key} appears twice in exam {exam}")
         seen.add(key)
         section = section_of(question)
+        if section not in n:
+            raise ValueError(f"{question.id}: section {section!r} is not one of exam {exam}'s {names}")
         points = points_of(question)
         n[section] += 1
         subset_max[section] += points
@@ -321,44 +410,39 @@ def exam_result(exam: int, items: Sequence[tuple[Question, "ItemVerdict"]]) -> E
             n_correct[section] += 1
             earned[section] += points
         if kinki_of(question) is not None:
-            kinki_checked = True
+            kinki_seen = True
             if selects_kinki(question, verdict.predicted):
                 kinki_count += 1
-    sections = {}
-    for s in SECTIONS:
-        official = lines.maximum(s)
+    results = []
+    for rule in rules.sections:
+        s = rule.name
+        official = rule.maximum if rule.maximum is not None else subset_max[s]
         if subset_max[s] > official:
             raise ValueError(
                 f"exam {exam} {s}: items in the run are worth {subset_max[s]} points, "
                 f"more than the official maximum {official}"
             )
-        sections[s] = SectionResult(
-            section=s,
-            n_items=n[s],
-            n_correct=n_correct[s],
-            points=earned[s],
-            subset_max=subset_max[s],
-            official_max=official,
-            line=lines.line(s),
-            margin=earned[s] - lines.line(s),
-            passed=earned[s] >= lines.line(s),
-        )
-    kinki_margin = lines.kinki_max - kinki_count if kinki_checked else None
-    passed = sections[HISSHU].passed and sections[IPPAN_RINSHO].passed and (
-        not kinki_checked or kinki_count <= lines.kinki_max
-    )
-    complete = all(subset_max[s] == lines.maximum(s) for s in SECTIONS)
+        line = rule.pass_line(official)
+        results.append(SectionResult(
+            section=s, n_items=n[s], n_correct=n_correct[s], points=earned[s], subset_max=subset_max[s],
+            official_max=official, line=line, margin=earned[s] - line, passed=earned[s] >= line,
+            label=rule.label,
+        ))
+    kinki_checked = kinki_seen and rules.kinki_max is not None
+    kinki_margin = rules.kinki_max - kinki_count if kinki_checked and rules.kinki_max is not None else None
+    passed = all(r.passed for r in results) and (not kinki_checked or kinki_count <= (rules.kinki_max or 0))
+    complete = all(r.subset_max == r.official_max for r in results)
     return ExamResult(
         exam=exam,
-        hisshu=sections[HISSHU],
-        ippan_rinsho=sections[IPPAN_RINSHO],
+        sections=tuple(results),
         kinki_count=kinki_count if kinki_checked else None,
-        kinki_max=lines.kinki_max,
+        kinki_max=rules.kinki_max,
         kinki_margin=kinki_margin,
         kinki_checked=kinki_checked,
         passed=passed,
         complete=complete,
         n_items=len(seen),
+        source=rules.source,
     )
 
 
@@ -383,6 +467,9 @@ __all__ = [
     "PassLines",
     "SectionResult",
     "accepted_answer_sets",
+    "builtin_rules",
+    "exam_without_pass_lines",
+    "rules_for",
     "check_section_maxima",
     "exam_of",
     "exam_without_points",

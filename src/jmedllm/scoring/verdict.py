@@ -16,6 +16,15 @@ taken against the most favourable accepted answer. Exact match and the Gestalt s
 stay text similarities to the gold text even for an "all correct" item.
 ``None`` means "not applicable" (e.g. no exact match for log-likelihood scoring);
 aggregation averages each metric over the items where it applies.
+
+Select-all questions (``selection="all"``): ``correct`` is the exact set (every gold
+choice and nothing else), with set precision / recall / F1 beside it; the Gestalt-based
+choice is not applicable (it needs a number of choices to pick). Ordering questions
+(``selection="order"``): ``correct`` is the exact sequence (``predicted_order`` equals
+``answer_order``); the set metrics say how many of the right choices were named at all;
+exact match and the Gestalt-based choice are not applicable. Log-likelihood and letter
+scoring rank choices one at a time and cannot express either: such items are not
+applicable in those modes (the runner lists them, as it does numeric items).
 """
 
 from __future__ import annotations
@@ -67,6 +76,7 @@ class ItemVerdict:
     points_possible: int | None = None
     exception: str | None = None  # official scoring exception applied ("all_correct" / "accept_any")
     span: tuple[int, int] | None = None  # extraction match in nfkc(output)
+    predicted_order: tuple[int, ...] | None = None  # ordering questions: the choices in the order written
     matched: str | None = None
     first_line_only: bool = False
 
@@ -101,8 +111,9 @@ class ItemVerdict:
         for key in ("predicted", "gestalt_predicted", "predicted_norm"):
             if kwargs.get(key) is not None:
                 kwargs[key] = frozenset(kwargs[key])
-        if kwargs.get("span") is not None:
-            kwargs["span"] = tuple(kwargs["span"])
+        for key in ("span", "predicted_order"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)
 
 
@@ -147,12 +158,21 @@ def score_generation(
                             answer_pattern=answer_pattern, selection=question.selection)
     sets = best_set_scores(found.indices, accepted)
     correct = sets.correct or for_all
+    predicted_order = None
+    if question.selection == "order":
+        predicted_order = tuple(found.order)
+        correct = predicted_order == question.answer_order or for_all
+    g_pred: frozenset[int] | None
+    exact: bool | None
     if response:
-        g_pred: frozenset[int] = gestalt_choice(response, question.choices, n_select)
-        exact = any(exact_match(response, _texts(question, s)) for s in accepted)
+        g_pred = gestalt_choice(response, question.choices, n_select) if question.selection == "n" else None
+        exact = (any(exact_match(response, _texts(question, s)) for s in accepted)
+                 if question.selection != "order" else None)
         gestalt = max(gestalt_score(response, _texts(question, s)) for s in accepted)
     else:  # nothing written: no text is close to anything
-        g_pred, exact, gestalt = frozenset(), False, 0.0
+        g_pred = frozenset() if question.selection == "n" else None
+        exact = False if question.selection != "order" else None
+        gestalt = 0.0
     return ItemVerdict(
         question_id=question.id,
         mode=GENERATION,
@@ -166,9 +186,10 @@ def score_generation(
         exact_match=exact,
         gestalt=gestalt,
         gestalt_predicted=g_pred,
-        gestalt_correct=(g_pred in accepted) or for_all,
+        gestalt_correct=None if g_pred is None else (g_pred in accepted) or for_all,
         exception=_exception_name(question),
         span=found.span,
+        predicted_order=predicted_order,
         matched=found.matched,
         first_line_only=first_line_only,
         **_exam_fields(question, found.indices, correct),
@@ -215,6 +236,9 @@ def _n_select(question: Question) -> int:
 def _require_choices(question: Question, n_scores: int, what: str) -> int:
     if question.is_numeric:
         raise ValueError(f"{question.id}: numeric item cannot be scored by {what}")
+    if question.selection != "n":
+        raise ValueError(f"{question.id}: a {'select-all' if question.selection == 'all' else 'ordering'} "
+                         f"question cannot be scored by {what} (not applicable; use generation)")
     if n_scores != len(question.choices):
         raise ValueError(f"{question.id}: {n_scores} {what} scores for {len(question.choices)} choices")
     return _n_select(question)
