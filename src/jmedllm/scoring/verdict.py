@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 from jmedllm.schema import LETTERS, ContinuationScore, Question
 from jmedllm.scoring import exam as exam_rules
-from jmedllm.scoring.extract import clean_output, extract_choices, extract_number
+from jmedllm.scoring.extract import clean_output, extract_choices, extract_number, template_digits
 from jmedllm.scoring.metrics import (
     best_set_scores,
     exact_match,
@@ -125,15 +125,26 @@ def _texts(question: Question, indices: frozenset[int]) -> list[str]:
     return [question.choices[i] for i in sorted(indices)]
 
 
-def score_generation(question: Question, output_text: str, *, first_line_only: bool = False) -> ItemVerdict:
-    """Score a generated answer with every generation metric."""
+def score_generation(
+    question: Question, output_text: str, *, first_line_only: bool = False, answer_pattern: str | None = None
+) -> ItemVerdict:
+    """Score a generated answer with every generation metric.
+
+    ``answer_pattern``: a user regex with a named group ``answer`` tried before the built-in
+    extraction; without it, the question's own ``meta["answer_pattern"]`` (from a custom
+    mapping) is used. The question's ``selection`` and, for numeric items, the digit boxes
+    of its ``meta["answer_template"]`` go to the extractor.
+    """
+    if answer_pattern is None:
+        answer_pattern = question.meta.get("answer_pattern") or None
     response = clean_output(output_text, first_line_only=first_line_only).strip()
     if question.is_numeric:
-        return _score_numeric(question, output_text, response, first_line_only)
+        return _score_numeric(question, output_text, response, first_line_only, answer_pattern)
     n_select = _n_select(question)
     accepted = exam_rules.accepted_answer_sets(question)
     for_all = exam_rules.is_counted_correct_for_all(question)
-    found = extract_choices(output_text, question.choices, n_select, first_line_only=first_line_only)
+    found = extract_choices(output_text, question.choices, n_select, first_line_only=first_line_only,
+                            answer_pattern=answer_pattern, selection=question.selection)
     sets = best_set_scores(found.indices, accepted)
     correct = sets.correct or for_all
     if response:
@@ -164,11 +175,15 @@ def score_generation(question: Question, output_text: str, *, first_line_only: b
     )
 
 
-def _score_numeric(question: Question, output_text: str, response: str, first_line_only: bool) -> ItemVerdict:
+def _score_numeric(
+    question: Question, output_text: str, response: str, first_line_only: bool, answer_pattern: str | None
+) -> ItemVerdict:
     """Numeric items: correct when the extracted number equals the gold value; exact match
     when the whole response is that number (with at most a unit); Gestalt score against the
     gold value as written by ``str(Decimal)``."""
-    found = extract_number(output_text, first_line_only=first_line_only)
+    digits, decimals = template_digits(question.meta.get("answer_template"))
+    found = extract_number(output_text, first_line_only=first_line_only, answer_pattern=answer_pattern,
+                           digits=digits, decimals=decimals)
     correct = numeric_correct(found.number, question) or exam_rules.is_counted_correct_for_all(question)
     gold = str(gold_value(question))
     return ItemVerdict(
