@@ -13,10 +13,11 @@ declaration wins (precedence, highest first):
 3. the benchmark: a custom mapping's ``answer_pattern`` key, which the loader puts into each
    question's ``meta["answer_pattern"]``.
 
-The rule-based extractor then tries the pattern first (its last match) and falls back to its
-own steps when the pattern does not match. Every pattern in force is recorded in the run's
-config.json (identity: a changed pattern is another run) and the one applied to an item is
-recorded with it. A pattern is data, never code: it is only compiled as a regular expression.
+The extractor tries the pattern in force first and falls back to its own steps when it
+does not match (``jmedllm.scoring.extract.pattern``). Every pattern in force is recorded in
+the run's config.json (identity: a changed pattern is another run), and each item record
+names the source of its pattern (``answer_pattern_source``). A pattern is data, never code:
+it is only compiled as a regular expression.
 """
 
 from __future__ import annotations
@@ -38,17 +39,14 @@ class AnswerPatternError(ValueError):
 
 
 def check(pattern: str, where: str) -> str:
-    """Return ``pattern`` if it compiles and has the named group ``answer``; else AnswerPatternError."""
-    if not isinstance(pattern, str) or not pattern.strip():
-        raise AnswerPatternError(f"{where}: answer_pattern must be a non-empty regular expression")
+    """Return ``pattern`` if it compiles and has the named group ``answer``; else AnswerPatternError
+    (the extractor's own validation, with the place of the declaration in front)."""
+    from jmedllm.scoring.extract import compile_answer_pattern
+
     try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise AnswerPatternError(f"{where}: answer_pattern {pattern!r} is not a valid regular expression: {exc}") \
-            from None
-    if GROUP not in compiled.groupindex:
-        raise AnswerPatternError(f"{where}: answer_pattern {pattern!r} has no named group (?P<{GROUP}>...) "
-                                 "around the answer")
+        compile_answer_pattern(pattern)
+    except ValueError as exc:
+        raise AnswerPatternError(f"{where}: {exc}") from None
     return pattern
 
 

@@ -78,8 +78,7 @@ def ask(engine: Any, items: Sequence[tuple[Question, str]]) -> list[dict[str, An
 
 def judge_verdict(question: Question, reply: str):
     """The verdict read from the judge's reply by the rule-based extractor, as method ``judge``
-    (``unparsed`` when the reply names no answer). No house answer pattern applies to the
-    judge's own reply."""
+    (``unparsed`` when the reply names no answer)."""
     from jmedllm import scoring
 
     verdict = scoring.score_generation(question, reply)

@@ -7,9 +7,10 @@ A reference verdict is read from ``true/false``, ``1/0``, ``yes/no``, ``correct/
 
 A reference answer is read as letters for a choice item (``c``, ``C``, ``a,c``, ``a と c``,
 ``ＡＣ``: case, width, order and separators do not matter), as a number for a numeric item
-(``0.40`` = ``0.4``); empty or null is "no answer". A value that is neither (e.g. a template
-placeholder the model echoed) is kept as written and counts as "no valid answer", as does
-jmedllm's "unparsed".
+(``0.40`` = ``0.4``); empty or null is "no answer". A value that is neither (a template
+placeholder the model echoed, ``a or c``, a letter beyond the item's choices such as ``af``
+for a–e) counts as "no valid answer", as does jmedllm's "unparsed"; the listing shows it as
+written.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def answer_reading(value: Any, question: Question) -> str | None:
     if question.is_numeric:
         return _number(re.sub(r"\s+", "", text)) if text else None
     letters = _SEPARATORS.sub("", text)
-    if letters and re.fullmatch(r"[a-z]+", letters):
+    if letters and all(c in question.letters for c in letters):
         return "".join(sorted(set(letters)))
     return None
 
