@@ -182,7 +182,7 @@ def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None
         raise EvalError(f"the same item appears twice in this evaluation: {', '.join(dup)}")
     if patterns:
         patterns["precedence"] = " > ".join(AP.SOURCES)
-    return Prepared(items, data_hashes(files, data_root), not_applicable, warnings, patterns)
+    return Prepared(items, data_hashes(files, data_root), not_applicable, warnings, answer_patterns=patterns)
 
 
 def _check_stored_prompts(run: RunDir, items: Sequence[PreparedItem]) -> None:
