@@ -53,6 +53,7 @@ from jmedllm.scoring.extract.statements import (
     pick_final_label,
     pick_label_only,
     pick_leading_label,
+    has_answer_keyword,
     statements,
 )
 from jmedllm.scoring.extract.types import NOTHING, UNPARSED, Extraction, picked
@@ -113,11 +114,18 @@ def extract_choices(
         lambda: pick_label_mention(text, n, n_select) if selection == "n" else None,
         lambda: pick_choice_text_contained(text, choices, n_select, selection),
     )
-    for step in steps:
+    stated = has_answer_keyword(text)
+    for name, step in zip(("label_only", "answer_statement", "final_label", "leading_label", "choice_text",
+                           "label_mention", "choice_text_contained"), steps):
+        if stated and name in _GUESSES:
+            break  # an answer was stated but cannot be read: no guess from the reasoning
         found = step()
         if found is not None and found.indices:
             return found
     return NOTHING
+
+
+_GUESSES = ("label_mention", "choice_text_contained")
 
 
 __all__ = [

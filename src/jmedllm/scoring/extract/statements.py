@@ -32,7 +32,7 @@ _STATEMENT_PREFIX = (
     # English: Answer: (C) / The correct answer is C / answers are a and c / Final Answer:\n\nC
     rf"|(?:{OPEN}[ \t]*)?{_EN_KEY}[ \t]*(?:{CLOSE})?"
     r"\s*(?:is|are|would\s+be|will\s+be|should\s+be|must\s+be|remains|:|=|-)\s*"
-    r"(?:(?:probably|likely|definitely|clearly|therefore|thus|then)\s+)?"
+    r"(?:(?:most\s+|very\s+)?(?:probably|likely|definitely|clearly|therefore|thus|then)\s+)?"
     r"(?:(?:option|choice|answer)s?\s*:?\s*)?"
     r"|\bI\s+(?:would\s+|will\s+|'d\s+)?(?:choose|select|pick|go\s+with)\s+(?:(?:option|choice)s?\s+)?"
 )
@@ -88,6 +88,19 @@ def statements(text: str, n_choices: int) -> list[Extraction]:
     found.extend(_boxed(text, n_choices))
     found.sort(key=lambda e: e.span[0] if e.span else -1)
     return found
+
+
+_KEYWORD_ONLY = re.compile(
+    rf"(?:{OPEN}[ \t]*)?(?:{_JA_KEY})[ \t]*(?:{CLOSE})?[ \t]*(?:は|:|=)"
+    rf"|{_EN_KEY}[ \t]*(?:{CLOSE})?\s*(?:is|are|would\s+be|will\s+be|should\s+be|:)",
+    re.IGNORECASE,
+)
+
+
+def has_answer_keyword(text: str) -> bool:
+    """The text states an answer ("答え：", "The answer is") whatever follows: when no statement
+    could be read from it, the reasoning fallbacks must not guess instead."""
+    return _KEYWORD_ONLY.search(text) is not None
 
 
 def pick_answer_statement(text: str, n_choices: int) -> Extraction | None:
