@@ -20,6 +20,7 @@ __all__ = ["COMMANDS", "UserError", "build_parser", "main"]
 COMMANDS: dict[str, str] = {
     "data": "jmedllm.commands.data",
     "eval": "jmedllm.commands.eval",
+    "score": "jmedllm.commands.score",
     "compare": "jmedllm.commands.compare",
     "train": "jmedllm.commands.train",
     "merge": "jmedllm.commands.merge",

@@ -10,7 +10,6 @@ Verdicts in the summary are always recomputed from the raw outputs stored in ite
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -20,7 +19,7 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from jmedllm.config import to_dict
-from jmedllm.runs import RunDir, chunked, data_hashes, item_key, open_run, run_context, sha256_file
+from jmedllm.runs import RunDir, chunked, data_hashes, item_key, model_fingerprint, open_run, run_context
 from jmedllm.schema import ContinuationScore, GenerationParams, LoglikRequest, Question
 
 MODES = ("generate", "loglik", "letter")
@@ -56,6 +55,9 @@ class EvalConfig:
     bootstrap: int = 2000
     trust_remote_code: bool = False
     allow_outside_paths: bool = False  # let a custom mapping name files outside its folder
+    answer_pattern: str | None = None  # regex with a named group "answer" (precedence: see answer_pattern.py)
+    extract_with: str | None = None  # judge model asked about rule-unparsed answers (see judge.py)
+    extract_engine: str = "hf"  # engine kind of the judge model
 
 
 class EvalError(ValueError):
@@ -67,9 +69,11 @@ class PreparedItem:
     question: Question  # as shown to the model (shuffled when shuffle is on)
     original: Question
     key: str
-    prompt: str
+    prompt: str | None  # None when the outputs were produced elsewhere (jmedllm score)
     continuations: tuple[tuple[str, ...], ...]  # per choice; empty in generate mode
     shot_ids: tuple[str, ...]
+    answer_pattern: str | None = None  # the user-declared pattern in force for this item
+    answer_pattern_source: str | None = None  # "run" | "prompt_file" | "mapping"
 
 
 # Benchmarks whose source holds a split disjoint from the evaluated one: spec -> pool spec.
@@ -114,10 +118,17 @@ class Prepared:
     not_applicable: list[str]  # keys of items this mode cannot score (numeric / select-all / ordering in loglik, letter)
     warnings: list[str]  # source quirks the loaders tolerated (file:line), recorded in config.json
     excluded: list[str] = field(default_factory=list)  # records the loaders left out on purpose (no answer key)
+    answer_patterns: dict[str, Any] = field(default_factory=dict)  # every declared pattern, by source
 
 
-def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable | None) -> Prepared:
-    """Load benchmarks, apply limit / shuffle / shots, render prompts. Pure given the data."""
+def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable | None, *,
+                  render: bool = True) -> Prepared:
+    """Load benchmarks, apply limit / shuffle / shots, render prompts. Pure given the data.
+
+    ``render=False`` (outputs produced elsewhere, `jmedllm score`): no prompt, shots or
+    shuffling; ``cfg.prompt``, if given, only contributes the answer pattern its file declares.
+    """
+    from jmedllm import answer_pattern as AP
     from jmedllm import prompts as P
     from jmedllm.benchmarks import load_benchmark
 
@@ -125,10 +136,19 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
         raise EvalError(f"unknown mode {cfg.mode!r}; valid: {', '.join(MODES)}")
     if not cfg.benchmarks:
         raise EvalError("no benchmark given (--benchmark igakuqa,igakuqa-en,...)")
+    family, template_file = "alpaca", None
     try:
-        family, template_file = P.resolve_prompt_spec(cfg.prompt)
-    except P.PromptTemplateError as exc:
+        if render or cfg.prompt:
+            family, template_file = P.resolve_prompt_spec(cfg.prompt)
+        run_pattern = AP.check(cfg.answer_pattern, "--answer-pattern") if cfg.answer_pattern else None
+        file_pattern = AP.from_template(template_file) if template_file else None
+    except (P.PromptTemplateError, AP.AnswerPatternError) as exc:
         raise EvalError(str(exc)) from None
+    patterns: dict[str, Any] = {}
+    if run_pattern:
+        patterns["run"] = run_pattern
+    if file_pattern:
+        patterns["prompt_file"] = {"path": str(template_file), "pattern": file_pattern}
 
     files: list[Path] = []
     items: list[PreparedItem] = []
@@ -157,6 +177,17 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
             if (q.is_numeric or q.selection != "n") and cfg.mode != "generate":
                 not_applicable.append(item_key(bench.name, q.id))
                 continue
+            pattern, source = AP.resolve(run_pattern, file_pattern, q.meta)
+            declared = q.meta.get("answer_pattern")
+            if declared and declared != patterns.get("mapping", {}).get(bench.name):
+                try:
+                    AP.check(declared, f"{bench.name}: the mapping's answer_pattern")
+                except AP.AnswerPatternError as exc:
+                    raise EvalError(str(exc)) from None
+                patterns.setdefault("mapping", {})[bench.name] = declared
+            if not render:
+                items.append(PreparedItem(q, q, item_key(bench.name, q.id), None, (), (), pattern, source))
+                continue
             shown = P.shuffle_choices(q, cfg.seed) if cfg.shuffle and not q.is_numeric else q
             try:
                 shots = P.select_shots(q, pool, cfg.shots, cfg.seed) if cfg.shots > 0 else []
@@ -170,7 +201,8 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
             conts: tuple[tuple[str, ...], ...] = ()
             if cfg.mode != "generate":
                 conts = tuple(tuple(c) for c in P.choice_continuations(shown, mode=cfg.mode, language=prompt.language))
-            items.append(PreparedItem(shown, q, item_key(bench.name, q.id), text, conts, tuple(s.id for s in shots)))
+            items.append(PreparedItem(shown, q, item_key(bench.name, q.id), text, conts, tuple(s.id for s in shots),
+                                      pattern, source))
     if not items and not_applicable:
         raise EvalError(f"nothing to score in {cfg.mode} mode: all {len(not_applicable)} selected item(s) are "
                         "numeric, select-all or ordering questions, which only --mode generate can score")
@@ -178,7 +210,9 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})[:5]
         raise EvalError(f"the same item appears twice in this evaluation: {', '.join(dup)}")
-    return Prepared(items, data_hashes(files, data_root), not_applicable, warnings, excluded)
+    if patterns:
+        patterns["precedence"] = " > ".join(AP.SOURCES)
+    return Prepared(items, data_hashes(files, data_root), not_applicable, warnings, excluded, answer_patterns=patterns)
 
 
 def _check_stored_prompts(run: RunDir, items: Sequence[PreparedItem]) -> None:
@@ -196,43 +230,35 @@ def _check_stored_prompts(run: RunDir, items: Sequence[PreparedItem]) -> None:
                               "command renders; choose another --out directory")
 
 
-def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict) -> dict:
+_VOLATILE_ENGINE = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter")
+
+
+def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, answer_patterns: dict | None = None,
+              judge_desc: dict | None = None) -> dict:
     resolved = to_dict(cfg)
     for volatile in ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap",
                      "allow_outside_paths"):
         resolved.pop(volatile, None)
-    volatile_engine = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter")
-    stable_engine = {k: v for k, v in engine_desc.items() if k not in volatile_engine}
+    if not cfg.extract_with:  # left out when unused: run directories made before these options still resume
+        resolved.pop("extract_with", None)
+        resolved.pop("extract_engine", None)
+    if not cfg.answer_pattern:
+        resolved.pop("answer_pattern", None)
+    stable_engine = {k: v for k, v in engine_desc.items() if k not in _VOLATILE_ENGINE}
     # only the adapter that computes this run's scores: weights' sha256 and recorded base
     active = engine_desc.get("active_adapter")
     for info in engine_desc.get("adapters", []):
         if info.get("name") == active:
             stable_engine["adapter"] = {k: info.get(k) for k in ("sha256", "base_model_name_or_path", "peft_type")}
     identity = {"config": resolved, "engine": stable_engine, "data_hashes": hashes}
-    if Path(cfg.model).is_dir():
+    if answer_patterns:
+        identity["answer_patterns"] = answer_patterns
+    if judge_desc:
+        identity["judge"] = judge_desc | {"engine": {k: v for k, v in judge_desc["engine"].items()
+                                                      if k not in _VOLATILE_ENGINE}}
+    if cfg.model and Path(cfg.model).is_dir():
         identity["model_fingerprint"] = model_fingerprint(Path(cfg.model))
     return identity
-
-
-def model_fingerprint(model_dir: Path) -> dict[str, str]:
-    """A cheap fingerprint of local weights: config files hashed whole; each weight file by its
-    size and the sha256 of its first and last MiB (a full hash of 15 GB would take minutes)."""
-    out: dict[str, str] = {}
-    for f in sorted(model_dir.iterdir()):
-        if not f.is_file():
-            continue
-        if f.suffix in (".json", ".jinja", ".model", ".txt"):
-            out[f.name] = sha256_file(f)
-        elif f.suffix in (".safetensors", ".bin", ".pt", ".gguf"):
-            size = f.stat().st_size
-            h = hashlib.sha256(str(size).encode())
-            with open(f, "rb") as fh:
-                h.update(fh.read(1 << 20))
-                if size > 2 << 20:
-                    fh.seek(-(1 << 20), 2)
-                    h.update(fh.read(1 << 20))
-            out[f.name] = f"size={size};head-tail-sha256={h.hexdigest()}"
-    return out
 
 
 def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[dict[str, Any]]:
@@ -242,7 +268,7 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
         params = GenerationParams(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed)
         completions = engine.generate([it.prompt for it in chunk], params)
         for it, c in zip(chunk, completions):
-            records.append(_base_record(it) | {
+            records.append(base_record(it) | {
                 "output": c.text, "finish_reason": c.finish_reason,
                 "n_prompt_tokens": c.n_prompt_tokens, "n_completion_tokens": c.n_completion_tokens,
                 "truncated_tokens": c.truncated_tokens,
@@ -255,18 +281,20 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
             grouped.append([{"logprob": s.logprob, "n_tokens": s.n_tokens, "n_chars": s.n_chars,
                              "is_greedy": s.is_greedy} for s in flat[i : i + len(group)]])
             i += len(group)
-        records.append(_base_record(it) | {
+        records.append(base_record(it) | {
             "scores": grouped, "truncated_tokens": max((s.truncated_tokens for s in flat), default=0),
         })
     return records
 
 
-def _base_record(it: PreparedItem) -> dict[str, Any]:
+def base_record(it: PreparedItem) -> dict[str, Any]:
     q = it.question
     rec: dict[str, Any] = {
         "key": it.key, "benchmark": it.key.split("::")[0], "id": it.original.id, "language": q.language,
         "prompt": it.prompt, "shots": list(it.shot_ids),
     }
+    if it.answer_pattern_source:
+        rec["answer_pattern_source"] = it.answer_pattern_source
     if it.continuations:
         rec["continuations"] = [list(g) for g in it.continuations]
     if "permutation" in q.meta:
@@ -274,12 +302,14 @@ def _base_record(it: PreparedItem) -> dict[str, Any]:
     return rec
 
 
-def verdict_for(question: Question, record: dict[str, Any], mode: str, first_line_only: bool = False):
+def verdict_for(question: Question, record: dict[str, Any], mode: str, first_line_only: bool = False,
+                answer_pattern: str | None = None):
     """Score one stored record (pure): the same raw output always gives the same verdict."""
     from jmedllm import scoring
 
     if mode == "generate":
-        return scoring.score_generation(question, record["output"], first_line_only=first_line_only)
+        return scoring.score_generation(question, record["output"], first_line_only=first_line_only,
+                                        answer_pattern=answer_pattern)
 
     groups = [[ContinuationScore(s["logprob"], s["n_tokens"], s["n_chars"], s.get("is_greedy", False))
                for s in g] for g in record["scores"]]
@@ -292,14 +322,20 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
     """Summary of the finished items, verdicts recomputed from the stored raw outputs."""
     from jmedllm import scoring
 
+    from jmedllm import judge
+
     pairs = []
+    judged: list = []  # per item: the judge's verdict, or None where the judge was not asked
     truncated = 0
     for it in prepared.items:
         rec = run.done.get(it.key)
         if rec is None:
             continue
-        pairs.append((it.question, verdict_for(it.question, rec, cfg.mode, cfg.first_line_only)))
+        pairs.append((it.question, verdict_for(it.question, rec, cfg.mode, cfg.first_line_only, it.answer_pattern)))
+        judged.append(judge.judge_verdict(it.question, rec["judge"]["reply"]) if "judge" in rec else None)
         truncated += 1 if rec.get("truncated_tokens", 0) else 0
+    if not pairs:
+        raise EvalError("no item was scored: nothing to summarise")
     summary = scoring.aggregate(pairs, seed=cfg.seed, n_resamples=cfg.bootstrap)
     summary["run"] = {
         "model": cfg.model, "adapter": cfg.adapter, "mode": cfg.mode, "prompt": cfg.prompt, "shots": cfg.shots,
@@ -312,7 +348,14 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
         "excluded": {"count": len(prepared.excluded), "reason": "left out by the loader (e.g. no official answer "
                      "key); not in any count or exam maximum", "items": prepared.excluded},
     }
+    if prepared.answer_patterns:
+        summary["run"]["answer_patterns"] = prepared.answer_patterns
+    if cfg.extract_with:
+        summary["judge"] = judge.summarize([v for _, v in pairs], judged, model=cfg.extract_with, seed=cfg.seed,
+                                           n_resamples=cfg.bootstrap)
     markdown = scoring.summary_markdown(summary)
+    if cfg.extract_with:
+        markdown += judge.summary_markdown(summary["judge"])
     notes = []
     if prepared.not_applicable:
         notes.append(f"- {len(prepared.not_applicable)} numeric / select-all / ordering item(s) not scorable in {cfg.mode} mode "
@@ -345,37 +388,60 @@ def _data_root_for(cfg: EvalConfig) -> Path | None:
         raise
 
 
-def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Path:
+def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_engine=None) -> Path:
     """Run (or resume) an evaluation; returns the run directory."""
+    from jmedllm import judge
+
     if not cfg.out:
         raise EvalError("no output directory given (--out DIR)")
     data_root = _data_root_for(cfg)
+    if cfg.extract_with and cfg.mode != "generate":
+        raise EvalError(f"--extract-with reads generated answers; mode {cfg.mode!r} has none (use --mode generate)")
     if engine is None:
         engine = load_engine_for(cfg)
     format_chat = getattr(engine, "format_chat", None)
     prepared = prepare_items(cfg, data_root, format_chat)
-    items = prepared.items
-    identity = _identity(cfg, engine.describe(), prepared.data_hashes)
+    if judge_engine is None and cfg.extract_with:
+        judge_engine = load_judge_for(cfg, engine)
+    judge_desc = judge.describe(judge_engine, cfg.extract_with) if judge_engine is not None else None
+    identity = _identity(cfg, engine.describe(), prepared.data_hashes, prepared.answer_patterns, judge_desc)
     run = open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg),
                                                            "data_warnings": prepared.warnings})
+    run_items(cfg, prepared, run, lambda chunk: _run_chunk(engine, cfg, chunk), judge_engine)
+    summary, markdown = summarize(prepared, run, cfg)
+    run.write_summary(summary, markdown)
+    return run.path
+
+
+def run_items(cfg: EvalConfig, prepared: Prepared, run: RunDir,
+              produce: Callable[[Sequence[PreparedItem]], list[dict[str, Any]]], judge_engine=None,
+              desc: str | None = None) -> None:
+    """The item loop every run directory is written by: for each chunk not yet done, ``produce``
+    its raw records (an engine, or outputs recorded elsewhere), score them, ask the judge about
+    the unparsed ones (when one is given) and append them durably."""
+    items = prepared.items
     _check_stored_prompts(run, items)
     todo_chunks = [c for c in chunked(items, max(1, cfg.chunk_size)) if not all(run.is_done(it.key) for it in c)]
-    progress = tqdm(total=len(items), initial=sum(run.is_done(it.key) for it in items), desc=f"eval {cfg.mode}",
-                    unit="item", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)  # items, rate, ETA
+    progress = tqdm(total=len(items), initial=sum(run.is_done(it.key) for it in items),
+                    desc=desc or f"eval {cfg.mode}", unit="item", file=sys.stderr, dynamic_ncols=True,
+                    smoothing=0.1)  # items, rate, ETA
     try:
         for chunk in todo_chunks:
-            records = _run_chunk(engine, cfg, chunk)
+            records = produce(chunk)
             by_key = {it.key: it for it in chunk}
             new = [r for r in records if not run.is_done(r["key"])]
             for r in new:
-                r["verdict"] = verdict_for(by_key[r["key"]].question, r, cfg.mode, cfg.first_line_only).to_dict()
+                it = by_key[r["key"]]
+                r["verdict"] = verdict_for(it.question, r, cfg.mode, cfg.first_line_only, it.answer_pattern).to_dict()
+            if judge_engine is not None:
+                from jmedllm import judge
+
+                pending = [(by_key[r["key"]].question, r) for r in new if not r["verdict"]["parsed"]]
+                judge.attach(judge_engine, cfg.extract_with, pending)
             run.append(new)
             progress.update(len(new))
     finally:
         progress.close()
-    summary, markdown = summarize(prepared, run, cfg)
-    run.write_summary(summary, markdown)
-    return run.path
 
 
 BASE_ADAPTER = "none"  # in an adapter list: the bare base model
@@ -402,6 +468,17 @@ def run_eval_adapters(cfg: EvalConfig, adapters: Sequence[str], argv: list[str] 
         engine.use_adapter(loaded.get(name))
         out.append(run_eval(replace(cfg, adapter=path, out=str(Path(cfg.out) / name)), engine=engine, argv=argv))
     return out
+
+
+def load_judge_for(cfg: EvalConfig, engine=None):
+    """The judge engine: the evaluated engine itself when it is the same bare model, else a new one."""
+    if engine is not None and cfg.extract_with == cfg.model and cfg.extract_engine == cfg.engine and not cfg.adapter:
+        return engine
+    try:
+        return load_engine_for(replace(cfg, engine=cfg.extract_engine, model=cfg.extract_with, adapter=None,
+                                       max_length=None))
+    except ValueError as exc:  # unknown engine kind
+        raise EvalError(f"--extract-with {cfg.extract_with}: {exc}") from None
 
 
 def load_engine_for(cfg: EvalConfig):

@@ -63,6 +63,27 @@ def data_hashes(files: Iterable[str | Path], root: str | Path | None = None) -> 
     return out
 
 
+def model_fingerprint(model_dir: Path) -> dict[str, str]:
+    """A cheap fingerprint of local weights: config files hashed whole; each weight file by its
+    size and the sha256 of its first and last MiB (a full hash of 15 GB would take minutes)."""
+    out: dict[str, str] = {}
+    for f in sorted(model_dir.iterdir()):
+        if not f.is_file():
+            continue
+        if f.suffix in (".json", ".jinja", ".model", ".txt"):
+            out[f.name] = sha256_file(f)
+        elif f.suffix in (".safetensors", ".bin", ".pt", ".gguf"):
+            size = f.stat().st_size
+            h = hashlib.sha256(str(size).encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(1 << 20))
+                if size > 2 << 20:
+                    fh.seek(-(1 << 20), 2)
+                    h.update(fh.read(1 << 20))
+            out[f.name] = f"size={size};head-tail-sha256={h.hexdigest()}"
+    return out
+
+
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "platform": platform.platform()}
     for name in _VERSIONED:

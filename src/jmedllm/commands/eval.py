@@ -14,7 +14,8 @@ _FLAGS = {
     "engine": "engine", "dtype": "dtype", "device": "device", "batch_size": "batch_size",
     "max_length": "max_length", "mode": "mode", "prompt": "prompt", "language": "language", "shots": "shots",
     "shot_pool": "shot_pool", "seed": "seed", "limit": "limit", "max_new_tokens": "max_new_tokens",
-    "stop": "stop", "chunk_size": "chunk_size", "bootstrap": "bootstrap",
+    "stop": "stop", "chunk_size": "chunk_size", "bootstrap": "bootstrap", "answer_pattern": "answer_pattern",
+    "extract_with": "extract_with", "extract_engine": "extract_engine",
 }
 
 
@@ -47,9 +48,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="score only the first line of each answer, as the reference harness does")
     p.add_argument("--allow-outside-paths", action="store_true", default=None,
                    help="let a custom mapping name files (data, exam rules, images) outside its own folder")
+    add_extraction_arguments(p)
     p.add_argument("--chunk-size", type=int, help="items per durable chunk")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for confidence intervals")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override any EvalConfig field")
+
+
+def add_extraction_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags shared by `eval` and `score`: the user's answer pattern and the judge extraction."""
+    p.add_argument("--answer-pattern", metavar="REGEX",
+                   help="your answer style: a regex with a named group 'answer', e.g. '【解答】\\s*(?P<answer>[a-e]+)'; "
+                        "wins over a prompt file's and a mapping's (docs/rescoring.md)")
+    p.add_argument("--extract-with", metavar="MODEL",
+                   help="judge model asked which answer a rule-unparsed response chose; reported apart "
+                        "(method 'judge', accuracy with and without it)")
+    p.add_argument("--extract-engine", help="engine kind of the judge model (default hf)")
 
 
 def build_config(args: argparse.Namespace):
