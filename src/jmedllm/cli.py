@@ -45,7 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse fills a `nargs="*"` positional only once: `train sft --recipe R --model M key=value`
+    # leaves `key=value` unrecognised. A command that names its positional list in `_trailing`
+    # gets such trailing words appended to it; anything else stays an error.
+    trailing = getattr(args, "_trailing", None)
+    if extra:
+        if trailing is None or any(x.startswith("-") for x in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        setattr(args, trailing, list(getattr(args, trailing) or []) + extra)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

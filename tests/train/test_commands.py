@@ -63,3 +63,17 @@ def test_write_instructions_from_a_recipe(tmp_path, data_root, capsys):
 
     back = read_instructions(out)
     assert [e.prompt for e in back] == [r["prompt"] for r in rows]
+
+
+def test_overrides_after_the_options_as_docs_show_them(capsys):
+    """Issue 10, fault 9: `train sft --recipe R --model M 'key=value'` (docs/training.md) was
+    'unrecognized arguments'."""
+    assert main(["train", "sft", "--recipe", "jmedlora-7b-lora", "--model", "my/7b-base",
+                 "instructions.sources=[{path: qa.jsonl}]", "training.max_steps=7", "--print"]) == 0
+    out = capsys.readouterr().out
+    assert "path: qa.jsonl" in out and "max_steps: 7" in out and "name_or_path: my/7b-base" in out
+    assert main(["train", "--recipe", "jmedllm-v1-qwen2-7b", "--print", "sft", "training.max_steps=4"]) == 0
+    assert capsys.readouterr().out.count("max_steps: 4") == 2  # a trailing stage and override are read too
+    with pytest.raises(SystemExit) as info:
+        main(["train", "sft", "--recipe", "jmedlora-7b-lora", "--model", "m", "x=1", "--bogus"])
+    assert info.value.code == 2

@@ -33,7 +33,9 @@ def test_auto_precision_is_fp32_without_a_gpu():
 
 def test_output_folder_protection(tmp_path):
     out = tmp_path / "sft"
-    prepare_output_dir(out, resume=False, overwrite=False)  # created
+    prepare_output_dir(out, resume=False, overwrite=False)  # checked, not created: created by the first write
+    assert not out.exists()
+    out.mkdir()
     (out / CONTAMINATION_REPORT).write_text("{}")
     prepare_output_dir(out, resume=False, overwrite=False)  # only a stopped run's report: reusable
     (out / "adapter_model.safetensors").write_text("x")
@@ -41,8 +43,8 @@ def test_output_folder_protection(tmp_path):
         prepare_output_dir(out, resume=False, overwrite=False)
     prepare_output_dir(out, resume=True, overwrite=False)  # resuming keeps it
     assert (out / "adapter_model.safetensors").exists()
-    prepare_output_dir(out, resume=False, overwrite=True)  # overwriting empties it
-    assert out.is_dir() and not any(out.iterdir())
+    prepare_output_dir(out, resume=False, overwrite=True)  # overwriting removes it
+    assert not out.exists()
 
 
 def test_stage_reference_needs_the_earlier_stage_finished(tmp_path):

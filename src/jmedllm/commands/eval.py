@@ -52,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-size", type=int, help="items per durable chunk")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for confidence intervals")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override any EvalConfig field")
+    p.set_defaults(_trailing="overrides")  # key=value after the options, too
 
 
 def add_extraction_arguments(p: argparse.ArgumentParser) -> None:

@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-instructions", metavar="FILE",
                    help="write the sft stage's instruction data (with provenance) as JSONL and exit")
     p.add_argument("--list", action="store_true", help="list the shipped recipes and exit")
+    p.set_defaults(_trailing="args")  # `--recipe R --model M key=value`: trailing words join `args`
 
 
 def _parse(args: argparse.Namespace):

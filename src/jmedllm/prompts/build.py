@@ -13,12 +13,12 @@ from jmedllm.schema import LETTERS, Question
 from . import wording
 from .families import Family, Rendered, get_family
 from .targets import check_style
+from .sandbox import TEMPLATE_SUFFIXES
 from .templates import render_template
 from .views import MODES, ItemView, make_view
 
 __all__ = ["MODES", "Prompt", "build_prompt", "choice_continuations", "resolve_prompt_spec", "sft_example"]
 
-TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
 
 
 def resolve_prompt_spec(spec: str) -> tuple[str, Path | None]:

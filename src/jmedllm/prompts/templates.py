@@ -5,6 +5,10 @@ docs/prompts.md for the variables) and renders the whole prompt text, exemplars 
 Undefined variables are errors (``StrictUndefined``): a typo such as ``{{ choises }}`` fails
 with the template file, line and variable name instead of rendering an empty string.
 
+Templates are data, not code: they run in the sandbox of ``jmedllm.prompts.sandbox`` (no
+attribute starting with ``_``, no objects but plain data, includes confined to the template's
+folder, bounded ranges and repetitions).
+
 Whitespace: ``trim_blocks`` and ``lstrip_blocks`` are on (a line holding only a ``{% ... %}``
 tag leaves no blank line) and the file's final newline is kept.
 """
@@ -17,30 +21,26 @@ from typing import Any, Sequence
 
 import jinja2
 
+from jmedllm.errors import UserError
 from jmedllm.schema import LETTERS
 
 from . import wording
+from .sandbox import sandbox_environment
 from .views import ItemView
 
 #: Folder of the templates shipped with the package (an example to copy lives there).
 PACKAGED_TEMPLATES = Path(__file__).with_name("templates")
 
 
-class PromptTemplateError(ValueError):
-    """A user template could not be read, parsed or rendered; the message names file and line."""
+class PromptTemplateError(UserError, ValueError):
+    """A user template could not be read, parsed or rendered, or tried to leave its sandbox; the
+    message names file and line."""
 
 
 @lru_cache(maxsize=16)
 def _environment(folder: str) -> jinja2.Environment:
-    # One environment per folder; Jinja re-reads a template whose file changed.
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder, encoding="utf-8"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
+    # One sandboxed environment per folder; Jinja re-reads a template whose file changed.
+    return sandbox_environment(folder)
 
 
 def load_template(template_file: str | Path) -> jinja2.Template:
@@ -49,7 +49,9 @@ def load_template(template_file: str | Path) -> jinja2.Template:
     if not path.is_file():
         raise PromptTemplateError(f"prompt template {template_file} not found")
     try:
-        return _environment(str(path.parent)).get_template(path.name)
+        env = _environment(str(path.parent))
+        env.loader.entries.add(path.name)  # type: ignore[union-attr]
+        return env.get_template(path.name)
     except jinja2.TemplateSyntaxError as e:
         raise PromptTemplateError(f"{path}, line {e.lineno}: template syntax error: {e.message}") from e
 
@@ -110,8 +112,15 @@ def render_template(template_file: str | Path, shots: Sequence[ItemView], item: 
         text = template.render(template_context(shots, item, language))
     except jinja2.UndefinedError as e:
         raise PromptTemplateError(f"{path}{_template_line(e, path)}: {e.message}") from e
+    except jinja2.exceptions.SecurityError as e:
+        raise PromptTemplateError(f"{path}{_template_line(e, path)}: refused by the template sandbox: {e}") from e
+    except jinja2.TemplateNotFound as e:
+        raise PromptTemplateError(f"{path}{_template_line(e, path)}: included template {e.name!r} not found in "
+                                  f"the template's folder (includes are confined to it)") from e
     except jinja2.TemplateError as e:
         raise PromptTemplateError(f"{path}{_template_line(e, path)}: {e}") from e
+    except (OverflowError, TypeError, ValueError, ArithmeticError, LookupError) as e:
+        raise PromptTemplateError(f"{path}{_template_line(e, path)}: {type(e).__name__}: {e}") from e
     if item.ends_with_answer_header and text != text.rstrip():
         raise PromptTemplateError(
             f"{path}: in {item.mode} mode the prompt must end with the answer header (e.g. "

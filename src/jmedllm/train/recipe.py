@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from jmedllm.errors import UserError
-from jmedllm.config import ConfigError, from_mapping, load_yaml, parse_override
+from jmedllm.config import ConfigError, FieldPath, field_path, from_mapping, line_of, load_yaml_lines, parse_override
 
 DATA_ROOT_VAR = "${data_root}"
 
@@ -249,33 +249,120 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
-    """Type-check a raw mapping into a Recipe, fill defaults, and validate stage names and references."""
+class _Where:
+    """Says where a recipe field is written: ``<file>, line N`` (or that an override set it)."""
+
+    def __init__(self, source: str, lines: dict[FieldPath, int] | None = None,
+                 file_data: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> None:
+        self.source, self.lines, self.file_data, self.data = source, lines or {}, file_data, data
+
+    def __call__(self, path: FieldPath) -> str:
+        if self.file_data is not None and self.data is not None and _get(self.file_data, path) != _get(self.data, path):
+            return f"{self.source} (set by a key=value override)"
+        line = line_of(self.lines, path)
+        return f"{self.source}, line {line}" if line else self.source
+
+    def error(self, path: FieldPath, message: str) -> UserError:
+        field_name = ".".join(f"[{p}]" if isinstance(p, int) else p for p in path).replace(".[", "[")
+        return UserError(f"{self(path)}: {field_name + ': ' if field_name else ''}{message}")
+
+
+_MISSING = object()
+
+
+def _get(tree: Any, path: FieldPath) -> Any:
+    for part in path:
+        try:
+            tree = tree[part]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return tree
+
+
+# Ranges of the numeric recipe fields: (section, field) -> (test, what it must be).
+_POSITIVE = (lambda v: v > 0, "> 0")
+_AT_LEAST_1 = (lambda v: v >= 1, ">= 1")
+_NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
+_RATIO = (lambda v: 0 <= v < 1, "in [0, 1)")
+RANGES: dict[tuple[str, str], tuple[Any, str]] = {
+    ("training", "epochs"): _POSITIVE,
+    ("training", "max_steps"): (lambda v: v == -1 or v >= 1, "-1 (train for `epochs`) or >= 1"),
+    ("training", "learning_rate"): (lambda v: 0 < v < 1, "in (0, 1)"),
+    ("training", "warmup_ratio"): _RATIO,
+    ("training", "warmup_steps"): _NON_NEGATIVE,
+    ("training", "weight_decay"): _NON_NEGATIVE,
+    ("training", "batch_size"): _AT_LEAST_1,
+    ("training", "gradient_accumulation_steps"): _AT_LEAST_1,
+    ("training", "max_grad_norm"): _NON_NEGATIVE,
+    ("training", "logging_steps"): _AT_LEAST_1,
+    ("training", "save_steps"): _AT_LEAST_1,
+    ("training", "save_total_limit"): _AT_LEAST_1,
+    ("lora", "r"): _AT_LEAST_1,
+    ("lora", "alpha"): _POSITIVE,
+    ("lora", "dropout"): _RATIO,
+    ("corpus", "block_size"): (lambda v: v >= 2, ">= 2"),
+    ("instructions", "max_length"): (lambda v: v >= 2, ">= 2"),
+}
+_CONTAMINATION_RANGES: dict[str, tuple[Any, str]] = {
+    "ngram": _AT_LEAST_1,
+    "threshold": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "min_exact_chars": _NON_NEGATIVE,
+}
+
+
+def _check_ranges(recipe: Recipe, where: _Where) -> None:
+    if not 0 <= recipe.seed < 2**32:
+        raise where.error(("seed",), f"must be in [0, 2**32), got {recipe.seed}")
+    for name, (ok, what) in _CONTAMINATION_RANGES.items():
+        value = getattr(recipe.contamination, name)
+        if not ok(value):
+            raise where.error(("contamination", name), f"must be {what}, got {value}")
+    for i, stage in enumerate(recipe.stages):
+        for (section, name), (ok, what) in RANGES.items():
+            value = getattr(getattr(stage, section), name)
+            if value is not None and not ok(value):
+                raise where.error(("stages", i, section, name), f"must be {what}, got {value}")
+        for j, src in enumerate(stage.instructions.sources):
+            if src.limit is not None and src.limit < 1:
+                raise where.error(("stages", i, "instructions", "sources", j, "limit"), f"must be >= 1, got {src.limit}")
+
+
+def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe", lines: dict[FieldPath, int] | None = None,
+                     file_data: dict[str, Any] | None = None) -> Recipe:
+    """Type-check a raw mapping into a Recipe, fill defaults, and validate ranges, stage names and references.
+
+    ``lines`` (from jmedllm.config.parse_yaml) and ``file_data`` (the mapping as the file gave it, before
+    overrides) let every error name the line of the field, or say that an override set it."""
+    where = _Where(source, lines, file_data, data)
     try:
         recipe = from_mapping(Recipe, data, "recipe")
     except ConfigError as exc:
+        if exc.where:
+            raise UserError(f"{where(field_path(exc.where, 'recipe'))}: {exc}") from None
         raise UserError(f"{source}: {exc}") from None
     if not recipe.name:
-        raise UserError(f"{source}: the recipe needs a name")
+        raise where.error(("name",), "the recipe needs a name")
     if not recipe.output_dir:
         recipe.output_dir = str(Path("outputs") / recipe.name)
     if not recipe.stages:
-        raise UserError(f"{source}: the recipe has no stages")
+        raise where.error(("stages",), "the recipe has no stages")
+    _check_ranges(recipe, where)
     seen: set[str] = set()
     for i, stage in enumerate(recipe.stages):
         if not stage.name:
             stage.name = stage.kind if stage.kind not in seen else f"{stage.kind}{i}"
         if stage.name in seen:
-            raise UserError(f"{source}: two stages are named {stage.name!r}")
+            raise where.error(("stages", i, "name"), f"two stages are named {stage.name!r}")
         if "/" in stage.name or stage.name.startswith("."):
-            raise UserError(f"{source}: stages[{i}].name {stage.name!r} must be a plain folder name")
+            raise where.error(("stages", i, "name"), f"{stage.name!r} must be a plain folder name")
         ref = stage.model.name_or_path
         if ref.startswith("@") and ref[1:] not in seen:
-            raise UserError(f"{source}: stages[{i}].model.name_or_path {ref!r} must name an earlier stage "
-                            f"(earlier: {', '.join(sorted(seen)) or 'none'})")
+            raise where.error(("stages", i, "model", "name_or_path"),
+                              f"{ref!r} must name an earlier stage (earlier: {', '.join(sorted(seen)) or 'none'})")
         seen.add(stage.name)
         if stage.kind == "cpt" and stage.method == "qlora":
-            raise UserError(f"{source}: stages[{i}] ({stage.name}): continued pretraining supports method full or lora")
+            raise where.error(("stages", i, "method"), f"({stage.name}): continued pretraining supports method "
+                                                        "full or lora")
     return recipe
 
 
@@ -301,11 +388,11 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     """Load a recipe from YAML (a path or a shipped name) and apply ``key=value`` overrides."""
     path = recipe_path(name_or_path)
     try:
-        data = load_yaml(path)
+        file_data, lines = load_yaml_lines(path)
     except ConfigError as exc:
         raise UserError(f"recipe {exc}") from None
-    data = apply_overrides(data, list(overrides))
-    return recipe_from_dict(data, source=f"recipe {path}")
+    data = apply_overrides(file_data, list(overrides))
+    return recipe_from_dict(data, source=f"recipe {path}", lines=lines, file_data=file_data)
 
 
 def resolve_paths(values: list[str], data_root: Path | None, *, where: str) -> list[Path]:

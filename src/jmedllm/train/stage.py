@@ -121,9 +121,12 @@ def resolve_model(recipe: Recipe, stage: StageSpec) -> str:
 
 
 def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to write into a folder that already holds a run, unless resuming or told to overwrite."""
-    if not is_main_process():  # rank 0 has checked (and created, or emptied) the folder
-        out.mkdir(parents=True, exist_ok=True)
+    """Refuse to write into a folder that already holds a run, unless resuming or told to overwrite.
+
+    The folder itself is not created here: the contamination report or the trainer creates it when
+    there is something to write, so that a stage stopped by bad data leaves no empty folder behind.
+    """
+    if not is_main_process():  # rank 0 has checked (and emptied) the folder
         return
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a folder")
@@ -135,7 +138,6 @@ def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
             shutil.rmtree(out)
         else:
             raise UserError(f"{out} already holds a run: pass --resume to continue it, or --overwrite to start again")
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def last_checkpoint(out: Path) -> str | None:
