@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "data": "jmedllm.commands.data",
     "eval": "jmedllm.commands.eval",
     "compare": "jmedllm.commands.compare",
+    "report": "jmedllm.commands.report",
     "train": "jmedllm.commands.train",
     "merge": "jmedllm.commands.merge",
     "synth": "jmedllm.commands.synth",

@@ -294,8 +294,13 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
     return summary, markdown
 
 
-def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Path:
-    """Run (or resume) an evaluation; returns the run directory."""
+def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None,
+             context: dict[str, Any] | None = None) -> Path:
+    """Run (or resume) an evaluation; returns the run directory.
+
+    ``context``: more to record in config.json (not part of the identity), e.g. the training
+    step of a checkpoint evaluated during training: ``{"training": {"step": 200, "output_dir": ...}}``.
+    """
     from jmedllm.paths import resolve_data_root
 
     if not cfg.out:
@@ -308,7 +313,7 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Pat
     items = prepared.items
     identity = _identity(cfg, engine.describe(), prepared.data_hashes)
     run = open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg),
-                                                           "data_warnings": prepared.warnings})
+                                                           "data_warnings": prepared.warnings} | (context or {}))
     _check_stored_prompts(run, items)
     todo_chunks = [c for c in chunked(items, max(1, cfg.chunk_size)) if not all(run.is_done(it.key) for it in c)]
     progress = tqdm(total=len(items), initial=sum(run.is_done(it.key) for it in items), desc=f"eval {cfg.mode}",
