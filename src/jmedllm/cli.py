@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "eval": "jmedllm.commands.eval",
     "score": "jmedllm.commands.score",
     "compare": "jmedllm.commands.compare",
+    "report": "jmedllm.commands.report",
     "train": "jmedllm.commands.train",
     "merge": "jmedllm.commands.merge",
     "synth": "jmedllm.commands.synth",

@@ -388,8 +388,13 @@ def _data_root_for(cfg: EvalConfig) -> Path | None:
         raise
 
 
-def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_engine=None) -> Path:
-    """Run (or resume) an evaluation; returns the run directory."""
+def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_engine=None,
+             context: dict[str, Any] | None = None) -> Path:
+    """Run (or resume) an evaluation; returns the run directory.
+
+    ``context``: more to record in config.json (not part of the identity), e.g. the training
+    step of a checkpoint evaluated during training: ``{"training": {"step": 200, "output_dir": ...}}``.
+    """
     from jmedllm import judge
 
     if not cfg.out:
@@ -406,7 +411,7 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
     judge_desc = judge.describe(judge_engine, cfg.extract_with) if judge_engine is not None else None
     identity = _identity(cfg, engine.describe(), prepared.data_hashes, prepared.answer_patterns, judge_desc)
     run = open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg),
-                                                           "data_warnings": prepared.warnings})
+                                                           "data_warnings": prepared.warnings} | (context or {}))
     run_items(cfg, prepared, run, lambda chunk: _run_chunk(engine, cfg, chunk), judge_engine)
     summary, markdown = summarize(prepared, run, cfg)
     run.write_summary(summary, markdown)

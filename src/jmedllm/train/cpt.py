@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from jmedllm.errors import UserError
-from jmedllm.train import provenance
+from jmedllm.train import observe, provenance
 from jmedllm.train.attention import attn_implementation, check_packed_attention
 from jmedllm.train.collate import use_layout
 from jmedllm.train.contamination import TrainingText
@@ -91,7 +91,7 @@ def run_cpt(
     columns = {"input_ids": packed.blocks}
     if spec.corpus.isolate_documents:
         columns["seq_lengths"] = packed.seq_lengths
-    dataset = Dataset.from_dict(columns)
+    dataset, eval_dataset = observe.split_validation(Dataset.from_dict(columns), spec, recipe.seed)
 
     precision = st.resolve_precision(spec)
     config = st.sft_config(
@@ -100,15 +100,18 @@ def run_cpt(
         packing=False,
         padding_free=spec.corpus.isolate_documents,
         completion_only_loss=False,
+        **observe.trainer_args(spec, eval_dataset is not None),
     )
     trainer = SFTTrainer(
         model=model_path,
         args=config,
         train_dataset=dataset,
+        eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=st.lora_config(spec) if spec.method == "lora" else None,
         callbacks=list(callbacks),
     )
+    observe.attach(trainer, observe.make_callbacks(recipe, spec, out, model_path=model_path, data_root=root))
     isolation = layout = None
     if spec.corpus.isolate_documents:
         layout = use_layout(trainer, spec.training.packed_layout, attn_implementation(trainer.model))

@@ -131,6 +131,22 @@ class ContaminationSpec:
 
 
 @dataclass
+class ObserveSpec:
+    """What a stage reports while it trains (see jmedllm.train.observe and docs/training.md)."""
+
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])  # tensorboard | wandb | none
+    validation: float = 0.0  # share (< 1) or number (>= 1) of training rows held out: validation loss
+    eval_every: int = 0  # steps between checkpoint evaluations (and validation losses); 0: never
+    eval_at_start: bool = True  # with eval_every: evaluate the starting model too (step 0)
+    benchmarks: list[str] = field(default_factory=list)  # checkpoint evaluation: benchmark specs, as `jmedllm eval`
+    mode: Literal["loglik", "letter", "generate"] = "loglik"
+    prompt: str = "alpaca"
+    limit: int | None = None  # first N items per benchmark
+    max_new_tokens: int = 64
+    bootstrap: int = 1000
+
+
+@dataclass
 class StageSpec:
     """One training stage: continued pretraining or instruction tuning."""
 
@@ -143,6 +159,7 @@ class StageSpec:
     training: TrainingSpec = field(default_factory=TrainingSpec)
     corpus: CorpusSpec = field(default_factory=CorpusSpec)
     instructions: InstructionsSpec = field(default_factory=InstructionsSpec)
+    observe: ObserveSpec = field(default_factory=ObserveSpec)
 
 
 @dataclass

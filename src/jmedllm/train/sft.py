@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 from jmedllm.errors import UserError
-from jmedllm.train import provenance
+from jmedllm.train import observe, provenance
 from jmedllm.train import stage as st
 from jmedllm.train.attention import attn_implementation, check_packed_attention
 from jmedllm.train.collate import use_layout
@@ -205,7 +205,8 @@ def run_sft(
     examples, data_stats = apply_length_policy(
         examples, measure_lengths(examples, tokenizer), max_length=ispec.max_length, overlong=ispec.overlong,
         truncate_allowed=batching != "padding_free", stage_name=spec.name)
-    dataset = Dataset.from_list([ex.to_trl() for ex in examples])
+    dataset, eval_dataset = observe.split_validation(Dataset.from_list([ex.to_trl() for ex in examples]), spec,
+                                                     recipe.seed)
 
     precision = st.resolve_precision(spec)
     config = st.sft_config(
@@ -215,16 +216,19 @@ def run_sft(
         packing_strategy="bfd",
         padding_free=batching == "padding_free",
         completion_only_loss=True,
+        **observe.trainer_args(spec, eval_dataset is not None),
     )
     trainer = SFTTrainer(
         model=model_path,
         args=config,
         train_dataset=dataset,
+        eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=None if spec.method == "full" else st.lora_config(spec),
         quantization_config=st.quantization_config(spec) if spec.method == "qlora" else None,
         callbacks=list(callbacks),
     )
+    observe.attach(trainer, observe.make_callbacks(recipe, spec, out, model_path=model_path, data_root=root))
     layout = None
     if batching == "packed":
         layout = use_layout(trainer, spec.training.packed_layout, attn_implementation(trainer.model))

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 
 from jmedllm.errors import UserError
 from jmedllm.paths import DATA_ROOT_ENV, DataRootError, resolve_data_root
-from jmedllm.train import provenance
+from jmedllm.train import observe, provenance
 from jmedllm.train.contamination import (
     ContaminationError,
     ContaminationReport,
@@ -245,7 +245,7 @@ def sft_config(recipe: Recipe, stage: StageSpec, out: Path, precision: str, **da
             save_total_limit=t.save_total_limit,
             seed=recipe.seed,
             data_seed=recipe.seed,
-            report_to="none",
+            report_to=observe.report_to(stage),
             model_init_kwargs=model_kwargs,
             trust_remote_code=stage.model.trust_remote_code,
             disable_tqdm=False,  # steps, rate and ETA on stderr
