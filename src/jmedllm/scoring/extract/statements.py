@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Sequence
 
 from jmedllm.scoring.extract.labels import CLOSE, OPEN, list_re, parse_list, parse_whole_list
 from jmedllm.scoring.extract.types import Extraction, picked
+from jmedllm.text import normalize_answer_text
 
 _JA_KEY = r"(?:最終(?:的な)?)?(?:答え|解答|正解|回答|正答|答)|結論|最終選択"
 _EN_KEY = (
@@ -31,6 +33,7 @@ _STATEMENT_PREFIX = (
     rf"(?:{OPEN}[ \t]*)?(?:{_JA_KEY})[ \t]*(?:{CLOSE})?[ \t]*(?:{_COLON_GAP}|は|=|→|-)?[ \t]*[、,]?[ \t]*(?:選択肢)?[ \t]*"
     r"|のは[ \t]*[、,]?[ \t]*(?:選択肢)?[ \t]*"
     # English: Answer: (C) / The correct answer is C / answers are a and c / Final Answer:\n\nC
+    rf"|{OPEN}[ \t]*{_EN_KEY}[ \t]*{CLOSE}[ \t]*(?:{_COLON_GAP}|-[ \t]*)?"
     rf"|(?:{OPEN}[ \t]*)?{_EN_KEY}[ \t]*(?:{CLOSE})?[ \t]*"
     rf"(?:(?:is|are|would\s+be|will\s+be|should\s+be|must\s+be|remains)[ \t]*(?:{_COLON_GAP})?|{_COLON_GAP}|=[ \t]*|-[ \t]*)"
     r"(?:(?:most\s+|very\s+)?(?:probably|likely|definitely|clearly|therefore|thus|then)[ \t]+)?"
@@ -126,9 +129,24 @@ _REJECTION = re.compile(
 )
 
 
-def rejected(after: str) -> bool:
-    """What follows a label rejects it: "(e) は使用できない", "a: 誤り", "B is incorrect"."""
-    return bool(_REJECTION.match(after))
+_CLAUSE_NEGATION = re.compile(
+    r"できない|しない|ではな|でな[いく]|じゃな|誤[りっ]|不適|不正解|禁忌|否定|除外|考えにく"
+    r"|\b(?:incorrect|wrong|not|unlikely|false|excluded|ruled\s+out)\b|n't\b",
+    re.IGNORECASE,
+)
+
+
+def rejected(after: str, choices: Sequence[str] = ()) -> bool:
+    """What follows a label rejects it: "(e) は使用できない", "(e) グルココルチコイドは使用できない",
+    "a: 誤り", "B is incorrect". The label's own choice text (which may hold a negation:
+    "e. 治療は必要ない") is no rejection."""
+    if _REJECTION.match(after):
+        return True
+    clause = re.split(r"[。\n]|\.(?:\s|$)", after, maxsplit=1)[0]
+    plain = normalize_answer_text(clause)
+    if any(plain.startswith(normalize_answer_text(c)) for c in choices if normalize_answer_text(c)):
+        return False
+    return bool(re.match(r"[ \t]*[^\x00-\x7F]", clause) and _CLAUSE_NEGATION.search(clause))
 
 
 def pick_label_only(text: str, n_choices: int) -> Extraction | None:
@@ -168,7 +186,7 @@ def _leading_re(n_choices: int) -> re.Pattern[str]:
     return re.compile(rf"[ \t]*(?:[-・•+][ \t]*)?({list_re(n_choices)})")
 
 
-def pick_leading_label(text: str, n_choices: int) -> Extraction | None:
+def pick_leading_label(text: str, n_choices: int, choices: Sequence[str] = ()) -> Extraction | None:
     """Label lines at the start of the answer ("c. 夜盲を自覚する。", "a\\n", "C) …"),
     several consecutive label lines for a multi-answer reply."""
     order: list[int] = []
@@ -184,7 +202,7 @@ def pick_leading_label(text: str, n_choices: int) -> Extraction | None:
         if not m:
             break
         got = parse_list(text[: line.end()], m.start(1), m.end(1), n_choices, strict_end=True)
-        if not got or rejected(text[m.end(1): line.end()]):
+        if not got or rejected(text[m.end(1): line.end()], choices):
             break
         started = True
         order.extend(got)
