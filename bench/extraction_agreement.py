@@ -288,6 +288,32 @@ def _akiwada_rule(raw: str) -> tuple[str, str]:
     return "fallback: every a-e letter in the first 20 characters", letters
 
 
+def _cotlab_rule(raw: str) -> tuple[str, str]:
+    """Which step of the publisher's documented parser (CoTLab ``MCQPromptStrategy.parse_response``,
+    described in docs/scoring.md) gives its reading of ``raw``. Written from the description."""
+    obj = re.search(r"\{[^{}]*\}", raw, re.DOTALL)
+    if obj:
+        try:
+            value = json.loads(obj.group())
+            if isinstance(value, dict):
+                return "the FIRST JSON object's 'answer'", str(value.get("answer", "")).strip().lower()
+        except json.JSONDecodeError:
+            pass
+    steps = (
+        ("the FIRST 'answer' / 'choice' / 'selection' followed by any letter (the echoed instruction "
+         "'best answer (A, B, C, or D)' reads A, 'answer is' reads I)", r"(?:answer|selection|choice)[:\s]*([A-Z])"),
+        ("the FIRST 'X is the correct'", r"\b([A-Z])\s*(?:is|would be)\s+(?:the\s+)?(?:correct|best|right)"),
+        ("the FIRST line opening with 'X)' / 'X.' / 'X:'", r"(?:^|\n)\s*([A-Z])\s*(?:\)|\.|\:)"),
+        ("the FIRST '**X**'", r"\*\*([A-Z])\*\*"),
+    )
+    for name, rx in steps:
+        m = re.search(rx, raw, re.IGNORECASE)
+        if m:
+            return name, m.group(1).lower()
+    lone = re.findall(r"\b([A-Z])\b", raw)
+    return "the LAST lone capital letter", lone[-1].lower() if lone else ""
+
+
 def explain(item: Item, ours: str, theirs: str) -> str:
     """The publisher behaviour that explains a disagreement, read off the item; "" when none does.
 
@@ -310,6 +336,10 @@ def explain(item: Item, ours: str, theirs: str) -> str:
         return ""
     if not ours_letters and re.search(r"<think>", raw) and not re.search(r"</think>", raw):
         return "no answer: the reasoning block never closed (cut by the token limit); the publisher read a letter anyway"
+    if item.source == "cotlab":
+        rule, letters = _cotlab_rule(raw)
+        if letters == theirs:
+            return f"publisher rule: {rule}"
     if item.source == "akiwada":
         rule, letters = _akiwada_rule(raw)
         if letters == theirs:
@@ -336,10 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=("tune", "held-out", "all"), default="all")
     ap.add_argument("--show", type=int, default=20, help="disagreements listed per source (default 20)")
     ap.add_argument("--tail", type=int, default=240, help="characters of the raw output shown")
+    ap.add_argument("--listing", type=Path, help="write every disagreement, with its explanation, to this Markdown file")
     ap.add_argument("--explained", action="store_true",
                     help="also list disagreements a known publisher behaviour explains (default: count them only)")
     args = ap.parse_args(argv)
     rows = []
+    listing: list[str] = []
     for name in args.source or list(SOURCES):
         if not (args.root / name).is_dir():
             print(f"{name}: folder {args.root / name} not found, skipped")
@@ -375,6 +407,12 @@ def main(argv: list[str] | None = None) -> int:
             reasons[why or "UNEXPLAINED"] = reasons.get(why or "UNEXPLAINED", 0) + 1
             if not why or args.explained:
                 unexplained.append((item, ours, theirs, why))
+        listing.append(f"\n## {name}: {len(disagreements)} disagreements\n")
+        listing.append("| split | part | item | jmedllm | publisher | explanation |")
+        listing.append("|---|---|---|---|---|---|")
+        for item, ours, theirs in disagreements:
+            why = explain(item, ours, theirs) or "see docs/scoring.md (read by hand)"
+            listing.append(f"| {split_of(item)} | {item.part} | {item.qid} | {ours} | {theirs} | {why} |")
         print(f"\n## {name}: {len(disagreements)} disagreements")
         for why, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
             print(f"  {count:5d}  {why}")
@@ -385,6 +423,11 @@ def main(argv: list[str] | None = None) -> int:
             tail = item.raw.strip()[-args.tail:].replace("\n", "⏎")
             print(f"- [{split_of(item)}] {item.part} {item.qid}: jmedllm {ours} | publisher {theirs}"
                   f"{' | ' + why if why else ''} | …{tail}")
+    if args.listing:
+        args.listing.write_text(
+            "# Every disagreement with the publishers' parses\n\nWritten by `bench/extraction_agreement.py "
+            "--listing`; see docs/scoring.md for the sources and the explanations.\n" + "\n".join(listing) + "\n",
+            encoding="utf-8")
     print("\n| source | split / part | items | agree | agreement | unparsed | publisher no parse (jmedllm read) "
           "| excluded |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
