@@ -336,3 +336,12 @@ def test_order_is_filled_for_every_multi_letter_answer():
 def test_bad_selection_is_an_error():
     with pytest.raises(ValueError, match="selection"):
         extract_choices("a", JA, 1, selection="some")
+
+
+def test_program_code_is_no_answer():
+    # CoTLab, MedGemma 4B running on into Python after its answer (MedMCQA sample 645)
+    out = 'Final Answer: B\n```python\nanswer = "C"\nreasoning = analyze_question(question, answer)\n```'
+    assert pick(out, EN4) == ("b", "answer_statement")
+    assert pick('```python\nanswer = "C"\n', EN4) == ("", UNPARSED)
+    # a JSON block is an answer format, kept
+    assert pick('```json\n{"answer": "D", "reasoning": "…"}\n```', EN4) == ("d", "answer_statement")
