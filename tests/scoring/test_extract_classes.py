@@ -345,3 +345,27 @@ def test_program_code_is_no_answer():
     assert pick('```python\nanswer = "C"\n', EN4) == ("", UNPARSED)
     # a JSON block is an answer format, kept
     assert pick('```json\n{"answer": "D", "reasoning": "…"}\n```', EN4) == ("d", "answer_statement")
+
+
+@pytest.mark.parametrize("output, n, expected", [
+    ("Ans: C", 1, "c"),
+    ("C is the answer.", 1, "c"),
+    ("Correct answer → C", 1, "c"),
+    ("Answer: Both A and C", 2, "ac"),
+    ("【最終回答】b", 1, "b"),
+    ("【正解】c", 1, "c"),
+    ("The answers are (A) and (C).", 2, "ac"),
+    (r"\( \boxed{B} \)", 1, "b"),
+])
+def test_more_statement_spellings(output, n, expected):
+    assert pick(output, EN, n) == (expected, "answer_statement")
+
+
+def test_a_label_list_named_together_in_reasoning():
+    assert pick("aとcが正しい。", JA, 2) == ("ac", "label_mention")
+    # but not when the question asks for one answer: ambiguous
+    assert pick("aとcが正しい。", JA, 1) == ("", UNPARSED)
+
+
+def test_slot_digits_around_a_point():
+    assert extract_number("①0．②4③0", digits=3, decimals=2).number == "0.40"
