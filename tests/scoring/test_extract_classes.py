@@ -369,3 +369,8 @@ def test_a_label_list_named_together_in_reasoning():
 
 def test_slot_digits_around_a_point():
     assert extract_number("①0．②4③0", digits=3, decimals=2).number == "0.40"
+
+
+def test_a_keyword_pointing_ahead_does_not_stop_the_reading():
+    out = "正解は以下のとおりです。\n\n検討の結果、選択肢cが正しい。"
+    assert pick(out) == ("c", "label_mention")

@@ -111,10 +111,18 @@ _KEYWORD_ONLY = re.compile(
 )
 
 
+_POINTER = re.compile(r"[ \t]*(?:以下|次の|次に|下記|後述|as\s+follows|the\s+following|below)", re.IGNORECASE)
+
+
 def has_answer_keyword(text: str) -> bool:
-    """The text states an answer ("答え：", "The answer is") whatever follows: when no statement
-    could be read from it, the reasoning fallbacks must not guess instead."""
-    return _KEYWORD_ONLY.search(text) is not None
+    """The text states an answer ("答え：", "The answer is") that cannot be read: something
+    follows the keyword on its line, and it is not a pointer to what comes later ("以下の通り",
+    "as follows"). Then the reasoning fallbacks must not guess instead."""
+    for m in _KEYWORD_ONLY.finditer(text):
+        rest = text[m.end(): text.find("\n", m.end()) if "\n" in text[m.end():] else len(text)]
+        if rest.strip() and not _POINTER.match(rest):
+            return True
+    return False
 
 
 def pick_answer_statement(text: str, n_choices: int) -> Extraction | None:
