@@ -16,7 +16,7 @@ from typing import Any
 
 from jmedllm.benchmarks.custom.answers import parse_answer_list, parse_number
 from jmedllm.benchmarks.custom.embedded import detect_selection, split_embedded
-from jmedllm.benchmarks.custom.mapping import Field, Mapping, confined
+from jmedllm.benchmarks.custom.mapping import Field, Mapping, confined, is_file
 from jmedllm.benchmarks.custom.records import describe, get, is_missing
 from jmedllm.benchmarks.parsing import LoaderError, source_meta
 from jmedllm.schema import SELECTIONS, Question
@@ -109,7 +109,7 @@ def _images(record: Any, m: Mapping, line: int, state: State) -> tuple[str, ...]
             raise LoaderError(m.data, line, name, f"expected an image path, got {describe(raw)}")
         path = confined(m.data.parent, raw.strip(), m.allow_outside_paths,
                         lambda msg, name=name: LoaderError(m.data, line, name, msg), root=m.path.parent)
-        if not path.is_file():
+        if not is_file(path):
             state.warnings.append(f"{m.data}:{line}: image {raw.strip()!r} not found ({path})")
         out.append(str(path))
     return tuple(out)

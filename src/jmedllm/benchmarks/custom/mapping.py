@@ -116,6 +116,21 @@ def confined(base: Path, value: str, allow_outside: bool, fail: Callable[[str], 
     return path
 
 
+def is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False where the OS cannot even stat it (a name too long, ...)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def _load_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     text = read_text(path)
     try:
@@ -137,7 +152,7 @@ def _load_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
 
 def read_mapping(path: Path, *, allow_outside_paths: bool = False) -> Mapping:
     """Parse and validate a mapping file; errors name the mapping file, the line and the key."""
-    if path.is_dir():
+    if is_dir(path):
         raise LoaderError(path, None, None, "is a folder; custom: needs the mapping YAML file")
     values, lines = _load_yaml(path)
 
@@ -154,7 +169,7 @@ def read_mapping(path: Path, *, allow_outside_paths: bool = False) -> Mapping:
     if not isinstance(values["data"], str):
         raise fail("data", f"expected a file name, got {values['data']!r}")
     data = confined(path.parent, values["data"], allow_outside_paths, lambda m: fail("data", m))
-    if data.is_dir():
+    if is_dir(data):
         raise fail("data", f"{values['data']!r} is a folder; name the data file")
     suffix = data.suffix.lower()
     fmt = values.get("format") or {".csv": "csv", ".tsv": "csv", ".json": "json"}.get(suffix, "jsonl")
@@ -293,7 +308,7 @@ def _exam_rules(value: Any, mapping_path: Path, allow_outside: bool,
     if not isinstance(value, str) or not value:
         raise fail(f"expected a YAML file name or the rules inline, got {value!r}")
     rules_path = confined(mapping_path.parent, value, allow_outside, fail)
-    if rules_path.is_dir():
+    if is_dir(rules_path):
         raise fail(f"{value!r} is a folder; name the exam-rules YAML file")
     values, lines = _load_yaml(rules_path)
     return parse_exam_rules(values, lambda key, m: LoaderError(rules_path, lines.get(key, 1), key, m))
