@@ -281,6 +281,9 @@ def _field(value: Any, fmt: str, header: bool, fail: Callable[[str], Exception])
         raise fail(f"a csv file without header is addressed by column numbers (0, 1, ...), got {value!r}")
     if isinstance(value, str) and value:
         return value
+    if isinstance(value, bool):
+        raise fail(f"expected a field name, got {value!r} (YAML reads no / yes / on / off unquoted as booleans: "
+                   "quote the field name, e.g. 'no')")
     raise fail(f"expected a field name, got {value!r}")
 
 
