@@ -139,3 +139,11 @@ def test_exam_rules_yaml_errors_name_the_key():
     ]:
         with pytest.raises(ValueError, match=match):
             parse_exam_rules(bad, fail)
+
+
+def test_an_ordering_target_keeps_its_sequence():
+    from jmedllm.prompts.targets import format_target
+
+    q = ordering([2, 0, 1, 3])
+    assert format_target(q, style="letter").replace(" ", "") == "c,a,b,d"
+    assert format_target(q, style="text").startswith("r")  # the third choice first

@@ -77,7 +77,7 @@ def section_points(bench: Benchmark) -> dict[int, dict[str, int]]:
         by_section[section] = by_section.get(section, 0) + points
     order = {name: k for k, name in enumerate(_SECTION_ORDER)}
     return {exam: dict(sorted(sections.items(), key=lambda kv: order.get(kv[0], len(order))))
-            for exam, sections in sorted(totals.items())}
+            for exam, sections in sorted(totals.items(), key=lambda kv: (str(type(kv[0])), kv[0]))}
 
 
 # Print order of sections: compulsory first, as the exams publish them.
