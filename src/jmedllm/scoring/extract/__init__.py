@@ -53,6 +53,7 @@ from jmedllm.scoring.extract.statements import (
     pick_final_label,
     pick_label_only,
     pick_leading_label,
+    has_answer_keyword,
     statements,
 )
 from jmedllm.scoring.extract.types import NOTHING, UNPARSED, Extraction, picked
@@ -65,6 +66,13 @@ def _echo_limit(n_choices: int, n_select: int, selection: str) -> int:
     if selection == "all":
         return n_choices - 1
     return n_select
+
+
+def _answered(text: str, n: int) -> bool:
+    """An explicit answer stands in ``text`` (used to decide whether a "問題:" line below it is a
+    follow-on item to cut or the model restating the question before it answers)."""
+    return any(step(text, n) is not None for step in (pick_label_only, pick_answer_statement, pick_final_label,
+                                                      pick_leading_label))
 
 
 def _read_capture(capture: str, choices: Sequence[str], n_select: int, selection: str) -> tuple[int, ...] | None:
@@ -103,7 +111,10 @@ def extract_choices(
             if order:
                 return picked(order, "answer_pattern", span, capture)
     text = clean_output(output, n_choices=n, n_select=_echo_limit(n, n_select, selection),
-                        first_line_only=first_line_only)
+                        first_line_only=first_line_only, cut_next=False)
+    cut = cut_next_question(text)
+    if cut != text and _answered(cut, n):
+        text = cut  # a base model answered, then wrote the next exam item
     steps = (
         lambda: pick_label_only(text, n),
         lambda: pick_answer_statement(text, n),
@@ -113,11 +124,18 @@ def extract_choices(
         lambda: pick_label_mention(text, n, n_select) if selection == "n" else None,
         lambda: pick_choice_text_contained(text, choices, n_select, selection),
     )
-    for step in steps:
+    stated = has_answer_keyword(text)
+    for name, step in zip(("label_only", "answer_statement", "final_label", "leading_label", "choice_text",
+                           "label_mention", "choice_text_contained"), steps):
+        if stated and name in _GUESSES:
+            break  # an answer was stated but cannot be read: no guess from the reasoning
         found = step()
         if found is not None and found.indices:
             return found
     return NOTHING
+
+
+_GUESSES = ("label_mention", "choice_text_contained")
 
 
 __all__ = [

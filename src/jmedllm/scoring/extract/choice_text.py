@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from jmedllm.schema import LETTERS
+from jmedllm.scoring.extract.labels import CLOSE, OPEN, label_class
 from jmedllm.scoring.extract.types import Extraction, picked
 from jmedllm.text import ANSWER_SEPARATOR, normalize_answer_text
 
@@ -71,6 +73,10 @@ def pick_choice_text(
         tail = m
     if tail is not None and selection != "order":
         found = occurrences(normalize_answer_text(tail.group(1)), choices)
+        labels = {LETTERS.index(m.group(1).lower()) for m in
+                  re.finditer(rf"{OPEN}\s*({label_class(len(choices))})\s*{CLOSE}", tail.group(1))}
+        if labels and labels != set(found):
+            return None  # "riboflavin (B)": the text and the label disagree
         if found and _count_ok(len(found), n_select, selection, len(choices)):
             order = sorted(found, key=found.get)
             return picked(order, "choice_text", tail.span(1), tail.group(1))

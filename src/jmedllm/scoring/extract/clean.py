@@ -13,7 +13,9 @@ Every step keeps the length of ``nfkc(output)``: characters are blanked with spa
                           ``thought(s)``, ``reasoning``), an unclosed block to the end, all
                           before a stray closing tag, and a harmony-format analysis channel.
 3. ``first_line``         only with ``first_line_only=True``.
-4. ``cut_next_question``  a follow-on exam item written by a base model is cut.
+4. ``cut_next_question``  a follow-on exam item written by a base model is cut (the
+                          extractors keep the cut only when an answer stands before it: a
+                          chat model that restates the question ("### 問題：…") is not cut).
 5. ``drop_echoed_choices`` a copied choice list (or per-choice analysis) is blanked.
 """
 
@@ -159,12 +161,15 @@ def drop_echoed_choices(text: str, n_choices: int, n_select: int) -> str:
     return text
 
 
-def clean_output(output: str, *, n_choices: int = 0, n_select: int = 1, first_line_only: bool = False) -> str:
+def clean_output(
+    output: str, *, n_choices: int = 0, n_select: int = 1, first_line_only: bool = False, cut_next: bool = True
+) -> str:
     """Run the cleaning steps; the result has the same length as ``nfkc(output)``."""
     text = strip_think(normalize_output(output))
     if first_line_only:
         text = first_line(text)
-    text = cut_next_question(text)
+    if cut_next:
+        text = cut_next_question(text)
     if n_choices:
         text = drop_echoed_choices(text, n_choices, n_select)
     return text

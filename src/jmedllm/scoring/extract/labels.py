@@ -18,8 +18,8 @@ from functools import lru_cache
 from jmedllm.schema import LETTERS
 
 # Bracket pairs after NFKC: （）［］｛｝ fold to ASCII; 「」『』【】〈〉《》〔〕〘〙 stay.
-OPEN = r"[(\[{「『【〈<《〔〘]"
-CLOSE = r"[)\]}」』】〉>》〕〙]"
+OPEN = r"[(\[{「『【〈<《〔〘\"“]"
+CLOSE = r"[)\]}」』】〉>》〕〙\"”]"
 # Between the labels of one list, never across a line break. Arrows serve ordering answers.
 SEP = (
     r"(?:[ \t]*(?:,[ \t]*and\b|,|、|・|/|&|;|\+|\band\b|および|及び|ならびに|と|→|->|=>|⇒|>)[ \t]*"
@@ -59,6 +59,16 @@ def _token_re(n_choices: int) -> re.Pattern[str]:
     return re.compile(rf"({OPEN})\s*({L})\s*{CLOSE}|(?<![A-Za-z0-9])({L}+)(?![A-Za-z0-9])")
 
 
+@lru_cache(maxsize=None)
+def _hedge_re(n_choices: int) -> re.Pattern[str]:
+    """A list followed by "or C" / "か c" / "and possibly C" is a hedge between choices, not an answer."""
+    L = label_class(n_choices)
+    return re.compile(
+        rf"[ \t]*,?[ \t]*(?:or|and/or|and\s+possibly|or\s+possibly|または|もしくは|あるいは|か)[ \t]*(?:{OPEN}[ \t]*)?{L}(?![A-Za-z0-9])",
+        re.IGNORECASE,
+    )
+
+
 _STRICT_END = re.compile(r"\s*$|\s*\n|[.:)、。,!]|[ \t]*[(\[（【〔]|\s+[^\x00-\x7F]")
 
 
@@ -91,7 +101,7 @@ def parse_list(
     bare_last = tokens[-1].group(3)
     if re.match(r"-[A-Za-z0-9]|'[A-Za-z]|\.[A-Za-z0-9]|[+^]", after):
         return None
-    if NEGATION.match(after):
+    if NEGATION.match(after) or _hedge_re(n_choices).match(after):
         return None
     if bare_last:
         if bare_last == "a" and ARTICLE_FOLLOWS.match(after):

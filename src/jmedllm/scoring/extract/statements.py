@@ -25,22 +25,32 @@ _EN_KEY = (
     r"\b(?:(?:my|the|final|correct|best|right|most\s+likely|true|appropriate|single)\s+){0,3}"
     r"(?:answer|option|choice|selection)s?(?:\s+choice)?(?:\s+(?:here|then|therefore|thus))?"
 )
+_COLON_GAP = r":[ \t]*(?:\n[ \t]*){0,3}"  # "Answer:" then the labels on the same or a later line
 _STATEMENT_PREFIX = (
     # Japanese: 答え：c / 正解は c / 【回答】a / 最終的な答えは「c」 / 正しいのは c と e
-    rf"(?:{OPEN}[ \t]*)?(?:{_JA_KEY})[ \t]*(?:{CLOSE})?\s*(?:は|:|=|→|-)?\s*[、,]?\s*(?:選択肢)?\s*"
-    r"|のは\s*[、,]?\s*(?:選択肢)?\s*"
+    rf"(?:{OPEN}[ \t]*)?(?:{_JA_KEY})[ \t]*(?:{CLOSE})?[ \t]*(?:{_COLON_GAP}|は|=|→|-)?[ \t]*[、,]?[ \t]*(?:選択肢)?[ \t]*"
+    r"|のは[ \t]*[、,]?[ \t]*(?:選択肢)?[ \t]*"
     # English: Answer: (C) / The correct answer is C / answers are a and c / Final Answer:\n\nC
-    rf"|(?:{OPEN}[ \t]*)?{_EN_KEY}[ \t]*(?:{CLOSE})?"
-    r"\s*(?:is|are|would\s+be|will\s+be|should\s+be|must\s+be|remains|:|=|-)\s*"
-    r"(?:(?:probably|likely|definitely|clearly|therefore|thus|then)\s+)?"
-    r"(?:(?:option|choice|answer)s?\s*:?\s*)?"
+    rf"|(?:{OPEN}[ \t]*)?{_EN_KEY}[ \t]*(?:{CLOSE})?[ \t]*"
+    rf"(?:(?:is|are|would\s+be|will\s+be|should\s+be|must\s+be|remains)[ \t]*(?:{_COLON_GAP})?|{_COLON_GAP}|=[ \t]*|-[ \t]*)"
+    r"(?:(?:most\s+|very\s+)?(?:probably|likely|definitely|clearly|therefore|thus|then)[ \t]+)?"
+    r"(?:(?:option|choice|answer)s?[ \t]*:?[ \t]*)?"
     r"|\bI\s+(?:would\s+|will\s+|'d\s+)?(?:choose|select|pick|go\s+with)\s+(?:(?:option|choice)s?\s+)?"
+)
+# a heading line holding only the keyword ("### 回答", "【解答】", "Final Answer"), the labels below it
+_HEADING_PREFIX = (
+    rf"^[ \t]*(?:{OPEN}[ \t]*)?(?:{_JA_KEY}|{_EN_KEY})[ \t]*(?:{CLOSE})?[ \t]*:?[ \t]*\n(?:[ \t]*\n){{0,2}}[ \t]*"
 )
 
 
 @lru_cache(maxsize=None)
 def _statement_re(n_choices: int) -> re.Pattern[str]:
     return re.compile(rf"(?:{_STATEMENT_PREFIX})({list_re(n_choices)})", re.IGNORECASE)
+
+
+@lru_cache(maxsize=None)
+def _heading_re(n_choices: int) -> re.Pattern[str]:
+    return re.compile(rf"{_HEADING_PREFIX}({list_re(n_choices)})", re.IGNORECASE | re.MULTILINE)
 
 
 @lru_cache(maxsize=None)
@@ -80,7 +90,7 @@ def _boxed(text: str, n_choices: int) -> list[Extraction]:
 def statements(text: str, n_choices: int) -> list[Extraction]:
     """Every explicit answer statement whose label list passes the guards, in text order."""
     found: list[Extraction] = []
-    for rx in (_statement_re(n_choices), _post_statement_re(n_choices)):
+    for rx in (_statement_re(n_choices), _heading_re(n_choices), _post_statement_re(n_choices)):
         for m in rx.finditer(text):
             got = parse_list(text, m.start(1), m.end(1), n_choices)
             if got:
@@ -88,6 +98,19 @@ def statements(text: str, n_choices: int) -> list[Extraction]:
     found.extend(_boxed(text, n_choices))
     found.sort(key=lambda e: e.span[0] if e.span else -1)
     return found
+
+
+_KEYWORD_ONLY = re.compile(
+    rf"(?:{OPEN}[ \t]*)?(?:{_JA_KEY})[ \t]*(?:{CLOSE})?[ \t]*(?:は|:|=)"
+    rf"|{_EN_KEY}[ \t]*(?:{CLOSE})?\s*(?:is|are|would\s+be|will\s+be|should\s+be|:)",
+    re.IGNORECASE,
+)
+
+
+def has_answer_keyword(text: str) -> bool:
+    """The text states an answer ("答え：", "The answer is") whatever follows: when no statement
+    could be read from it, the reasoning fallbacks must not guess instead."""
+    return _KEYWORD_ONLY.search(text) is not None
 
 
 def pick_answer_statement(text: str, n_choices: int) -> Extraction | None:
