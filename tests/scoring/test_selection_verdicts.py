@@ -147,3 +147,12 @@ def test_an_ordering_target_keeps_its_sequence():
     q = ordering([2, 0, 1, 3])
     assert format_target(q, style="letter").replace(" ", "") == "c,a,b,d"
     assert format_target(q, style="text").startswith("r")  # the third choice first
+
+
+def test_shuffling_an_ordering_question_remaps_its_sequence():
+    from jmedllm.prompts.shuffle import permute_choices
+
+    q = ordering([2, 0, 1, 3])  # r, p, q, s
+    shuffled = permute_choices(q, (3, 2, 1, 0))  # new order: s, r, q, p
+    assert [shuffled.choices[i] for i in shuffled.answer_order] == ["r", "p", "q", "s"]
+    assert score_generation(shuffled, "答え：b, d, c, a").correct is True

@@ -76,7 +76,9 @@ PASS_LINES: Mapping[int, PassLines] = {
     115: _lines(115, 160, 209, _MHLW),  # of 200 / 300
     116: _lines(116, 158, 214, _MHLW),  # of 197 / 297
     # 119th (2025): 必修 160/200, 一般+臨床 221/300 (73.7 %), 禁忌肢 3 or fewer, as reported
-    # from the MHLW announcement; IgakuQA119's leaderboard uses the same 200 + 300 maxima.
+    # from the MHLW announcement (also tabulated "from MHLW's pass announcements" at
+    # https://mama.smt.docomo.ne.jp/ranune/articles/203442/2); IgakuQA119's leaderboard uses
+    # the same 200 + 300 maxima.
     # 118th (2024): 必修 160/200, 必修を除く一般+臨床 230/300, 禁忌肢 3 or fewer: the MHLW
     # announcement of 2024-03-15 as reported at http://japan.wdpp.org/ ("医師国家試験、合格率92.4%
     # 新卒の合格者は9千人を突破"). The 117th and 120th are left out: no public source with their
