@@ -212,3 +212,16 @@ def test_the_documented_exam_example_loads(tmp_path):
         1, "hisshu", "ippan_rinsho")
     sections = q["120A1"].meta["exam_rules"].sections
     assert [(s.name, s.maximum, s.pass_line(s.maximum)) for s in sections] == [("hisshu", 5, 4), ("ippan_rinsho", 6, 221)]
+
+
+def test_data_check_on_the_exam(tmp_path, monkeypatch, capsys):
+    from jmedllm.cli import main
+
+    monkeypatch.delenv("JMEDLLM_DATA_ROOT", raising=False)
+    spec = build(tmp_path)
+    assert main(["data", "check", "-b", spec]) == 0
+    out = capsys.readouterr().out
+    assert "questions: 11 (ja)" in out and "numeric-answer items: 1" in out
+    assert "exam 120 points per section: hisshu: 9, ippan: 6" in out
+    assert "2 record(s) excluded: no official answer key" in out and "120A6 (exam120.json:" in out
+    assert "more gold keys" not in out  # a select-all item asks for no fixed number
