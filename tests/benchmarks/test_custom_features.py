@@ -168,3 +168,58 @@ def test_every_mapping_key_is_documented():
 def test_a_yaml_boolean_where_a_field_name_belongs_is_explained(tmp_path):
     with pytest.raises(LoaderError, match="YAML reads no / yes / on / off unquoted as booleans: quote the field name"):
         load_benchmark(spec_for(tmp_path, "data: d.json\nid: no\nquestion: q\nanswer: a\n", "d.json", []))
+
+
+def test_a_real_exam_export_loads_through_a_mapping_alone(tmp_path, data_root):
+    """IgakuQA119 as published (a JSON array per block, choices with their 'a. ' labels, answers
+    in a CSV of their own), read by a mapping, agrees with the dedicated loader on every item
+    it does not repair (that loader splits merged choices and recovers two choice lists)."""
+    folder = data_root / "igakuqa119"
+    mapping = f"""\
+        data: {folder / 'questions' / '119A_json.json'}
+        id: number
+        question: question
+        choices: choices
+        strip_choice_labels: true
+        embedded_choices: true
+        answers_from: {{data: {folder / 'results' / 'correct_answers.csv'}, id: 問題番号, answer: 解答}}
+        id_pattern: '^119(?P<block>[A-F])(?P<number>\\d+)$'
+    """
+    spec = spec_for(tmp_path, mapping, "unused.json", [])
+    with pytest.raises(LoaderError, match="outside the mapping's folder"):
+        load_benchmark(spec)
+    mine = {q.id: q for q in load_benchmark(spec, allow_outside_paths=True)}
+    theirs = {q.id: q for q in load_benchmark("igakuqa119:A", data_root)}
+    assert set(mine) == set(theirs) and len(mine) == 75
+    repaired = {i for i, q in theirs.items() if q.meta.get("choices_repaired") or q.meta.get("choices_from_text")}
+    same = [i for i in mine if i not in repaired and (mine[i].choices, mine[i].answer, mine[i].numeric_answer)
+            == (theirs[i].choices, theirs[i].answer, theirs[i].numeric_answer)]
+    assert len(same) == 75 - len(repaired), sorted(set(mine) - set(same) - repaired)
+    assert all(mine[i].meta["block"] == "A" for i in mine)
+
+
+def test_answers_from_another_file(tmp_path):
+    rows = [{"qid": "1", "q": "Q?", "c": ["a. x", "b. y"]}, {"qid": "2", "q": "R?", "c": ["(a) u", "(b) v"]},
+            {"qid": "3", "q": "S?", "c": ["x", "y"]}]
+    (tmp_path / "key.csv").write_text("id,key\n1,b\n2,NA\n9,a\n", encoding="utf-8")
+    mapping = """\
+        data: d.json
+        id: qid
+        question: q
+        choices: c
+        strip_choice_labels: true
+        answers_from: {data: key.csv, id: id, answer: key}
+    """
+    b = load_benchmark(spec_for(tmp_path, mapping, "d.json", rows))
+    assert [(q.id, q.choices, q.answer) for q in b] == [("1", ("x", "y"), {1})]
+    assert [e.split(":")[0] for e in b.excluded] == ["2 (d.json", "3 (d.json"]
+    assert "no row in key.csv" in b.excluded[1] and "key.csv:3" in b.excluded[0]
+    assert any("key.csv:4: answer for an unknown id '9'" in w for w in b.warnings)
+    (tmp_path / "key.csv").write_text("id,key\n1,b\n1,a\n", encoding="utf-8")
+    with pytest.raises(LoaderError, match=r"duplicate id '1' \(first at line 2\)") as err:
+        load_benchmark(spec_for(tmp_path, mapping, "d.json", rows))
+    assert (err.value.file.name, err.value.line) == ("key.csv", 3)
+    (tmp_path / "key.csv").write_text("id,key\n1,z\n", encoding="utf-8")
+    with pytest.raises(LoaderError, match="unknown answer letter 'z'") as err:
+        load_benchmark(spec_for(tmp_path, mapping, "d.json", rows))
+    assert (err.value.file.name, err.value.line, err.value.field) == ("key.csv", 2, "key")

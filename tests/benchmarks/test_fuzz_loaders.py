@@ -79,6 +79,8 @@ MAPPING_BASES = [
                                  {"name": "g", "blocks": ["A"], "line": 1}]}},
     {"data": "d.jsonl", "question": "q", "answer": "a", "answer_style": "number"},
     {"data": "d.csv", "question": "q", "choices": ["A", "B", "C"], "answer": "a", "answer_style": "index1"},
+    {"data": "d.json", "id": "id", "question": "q", "choices": "c", "strip_choice_labels": True,
+     "answers_from": {"data": "key.csv", "id": "id", "answer": "a"}},
     {"data": "d.jsonl", "question": "q", "choices": "c", "embedded_choices": True, "answer": "a",
      "block": "blk", "number": "num", "answer_pattern": "答[:：](?P<answer>.+)",
      "exam_rules": {"exam": "x", "points_field": "pts", "sections": [{"name": "all", "line": 1}]}},
@@ -123,6 +125,10 @@ def write_data(folder, name: str, records: list, rng: random.Random) -> None:
         raw = b'{"questions": ' + raw + b"}"
     path.write_bytes(raw)
     (folder / "img.png").write_bytes(b"\x89PNG")
+    keys = ["id,a"] + [f"{r.get('id', '')},{str(r.get('a', '')).replace(',', ' ')}" for r in records]
+    if rng.random() < 0.2:
+        keys.append(rng.choice(["1,a,b", '"x', "120A1,a", ",", "²,²"]))
+    (folder / "key.csv").write_text("\n".join(keys) + "\n", encoding="utf-8", errors="surrogatepass")
 
 
 def exercise(bench) -> None:

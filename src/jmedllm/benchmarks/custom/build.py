@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jmedllm.benchmarks.custom.answers import parse_answer_list, parse_number
-from jmedllm.benchmarks.custom.embedded import detect_selection, split_embedded
+from jmedllm.benchmarks.custom.embedded import detect_selection, split_embedded, strip_labels
 from jmedllm.benchmarks.custom.mapping import Field, Mapping, confined, is_file
 from jmedllm.benchmarks.custom.records import describe, get, is_missing
 from jmedllm.benchmarks.parsing import LoaderError, source_meta
@@ -32,6 +32,8 @@ class State:
     group_context: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
+    answers: dict[str, tuple[int, Any]] | None = None  # answers_from: id -> (line, answer)
+    answered: set[str] = field(default_factory=set)  # ids whose answer row was used
 
 
 class Excluded(Exception):
@@ -156,15 +158,36 @@ def question(m: Mapping, line: int, number: int, record: Any, state: State) -> Q
     text = _text(record, m.question, m, line)
     assert text is not None and qid is not None
     choices = _choice_list(record, m, line)
+    if choices is not None and m.strip_choice_labels:
+        stripped = strip_labels(choices)
+        if stripped is not None:
+            choices = stripped
+        else:
+            state.warnings.append(f"{path}:{line}: {qid}: choices kept as written (not every choice "
+                                  "opens with its own label)")
     if choices is None and m.embedded_choices and m.answer_style != "number":
         split = split_embedded(text)
         if split is not None:
             text, choices = split
-    raw_answer = _value(record, m.answer, m, line, required=False)
+    # where the answer stands: this record, or a row of the answers file
+    apath, aline, aname = path, line, str(m.answer)
+    if m.answers_from is not None and state.answers is not None:
+        apath, aname = m.answers_from.data, m.answers_from.answer
+        aline, raw_answer = state.answers.get(qid, (None, None))
+        if aline is not None:
+            state.answered.add(qid)
+        if aline is None and m.answer is not None:
+            apath, aline, aname = path, line, str(m.answer)
+            raw_answer = _value(record, m.answer, m, line, required=False)
+    else:
+        raw_answer = _value(record, m.answer, m, line, required=False)
     if _is_no_key(raw_answer, m):
+        where = ""
+        if apath != path:  # the answers file
+            where = f"; {apath.name}:{aline}" if aline is not None else f"; no row in {apath.name}"
         if m.on_missing_answer == "error":
-            raise LoaderError(path, line, str(m.answer), f"no answer key ({describe(raw_answer)})")
-        raise Excluded(f"{qid} ({path.name}:{line}): no official answer key ({describe(raw_answer)})")
+            raise LoaderError(apath, aline, aname, f"no answer key for {qid} ({describe(raw_answer)})")
+        raise Excluded(f"{qid} ({path.name}:{line}): no official answer key ({describe(raw_answer)}{where})")
 
     selection = "n"
     if choices:
@@ -178,16 +201,16 @@ def question(m: Mapping, line: int, number: int, record: Any, state: State) -> Q
     order: list[int] | None = None
     answer: set[int] = set()
     if not choices:
-        numeric = parse_number(raw_answer, path, line, str(m.answer))
+        numeric = parse_number(raw_answer, apath, aline, aname)
     else:
         style = m.answer_style
         if style == "letters" and isinstance(raw_answer, int) and not isinstance(raw_answer, bool):
-            raise LoaderError(path, line, str(m.answer), f"expected letters, got the number {raw_answer!r} "
-                                                         "(set answer_style: index0 or index1)")
-        order = parse_answer_list(raw_answer, style, m.answer_separator, choices, path, line, str(m.answer))
+            raise LoaderError(apath, aline, aname, f"expected letters, got the number {raw_answer!r} "
+                                                   "(set answer_style: index0 or index1)")
+        order = parse_answer_list(raw_answer, style, m.answer_separator, choices, apath, aline, aname)
         answer = set(order)
         if selection == "order" and len(order) != len(answer):
-            raise LoaderError(path, line, str(m.answer), f"an ordering answer names a choice twice: {raw_answer!r}")
+            raise LoaderError(apath, aline, aname, f"an ordering answer names a choice twice: {raw_answer!r}")
     n_select = _n_select(record, m, line, text)
     if selection == "all":
         n_select = 0
