@@ -225,3 +225,4 @@ def test_data_check_on_the_exam(tmp_path, monkeypatch, capsys):
     assert "exam 120 points per section: hisshu: 9, ippan: 6" in out
     assert "2 record(s) excluded: no official answer key" in out and "120A6 (exam120.json:" in out
     assert "more gold keys" not in out  # a select-all item asks for no fixed number
+    assert "ordering): all: 1, n: 9, order: 1" in out
