@@ -223,3 +223,12 @@ def test_answers_from_another_file(tmp_path):
     with pytest.raises(LoaderError, match="unknown answer letter 'z'") as err:
         load_benchmark(spec_for(tmp_path, mapping, "d.json", rows))
     assert (err.value.file.name, err.value.line, err.value.field) == ("key.csv", 2, "key")
+
+
+def test_a_numeric_answer_makes_the_item_numeric_even_after_numbered_lines(tmp_path):
+    # the stem ends in numbered lines that look like choices, but the answer is a number
+    text = "次の値から平均を求めよ。\n1. 10\n2. 20\n3. 30"
+    rows = [{"q": text, "a": "20"}, {"q": "正しいのは?\na　x\nb　y", "a": "b"}]
+    b = load_benchmark(spec_for(tmp_path, "data: d.json\nquestion: q\nembedded_choices: true\nanswer: a\n", "d.json",
+                                rows))
+    assert [(q.is_numeric, q.text == text, q.answer) for q in b] == [(True, True, set()), (False, False, {1})]

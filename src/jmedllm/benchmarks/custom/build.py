@@ -97,6 +97,14 @@ def _is_no_key(value: Any, m: Mapping) -> bool:
     return isinstance(value, (str, int)) and not isinstance(value, bool) and nfkc(str(value)).strip() in m.missing_answer
 
 
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return isinstance(value, str) and re.fullmatch(r"-?\d+(?:\.\d+)?", nfkc(value).strip()) is not None
+
+
 def _images(record: Any, m: Mapping, line: int, state: State) -> tuple[str, ...]:
     if m.images is None:
         return ()
@@ -165,10 +173,11 @@ def question(m: Mapping, line: int, number: int, record: Any, state: State) -> Q
         else:
             state.warnings.append(f"{path}:{line}: {qid}: choices kept as written (not every choice "
                                   "opens with its own label)")
+    written, embedded = text, False
     if choices is None and m.embedded_choices and m.answer_style != "number":
         split = split_embedded(text)
         if split is not None:
-            text, choices = split
+            (text, choices), embedded = split, True
     # where the answer stands: this record, or a row of the answers file
     apath, aline, aname = path, line, str(m.answer)
     if m.answers_from is not None and state.answers is not None:
@@ -188,6 +197,9 @@ def question(m: Mapping, line: int, number: int, record: Any, state: State) -> Q
         if m.on_missing_answer == "error":
             raise LoaderError(apath, aline, aname, f"no answer key for {qid} ({describe(raw_answer)})")
         raise Excluded(f"{qid} ({path.name}:{line}): no official answer key ({describe(raw_answer)}{where})")
+    if embedded and m.answer_style == "letters" and _is_number(raw_answer):
+        # a number can name no letter: a calculation item whose text happens to end in numbered lines
+        text, choices = written, None
 
     selection = "n"
     if choices:
