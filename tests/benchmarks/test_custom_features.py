@@ -94,7 +94,7 @@ def test_one_file_holds_choice_and_numeric_items(tmp_path):
     assert [(q.is_numeric, q.numeric_answer, q.answer) for q in b] == [
         (False, None, {1}), (True, "250", set()), (True, "3.5", set())]
     rows[1]["a"] = "two hundred"
-    with pytest.raises(LoaderError, match=r"expected a number \(the record has no choices\)"):
+    with pytest.raises(LoaderError, match=r"2: no choices \(no list, none by the embedded-choice rule\), but the answer"):
         load_benchmark(spec_for(tmp_path, "data: d.json\nquestion: q\nchoices: c\nanswer: a\n", "d.json", rows))
 
 
@@ -173,29 +173,40 @@ def test_a_yaml_boolean_where_a_field_name_belongs_is_explained(tmp_path):
 def test_a_real_exam_export_loads_through_a_mapping_alone(tmp_path, data_root):
     """IgakuQA119 as published (a JSON array per block, choices with their 'a. ' labels, answers
     in a CSV of their own), read by a mapping, agrees with the dedicated loader on every item
-    it does not repair (that loader splits merged choices and recovers two choice lists)."""
+    it does not repair (that loader splits merged choices and recovers two inline choice lists)."""
     folder = data_root / "igakuqa119"
-    mapping = f"""\
-        data: {folder / 'questions' / '119A_json.json'}
-        id: number
-        question: question
-        choices: choices
-        strip_choice_labels: true
-        embedded_choices: true
-        answers_from: {{data: {folder / 'results' / 'correct_answers.csv'}, id: 問題番号, answer: 解答}}
-        id_pattern: '^119(?P<block>[A-F])(?P<number>\\d+)$'
-    """
-    spec = spec_for(tmp_path, mapping, "unused.json", [])
-    with pytest.raises(LoaderError, match="outside the mapping's folder"):
-        load_benchmark(spec)
-    mine = {q.id: q for q in load_benchmark(spec, allow_outside_paths=True)}
-    theirs = {q.id: q for q in load_benchmark("igakuqa119:A", data_root)}
-    assert set(mine) == set(theirs) and len(mine) == 75
-    repaired = {i for i, q in theirs.items() if q.meta.get("choices_repaired") or q.meta.get("choices_from_text")}
-    same = [i for i in mine if i not in repaired and (mine[i].choices, mine[i].answer, mine[i].numeric_answer)
-            == (theirs[i].choices, theirs[i].answer, theirs[i].numeric_answer)]
-    assert len(same) == 75 - len(repaired), sorted(set(mine) - set(same) - repaired)
-    assert all(mine[i].meta["block"] == "A" for i in mine)
+    agree = repaired = 0
+    for block in "ABCDEF":
+        mapping = f"""\
+            data: {folder / 'questions' / f'119{block}_json.json'}
+            id: number
+            question: question
+            choices: choices
+            strip_choice_labels: true
+            embedded_choices: true
+            answers_from: {{data: {folder / 'results' / 'correct_answers.csv'}, id: 問題番号, answer: 解答}}
+            id_pattern: '^119(?P<block>[A-F])(?P<number>\\d+)$'
+        """
+        spec = spec_for(tmp_path, mapping, "unused.json", [])
+        if block == "A":
+            with pytest.raises(LoaderError, match="outside the mapping's folder"):
+                load_benchmark(spec)
+        if block == "E":  # 119E45 writes its choices inline in a paragraph: outside the documented rule
+            with pytest.raises(LoaderError, match="119E45: no choices .* but the answer 'e' .* is not a number"):
+                load_benchmark(spec, allow_outside_paths=True)
+            continue
+        mine = {q.id: q for q in load_benchmark(spec, allow_outside_paths=True)}
+        theirs = {q.id: q for q in load_benchmark(f"igakuqa119:{block}", data_root)}
+        assert set(mine) == set(theirs)
+        for i, t in theirs.items():
+            if t.meta.get("choices_repaired") or t.meta.get("choices_from_text"):
+                repaired += 1
+                continue
+            m = mine[i]
+            assert (m.choices, m.answer, m.numeric_answer, m.n_select, m.meta["block"]) == (
+                t.choices, t.answer, t.numeric_answer, t.n_select, block), i
+            agree += 1
+    assert (agree, repaired) == (347, 3)  # 350 items of blocks A-D, F
 
 
 def test_answers_from_another_file(tmp_path):

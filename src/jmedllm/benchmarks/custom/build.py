@@ -163,7 +163,12 @@ def question(m: Mapping, line: int, number: int, record: Any, state: State) -> Q
     """The Question of one record; raises :class:`Excluded` for a record without an official key."""
     path = m.data
     qid = _text(record, m.id, m, line) if m.id is not None else str(number)
-    text = _text(record, m.question, m, line)
+    if isinstance(_value(record, m.question, m, line), str) and not _value(record, m.question, m, line).strip():
+        # a real export may hold an item whose text is elsewhere (an image, the previous item): kept, said
+        text = ""
+        state.warnings.append(f"{path}:{line}: {qid}: empty question text")
+    else:
+        text = _text(record, m.question, m, line)
     assert text is not None and qid is not None
     choices = _choice_list(record, m, line)
     if choices is not None and m.strip_choice_labels:
@@ -213,6 +218,11 @@ def question(m: Mapping, line: int, number: int, record: Any, state: State) -> Q
     order: list[int] | None = None
     answer: set[int] = set()
     if not choices:
+        if not _is_number(raw_answer):
+            where = f" ({apath.name}:{aline})" if apath != path else ""
+            raise LoaderError(path, line, str(m.choices or m.question),
+                              f"{qid}: no choices (no list, none by the embedded-choice rule), but the answer "
+                              f"{describe(raw_answer)}{where} is not a number")
         numeric = parse_number(raw_answer, apath, aline, aname)
     else:
         style = m.answer_style
