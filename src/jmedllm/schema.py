@@ -28,7 +28,10 @@ class Question:
     ``points`` (int), ``kinki`` (tuple of forbidden choice indices), ``category``,
     ``text_only`` (bool), ``human_accuracy`` (float, percent), ``breakdown`` (per-choice %),
     ``subject``, ``split``, ``source_file``, ``source_line``, ``group`` (serial-group id),
-    ``answer_pattern`` (a user regex with a named group ``answer``, from a custom mapping).
+    ``answer_pattern`` (a user regex with a named group ``answer``, from a custom mapping),
+    ``number`` (question number within its block), ``exam_rules`` (an
+    ``benchmarks.examrules.ExamRules`` declared by a custom mapping), ``exam_incomplete``
+    (e.g. "75 of 400 items found": the data root holds part of the exam; no exam verdict).
 
     ``selection`` says what kind of answer the question asks for:
     ``"n"`` (pick exactly ``n_select`` choices; the default), ``"all"`` (select all that

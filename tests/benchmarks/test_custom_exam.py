@@ -192,3 +192,37 @@ def test_eval_reports_points_and_pass_from_declared_rules(tmp_path):
     assert items["120A4"]["f1"] == pytest.approx(2 / 3) and items["120A4"]["correct"] is False
     assert items["120A5"]["predicted_order"] == [0, 1, 2] and items["120A5"]["f1"] == 1.0
     assert "| 120 | exam120 | ja | 11 | 必修 | 5 [" in md and "FAIL" in md
+
+
+def test_the_documented_exam_example_loads(tmp_path):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "custom-benchmarks.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    rules = next(b for b in blocks if b.startswith("exam: 120"))
+    mapping = next(b for b in blocks if b.startswith("name: exam120"))
+    build(tmp_path)
+    (tmp_path / "rules.yaml").write_text(rules, encoding="utf-8")
+    (tmp_path / "doc.yaml").write_text(mapping, encoding="utf-8")
+    bench = load_benchmark(f"custom:{tmp_path / 'doc.yaml'}")
+    q = {x.id: x for x in bench}
+    # 120B4 is block B number 4: 1 point by the documented rules (B 1-25), section 必修; A items 一般+臨床
+    assert (q["120B4"].meta["points"], q["120B4"].meta["section"], q["120A1"].meta["section"]) == (
+        1, "hisshu", "ippan_rinsho")
+    sections = q["120A1"].meta["exam_rules"].sections
+    assert [(s.name, s.maximum, s.pass_line(s.maximum)) for s in sections] == [("hisshu", 5, 4), ("ippan_rinsho", 6, 221)]
+
+
+def test_data_check_on_the_exam(tmp_path, monkeypatch, capsys):
+    from jmedllm.cli import main
+
+    monkeypatch.delenv("JMEDLLM_DATA_ROOT", raising=False)
+    spec = build(tmp_path)
+    assert main(["data", "check", "-b", spec]) == 0
+    out = capsys.readouterr().out
+    assert "questions: 11 (ja)" in out and "numeric-answer items: 1" in out
+    assert "exam 120 points per section: hisshu: 9, ippan: 6" in out
+    assert "2 record(s) excluded: no official answer key" in out and "120A6 (exam120.json:" in out
+    assert "more gold keys" not in out  # a select-all item asks for no fixed number
+    assert "ordering): all: 1, n: 9, order: 1" in out

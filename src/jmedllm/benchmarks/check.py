@@ -77,7 +77,7 @@ def section_points(bench: Benchmark) -> dict[int, dict[str, int]]:
         by_section[section] = by_section.get(section, 0) + points
     order = {name: k for k, name in enumerate(_SECTION_ORDER)}
     return {exam: dict(sorted(sections.items(), key=lambda kv: order.get(kv[0], len(order))))
-            for exam, sections in sorted(totals.items())}
+            for exam, sections in sorted(totals.items(), key=lambda kv: (str(type(kv[0])), kv[0]))}
 
 
 # Print order of sections: compulsory first, as the exams publish them.
@@ -103,12 +103,13 @@ def find_problems(bench: Benchmark) -> list[Problem]:
     if no_answer:
         problems.append(Problem(WARNING, f"{len(no_answer)} question(s) without a correct choice "
                                 "(e.g. 解なし: the exam gave no key)", tuple(no_answer)))
-    more = [f"{q.id} (asks {q.n_select}, {len(q.answer)} keys)" for q in choice_items
+    counted = [q for q in choice_items if q.selection == "n"]  # select-all / ordering ask for no fixed number
+    more = [f"{q.id} (asks {q.n_select}, {len(q.answer)} keys)" for q in counted
             if q.answer and len(q.answer) > q.n_select]
     if more:
         problems.append(Problem(WARNING, f"{len(more)} question(s) with more gold keys than choices asked for "
                                 "(any of the keys accepted, or a data error)", tuple(more)))
-    fewer = [f"{q.id} (asks {q.n_select}, {len(q.answer)} keys)" for q in choice_items
+    fewer = [f"{q.id} (asks {q.n_select}, {len(q.answer)} keys)" for q in counted
              if q.answer and len(q.answer) < q.n_select]
     if fewer:
         problems.append(Problem(WARNING, f"{len(fewer)} question(s) with fewer gold keys than choices asked for",

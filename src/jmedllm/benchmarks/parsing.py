@@ -45,6 +45,8 @@ def read_text(path: Path) -> str:
         raise LoaderError(path, None, None, "is a folder, expected a file") from None
     except OSError as exc:
         raise LoaderError(path, None, None, f"cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a file name the OS cannot encode
+        raise LoaderError(repr(str(path)), None, None, f"cannot read: {exc}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

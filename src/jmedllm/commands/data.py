@@ -97,6 +97,9 @@ def print_check(specs: list[str], data_root: Any, out: TextIO, show: int = 10,
                   file=out)
             for exam, sections in s.get("section_points", {}).items():
                 print(f"  exam {exam} points per section: {_fmt(sections)}", file=out)
+            if set(s.get("by_selection", {})) - {"n"}:
+                print(f"  per kind of answer (n: pick n_select, all: select all, order: ordering): "
+                      f"{_fmt(s['by_selection'])}", file=out)
             if s.get("excluded"):
                 print(f"  excluded (not scored): {s['excluded']}", file=out)
         for problem in report.problems:

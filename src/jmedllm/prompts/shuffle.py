@@ -27,7 +27,7 @@ def permutation_for(question: Question, seed: int) -> tuple[int, ...]:
 def shuffle_choices(question: Question, seed: int) -> Question:
     """A copy of ``question`` with its choices permuted (per item, by ``seed`` and its id).
 
-    Remapped: ``choices``, ``answer``, ``meta["kinki"]`` (indices) and ``meta["breakdown"]``
+    Remapped: ``choices``, ``answer``, ``answer_order`` (ordering questions), ``meta["kinki"]`` (indices) and ``meta["breakdown"]``
     (per-choice list, or mapping keyed by letter or index). ``meta["permutation"]`` is
     ``(original index of new position 0, of position 1, ...)``; shuffling a shuffled item
     composes, so it always refers to the original order. Numeric items come back unchanged.
@@ -58,6 +58,8 @@ def permute_choices(question: Question, perm: tuple[int, ...] | list[int]) -> Qu
         question,
         choices=tuple(question.choices[old] for old in perm),
         answer=frozenset(new_of_old[i] for i in question.answer),
+        answer_order=(tuple(new_of_old[i] for i in question.answer_order)
+                      if question.answer_order is not None else None),
         meta=meta,
     )
 

@@ -48,9 +48,11 @@ def format_target(question: Question, *, style: str = "text", language: str | No
         return str(question.numeric_answer).strip()
     if not question.answer:
         raise ValueError(f"{question.id}: no correct choice in `answer`, cannot write its target")
+    # an ordering question's answer is its sequence; every other answer is a set, in index order
+    indices = question.answer_order if question.selection == "order" and question.answer_order else sorted(question.answer)
     if style == "letter":
-        return LETTER_SEPARATOR.join(LETTERS[i] for i in sorted(question.answer))
-    return TEXT_SEPARATORS[lang].join(question.answer_texts)
+        return LETTER_SEPARATOR.join(LETTERS[i] for i in indices)
+    return TEXT_SEPARATORS[lang].join(question.choices[i] for i in indices)
 
 
 def answer_line(question: Question, *, language: str | None = None) -> str:

@@ -20,7 +20,7 @@ from jmedllm.benchmarks.custom.answers import parse_answer_list, parse_answers
 from jmedllm.benchmarks.custom.build import Excluded, State, question
 from jmedllm.benchmarks.custom.embedded import detect_selection, split_embedded
 from jmedllm.benchmarks.custom.mapping import ANSWER_STYLES, FORMATS, MAPPING_KEYS, Mapping, read_mapping
-from jmedllm.benchmarks.custom.records import records
+from jmedllm.benchmarks.custom.records import answer_table, records
 from jmedllm.benchmarks.parsing import LoaderError
 from jmedllm.benchmarks.record import Loaded
 
@@ -35,6 +35,9 @@ def load(mapping_path: Path, *, allow_outside_paths: bool = False) -> tuple[Load
     mapping = read_mapping(Path(mapping_path), allow_outside_paths=allow_outside_paths)
     out = Loaded(files=[mapping.path, mapping.data])
     state = State()
+    if mapping.answers_from is not None:
+        state.answers = answer_table(mapping.answers_from)
+        out.files.append(mapping.answers_from.data)
     seen: dict[str, int] = {}
     for number, (line, record) in enumerate(records(mapping), start=1):
         try:
@@ -50,6 +53,12 @@ def load(mapping_path: Path, *, allow_outside_paths: bool = False) -> tuple[Load
         what = f" ({len(out.excluded)} record(s) without an answer key)" if out.excluded else ""
         raise LoaderError(mapping.data, None, None, f"no questions{what}")
     out.warnings.extend(state.warnings)
+    if state.answers is not None:
+        source = mapping.answers_from
+        assert source is not None
+        for qid in sorted(set(state.answers) - state.answered - {q.id for q in out.questions}):
+            if not any(e.startswith(f"{qid} (") for e in out.excluded):
+                out.warnings.append(f"{source.data}:{state.answers[qid][0]}: answer for an unknown id {qid!r}")
     if mapping.exam_rules is not None:
         maxima: dict[str, int] = {}
         for q in out.questions:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from jmedllm.benchmarks.custom.answers import parse_answer_list, parse_number
-from jmedllm.benchmarks.custom.embedded import detect_selection, split_embedded
-from jmedllm.benchmarks.custom.mapping import Field, Mapping, confined
+from jmedllm.benchmarks.custom.embedded import detect_selection, split_embedded, strip_labels
+from jmedllm.benchmarks.custom.mapping import Field, Mapping, confined, is_file
 from jmedllm.benchmarks.custom.records import describe, get, is_missing
 from jmedllm.benchmarks.parsing import LoaderError, source_meta
 from jmedllm.schema import SELECTIONS, Question
@@ -32,6 +32,8 @@ class State:
     group_context: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
+    answers: dict[str, tuple[int, Any]] | None = None  # answers_from: id -> (line, answer)
+    answered: set[str] = field(default_factory=set)  # ids whose answer row was used
 
 
 class Excluded(Exception):
@@ -95,6 +97,14 @@ def _is_no_key(value: Any, m: Mapping) -> bool:
     return isinstance(value, (str, int)) and not isinstance(value, bool) and nfkc(str(value)).strip() in m.missing_answer
 
 
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return isinstance(value, str) and re.fullmatch(r"-?\d+(?:\.\d+)?", nfkc(value).strip()) is not None
+
+
 def _images(record: Any, m: Mapping, line: int, state: State) -> tuple[str, ...]:
     if m.images is None:
         return ()
@@ -109,7 +119,7 @@ def _images(record: Any, m: Mapping, line: int, state: State) -> tuple[str, ...]
             raise LoaderError(m.data, line, name, f"expected an image path, got {describe(raw)}")
         path = confined(m.data.parent, raw.strip(), m.allow_outside_paths,
                         lambda msg, name=name: LoaderError(m.data, line, name, msg), root=m.path.parent)
-        if not path.is_file():
+        if not is_file(path):
             state.warnings.append(f"{m.data}:{line}: image {raw.strip()!r} not found ({path})")
         out.append(str(path))
     return tuple(out)
@@ -153,18 +163,48 @@ def question(m: Mapping, line: int, number: int, record: Any, state: State) -> Q
     """The Question of one record; raises :class:`Excluded` for a record without an official key."""
     path = m.data
     qid = _text(record, m.id, m, line) if m.id is not None else str(number)
-    text = _text(record, m.question, m, line)
+    if isinstance(_value(record, m.question, m, line), str) and not _value(record, m.question, m, line).strip():
+        # a real export may hold an item whose text is elsewhere (an image, the previous item): kept, said
+        text = ""
+        state.warnings.append(f"{path}:{line}: {qid}: empty question text")
+    else:
+        text = _text(record, m.question, m, line)
     assert text is not None and qid is not None
     choices = _choice_list(record, m, line)
+    if choices is not None and m.strip_choice_labels:
+        stripped = strip_labels(choices)
+        if stripped is not None:
+            choices = stripped
+        else:
+            state.warnings.append(f"{path}:{line}: {qid}: choices kept as written (not every choice "
+                                  "opens with its own label)")
+    written, embedded = text, False
     if choices is None and m.embedded_choices and m.answer_style != "number":
         split = split_embedded(text)
         if split is not None:
-            text, choices = split
-    raw_answer = _value(record, m.answer, m, line, required=False)
+            (text, choices), embedded = split, True
+    # where the answer stands: this record, or a row of the answers file
+    apath, aline, aname = path, line, str(m.answer)
+    if m.answers_from is not None and state.answers is not None:
+        apath, aname = m.answers_from.data, m.answers_from.answer
+        aline, raw_answer = state.answers.get(qid, (None, None))
+        if aline is not None:
+            state.answered.add(qid)
+        if aline is None and m.answer is not None:
+            apath, aline, aname = path, line, str(m.answer)
+            raw_answer = _value(record, m.answer, m, line, required=False)
+    else:
+        raw_answer = _value(record, m.answer, m, line, required=False)
     if _is_no_key(raw_answer, m):
+        where = ""
+        if apath != path:  # the answers file
+            where = f"; {apath.name}:{aline}" if aline is not None else f"; no row in {apath.name}"
         if m.on_missing_answer == "error":
-            raise LoaderError(path, line, str(m.answer), f"no answer key ({describe(raw_answer)})")
-        raise Excluded(f"{qid} ({path.name}:{line}): no official answer key ({describe(raw_answer)})")
+            raise LoaderError(apath, aline, aname, f"no answer key for {qid} ({describe(raw_answer)})")
+        raise Excluded(f"{qid} ({path.name}:{line}): no official answer key ({describe(raw_answer)}{where})")
+    if embedded and m.answer_style == "letters" and _is_number(raw_answer):
+        # a number can name no letter: a calculation item whose text happens to end in numbered lines
+        text, choices = written, None
 
     selection = "n"
     if choices:
@@ -178,16 +218,21 @@ def question(m: Mapping, line: int, number: int, record: Any, state: State) -> Q
     order: list[int] | None = None
     answer: set[int] = set()
     if not choices:
-        numeric = parse_number(raw_answer, path, line, str(m.answer))
+        if not _is_number(raw_answer):
+            where = f" ({apath.name}:{aline})" if apath != path else ""
+            raise LoaderError(path, line, str(m.choices or m.question),
+                              f"{qid}: no choices (no list, none by the embedded-choice rule), but the answer "
+                              f"{describe(raw_answer)}{where} is not a number")
+        numeric = parse_number(raw_answer, apath, aline, aname)
     else:
         style = m.answer_style
         if style == "letters" and isinstance(raw_answer, int) and not isinstance(raw_answer, bool):
-            raise LoaderError(path, line, str(m.answer), f"expected letters, got the number {raw_answer!r} "
-                                                         "(set answer_style: index0 or index1)")
-        order = parse_answer_list(raw_answer, style, m.answer_separator, choices, path, line, str(m.answer))
+            raise LoaderError(apath, aline, aname, f"expected letters, got the number {raw_answer!r} "
+                                                   "(set answer_style: index0 or index1)")
+        order = parse_answer_list(raw_answer, style, m.answer_separator, choices, apath, aline, aname)
         answer = set(order)
         if selection == "order" and len(order) != len(answer):
-            raise LoaderError(path, line, str(m.answer), f"an ordering answer names a choice twice: {raw_answer!r}")
+            raise LoaderError(apath, aline, aname, f"an ordering answer names a choice twice: {raw_answer!r}")
     n_select = _n_select(record, m, line, text)
     if selection == "all":
         n_select = 0

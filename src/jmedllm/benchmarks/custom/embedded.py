@@ -93,6 +93,24 @@ def split_embedded(text: str) -> tuple[str, list[str]] | None:
     return None
 
 
+_OWN_LABEL = re.compile(r"^\s*[(（]?\s*(?P<label>\S)\s*(?:[)）.．:：]|　)\s*(?=\S)")
+
+
+def strip_labels(choices: list[str]) -> list[str] | None:
+    """Choices written with their own consecutive labels (``"a. text"``, ``"(b) text"``,
+    ``"ウ）text"``) without them; None unless every choice carries its label in order."""
+    out = []
+    series = None
+    for k, choice in enumerate(choices):
+        m = _OWN_LABEL.match(choice)
+        label = _label(m.group("label")) if m else None
+        if m is None or label is None or label[1] != k or (series is not None and label[0] != series):
+            return None
+        series = label[0]
+        out.append(choice[m.end():].strip())
+    return out
+
+
 _ALL = re.compile(r"(?:すべて|全て|全部)(?:を)?選(?:べ|びなさい)|select all|all that apply|choose all|mark all",
                   re.IGNORECASE)
 _ORDER = re.compile(r"並べ(?:よ|なさい|かえよ)|並び替え|順(?:番)?に(?:並|選)|in the correct (?:order|sequence)|"

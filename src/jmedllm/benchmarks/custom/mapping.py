@@ -29,9 +29,11 @@ Field = str | int  # a field name (a dotted path into nested JSON) or a CSV colu
 MAPPING_KEYS: dict[str, tuple[bool, str]] = {
     "data": (True, "data file, relative to the mapping file (inside its folder)"),
     "question": (True, "field holding the question text"),
-    "answer": (True, "field holding the answer"),
+    "answer": (True, "field holding the answer (unless answers_from is given)"),
+    "answers_from": (False, "answers in another file: {data: FILE, id: FIELD, answer: FIELD} joined on the id"),
     "choices": (False, "a field holding a list of choices, or a list of fields (one per choice)"),
     "embedded_choices": (False, "true: a record without a choices list has its choices split from the question text"),
+    "strip_choice_labels": (False, "true: choices written with their own label ('a. text') lose it"),
     "answer_style": (False, f"how answers are written: {', '.join(ANSWER_STYLES)} (default letters)"),
     "answer_separator": (False, "separator between several answers in one string, e.g. ','"),
     "missing_answer": (False, "answer values meaning 'no official key' (default NA, N/A, n/a, -; empty always)"),
@@ -72,6 +74,7 @@ class Mapping:
     answer: Field
     choices: Field | tuple[Field, ...] | None
     embedded_choices: bool
+    strip_choice_labels: bool
     answer_style: str
     answer_separator: str | None
     missing_answer: tuple[str, ...]
@@ -98,6 +101,18 @@ class Mapping:
     id_pattern: re.Pattern[str] | None
     exam_rules: ExamRules | None
     allow_outside_paths: bool = False
+    answers_from: "AnswersFrom | None" = None
+
+
+@dataclass(frozen=True)
+class AnswersFrom:
+    """Gold answers kept in a file of their own (a CSV with header, JSON lines or a JSON
+    array), joined to the questions on the id."""
+
+    data: Path
+    format: str
+    id: str
+    answer: str
 
 
 def confined(base: Path, value: str, allow_outside: bool, fail: Callable[[str], Exception],
@@ -108,12 +123,27 @@ def confined(base: Path, value: str, allow_outside: bool, fail: Callable[[str], 
     try:
         resolved = path.resolve()
         root = (root or base).resolve()
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:  # ValueError: a name the OS cannot encode
         raise fail(f"cannot resolve {value!r}: {exc}") from None
     if not allow_outside and resolved != root and root not in resolved.parents:
         raise fail(f"{value!r} lies outside the mapping's folder {root}; "
                    "move it there, or pass --allow-outside-paths if you trust this mapping")
     return path
+
+
+def is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False where the OS cannot even stat it (a name too long, ...)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _load_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
@@ -137,7 +167,7 @@ def _load_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
 
 def read_mapping(path: Path, *, allow_outside_paths: bool = False) -> Mapping:
     """Parse and validate a mapping file; errors name the mapping file, the line and the key."""
-    if path.is_dir():
+    if is_dir(path):
         raise LoaderError(path, None, None, "is a folder; custom: needs the mapping YAML file")
     values, lines = _load_yaml(path)
 
@@ -148,13 +178,13 @@ def read_mapping(path: Path, *, allow_outside_paths: bool = False) -> Mapping:
         if key not in MAPPING_KEYS:
             raise fail(str(key), f"unknown key (valid: {', '.join(MAPPING_KEYS)})")
     for key, (required, _) in MAPPING_KEYS.items():
-        if required and values.get(key) in (None, ""):
+        if required and values.get(key) in (None, "") and not (key == "answer" and values.get("answers_from")):
             raise LoaderError(path, None, key, "required key missing")
 
     if not isinstance(values["data"], str):
         raise fail("data", f"expected a file name, got {values['data']!r}")
     data = confined(path.parent, values["data"], allow_outside_paths, lambda m: fail("data", m))
-    if data.is_dir():
+    if is_dir(data):
         raise fail("data", f"{values['data']!r} is a folder; name the data file")
     suffix = data.suffix.lower()
     fmt = values.get("format") or {".csv": "csv", ".tsv": "csv", ".json": "json"}.get(suffix, "jsonl")
@@ -193,6 +223,13 @@ def read_mapping(path: Path, *, allow_outside_paths: bool = False) -> Mapping:
     embedded = values.get("embedded_choices", False)
     if not isinstance(embedded, bool):
         raise fail("embedded_choices", f"expected true or false, got {embedded!r}")
+    strip_labels = values.get("strip_choice_labels", False)
+    if not isinstance(strip_labels, bool):
+        raise fail("strip_choice_labels", f"expected true or false, got {strip_labels!r}")
+    answers_from = _answers_from(values.get("answers_from"), path, allow_outside_paths,
+                                 lambda m: fail("answers_from", m))
+    if answers_from is not None and values.get("id") is None:
+        raise fail("answers_from", "joining answers needs the questions' ids: set 'id'")
     if choices is not None and style == "number":
         raise fail("answer_style", "number answers are for questions without choices; remove 'choices'")
     extra = values.get("meta") or []
@@ -230,6 +267,7 @@ def read_mapping(path: Path, *, allow_outside_paths: bool = False) -> Mapping:
         answer=column("answer"),  # type: ignore[arg-type]
         choices=choices,
         embedded_choices=embedded,
+        strip_choice_labels=strip_labels,
         answer_style=style,
         answer_separator=separator,
         missing_answer=tuple(str(m) for m in missing),
@@ -256,7 +294,27 @@ def read_mapping(path: Path, *, allow_outside_paths: bool = False) -> Mapping:
         id_pattern=compiled_id,
         exam_rules=rules,
         allow_outside_paths=allow_outside_paths,
+        answers_from=answers_from,
     )
+
+
+def _answers_from(value: Any, mapping_path: Path, allow_outside: bool,
+                  fail: Callable[[str], Exception]) -> AnswersFrom | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"data", "id", "answer", "format"}:
+        raise fail(f"expected {{data: FILE, id: FIELD, answer: FIELD}}, got {value!r}")
+    for key in ("data", "id", "answer"):
+        if not isinstance(value.get(key), str) or not value[key]:
+            raise fail(f"'{key}' must be a non-empty string, got {value.get(key)!r}")
+    data = confined(mapping_path.parent, value["data"], allow_outside, fail)
+    if is_dir(data):
+        raise fail(f"{value['data']!r} is a folder; name the answers file")
+    suffix = data.suffix.lower()
+    fmt = value.get("format") or {".csv": "csv", ".tsv": "csv", ".json": "json"}.get(suffix, "jsonl")
+    if fmt not in FORMATS:
+        raise fail(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    return AnswersFrom(data, fmt, value["id"], value["answer"])
 
 
 def _field(value: Any, fmt: str, header: bool, fail: Callable[[str], Exception]) -> Field:
@@ -266,6 +324,9 @@ def _field(value: Any, fmt: str, header: bool, fail: Callable[[str], Exception])
         raise fail(f"a csv file without header is addressed by column numbers (0, 1, ...), got {value!r}")
     if isinstance(value, str) and value:
         return value
+    if isinstance(value, bool):
+        raise fail(f"expected a field name, got {value!r} (YAML reads no / yes / on / off unquoted as booleans: "
+                   "quote the field name, e.g. 'no')")
     raise fail(f"expected a field name, got {value!r}")
 
 
@@ -293,7 +354,7 @@ def _exam_rules(value: Any, mapping_path: Path, allow_outside: bool,
     if not isinstance(value, str) or not value:
         raise fail(f"expected a YAML file name or the rules inline, got {value!r}")
     rules_path = confined(mapping_path.parent, value, allow_outside, fail)
-    if rules_path.is_dir():
+    if is_dir(rules_path):
         raise fail(f"{value!r} is a folder; name the exam-rules YAML file")
     values, lines = _load_yaml(rules_path)
     return parse_exam_rules(values, lambda key, m: LoaderError(rules_path, lines.get(key, 1), key, m))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from jmedllm.benchmarks.custom.mapping import Field, Mapping
+from jmedllm.benchmarks.custom.mapping import AnswersFrom, Field, Mapping
 from jmedllm.benchmarks.parsing import LoaderError, read_csv, read_json_items, read_jsonl, read_text
 
 _MISSING = object()
@@ -96,3 +96,33 @@ def describe(value: Any) -> str:
     """A short rendering of a value for an error message."""
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def answer_table(source: AnswersFrom) -> dict[str, tuple[int, Any]]:
+    """id -> (line, answer) from an answers file; a repeated or missing id is an error."""
+    path = source.data
+    if source.format == "csv":
+        rows = read_csv(path, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        try:
+            _, names = next(rows)
+        except StopIteration:
+            raise LoaderError(path, 1, None, "empty file (expected a header row)") from None
+        names = [n.strip() for n in names]
+        items: Iterator[tuple[int, Any]] = ((line, dict(zip(names, row))) for line, row in rows)
+    elif source.format == "json":
+        items = ((line, value) for line, _, value in read_json_items(path))
+    else:
+        items = read_jsonl(path)
+    table: dict[str, tuple[int, Any]] = {}
+    for line, record in items:
+        if not isinstance(record, dict):
+            raise LoaderError(path, line, None, f"expected a record with fields, got {describe(record)}")
+        qid = get(record, source.id)
+        if is_missing(qid) or qid in (None, "") or isinstance(qid, (dict, list, bool)):
+            raise LoaderError(path, line, source.id, f"missing or not an id: {describe(None if is_missing(qid) else qid)}")
+        qid = str(qid).strip()
+        if qid in table:
+            raise LoaderError(path, line, source.id, f"duplicate id {qid!r} (first at line {table[qid][0]})")
+        value = get(record, source.answer)
+        table[qid] = (line, None if is_missing(value) else value)
+    return table
