@@ -19,9 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from jmedllm.config import to_dict
+from jmedllm.config import load_yaml, to_dict
 from jmedllm.evaluate import EvalConfig, EvalError, PreparedItem, _identity, base_record, load_judge_for, \
     prepare_items, run_items, summarize, verdict_for
 from jmedllm.paths import DataRootError, resolve_data_root
@@ -97,15 +95,7 @@ class ScoreResult:
 def read_fields_file(path: str | Path) -> dict[str, Any]:
     """A small YAML mapping of the input's fields (``id: question_number``, ``response: answer``, ...)
     as ScoreConfig values; an unknown key is an error naming the file and the key."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise EvalError(f"fields file {path} not found") from None
-    except yaml.YAMLError as exc:
-        raise EvalError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise EvalError(f"{path}: expected a mapping of keys ({', '.join(FIELD_KEYS)})")
+    data = load_yaml(path)
     unknown = [k for k in data if k not in FIELD_KEYS]
     if unknown:
         raise EvalError(f"{path}: unknown key(s) {', '.join(map(str, unknown))}; valid: {', '.join(FIELD_KEYS)}")
@@ -222,25 +212,32 @@ def input_section(cfg: ScoreConfig, path: Path, n_rows: int, matched: Matched) -
     }
 
 
-def _listing(values: list[str]) -> str:
-    shown = ", ".join(f"`{v}`" for v in values[:SHOWN_IN_MARKDOWN])
-    more = len(values) - SHOWN_IN_MARKDOWN
-    return shown + (f" … and {more} more (all in summary.json)" if more > 0 else "")
+def listing(values: list[str], shown: int = SHOWN_IN_MARKDOWN) -> str:
+    more = len(values) - shown
+    return ", ".join(values[:shown]) + (f" … and {more} more (all in summary.json)" if more > 0 else "")
+
+
+def input_notes(section: dict[str, Any], shown: int = SHOWN_IN_MARKDOWN) -> list[str]:
+    """One line per list of the input section: unknown ids, missing items, empty responses."""
+    unknown, missing, empty = section["unknown_ids"], section["missing"], section["empty_responses"]
+    notes = []
+    if unknown["count"]:
+        notes.append(f"{unknown['count']} unknown id(s), naming no item of the benchmark (not scored): "
+                     + listing([f"{u['id']} ({u['where']})" for u in unknown["items"]], shown))
+    if missing["count"]:
+        notes.append(f"{missing['count']} missing item(s), without a response in the input (not scored): "
+                     + listing(missing["items"], shown))
+    if empty["count"]:
+        notes.append(f"{empty['count']} empty response(s), null or empty (scored as unparsed): "
+                     + listing(empty["items"], shown))
+    return notes
 
 
 def input_markdown(section: dict[str, Any]) -> str:
     lines = ["", "## Input (re-scored outputs)", "",
              f"`{section['input']}`: {section['rows']} record(s), {section['matched']} matched to benchmark items "
              f"(ids: {section['id_normalize']})."]
-    unknown, missing, empty = section["unknown_ids"], section["missing"], section["empty_responses"]
-    if unknown["count"]:
-        lines.append(f"- {unknown['count']} id(s) name no item of the benchmark (not scored): "
-                     + _listing([f"{u['id']}" for u in unknown["items"]]))
-    if missing["count"]:
-        lines.append(f"- {missing['count']} benchmark item(s) have no response (not scored): "
-                     + _listing(missing["items"]))
-    if empty["count"]:
-        lines.append(f"- {empty['count']} response(s) null or empty (scored as unparsed): " + _listing(empty["items"]))
+    lines += [f"- {note}" for note in input_notes(section)]
     return "\n".join(lines) + "\n"
 
 
@@ -251,4 +248,4 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["DISAGREEMENTS_FILE", "ScoreConfig", "ScoreResult", "read_fields_file", "run_score"]
+__all__ = ["DISAGREEMENTS_FILE", "ScoreConfig", "ScoreResult", "input_notes", "read_fields_file", "run_score"]
