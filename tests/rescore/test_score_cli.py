@@ -125,7 +125,7 @@ def test_jsonl_with_other_ids_unknown_ids_and_a_csv_reference(data_root, tmp_pat
     assert score["unknown_ids"]["count"] == 1 and score["unknown_ids"]["items"][0]["id"] == "999-Z-1"
     assert score["unknown_ids"]["items"][0]["where"].endswith("other.jsonl:4")
     assert score["missing"]["items"] == ["igakuqa:2022:A:limit=5::116A4", "igakuqa:2022:A:limit=5::116A5"]
-    assert f"1 unknown id(s), naming no item of the benchmark (not scored): 999-Z-1 ({src}:4)" in shown
+    assert f"1 unknown id(s), naming no item of --benchmark (not scored): 999-Z-1 ({src}:4)" in shown
     # gold 116A1 c, 116A2 c: jmedllm right, wrong, unparsed; the reference says right, wrong, wrong
     assert score["agreement"]["verdict"]["agree"] == 3 and score["disagreements"] == 0
     items = _items(tmp_path / "loose")

@@ -203,7 +203,7 @@ def input_section(cfg: ScoreConfig, path: Path, n_rows: int, matched: Matched) -
     empty = sorted(k for k, r in matched.by_key.items() if r.response_missing or not r.response.strip())
     return {
         "input": str(path), "rows": n_rows, "matched": len(matched.by_key), "id_normalize": cfg.id_normalize,
-        "unknown_ids": {"count": len(matched.unknown), "reason": "id names no item of the benchmark(s); not scored",
+        "unknown_ids": {"count": len(matched.unknown), "reason": "id names no item of the benchmark spec(s) given; not scored",
                         "items": [{"id": r.raw_id, "where": r.where} for r in matched.unknown]},
         "missing": {"count": len(matched.missing), "reason": "benchmark item without a response in the input; "
                     "not scored (exam verdicts count it wrong)", "items": list(matched.missing)},
@@ -222,7 +222,7 @@ def input_notes(section: dict[str, Any], shown: int = SHOWN_IN_MARKDOWN) -> list
     unknown, missing, empty = section["unknown_ids"], section["missing"], section["empty_responses"]
     notes = []
     if unknown["count"]:
-        notes.append(f"{unknown['count']} unknown id(s), naming no item of the benchmark (not scored): "
+        notes.append(f"{unknown['count']} unknown id(s), naming no item of --benchmark (not scored): "
                      + listing([f"{u['id']} ({u['where']})" for u in unknown["items"]], shown))
     if missing["count"]:
         notes.append(f"{missing['count']} missing item(s), without a response in the input (not scored): "
