@@ -24,6 +24,9 @@ def test_the_judge_prompt_names_the_choices_and_keeps_the_tail_of_a_long_respons
     text, cut = judge.judge_prompt(QN, long)
     assert cut and "THE END" in text and "x" * (judge.MAX_RESPONSE_CHARS + 1) not in text
     assert text.startswith("State the number") and text.rstrip().endswith("Number:")
+    order = Question("q3", "t", "Arrange.", ("x", "y", "z"), frozenset({0, 1, 2}), 0, "en", selection="order",
+                     answer_order=(2, 0, 1))
+    assert "Keep the order the response gave." in judge.judge_prompt(order, "z, x, y")[0]
 
 
 def test_a_judge_reply_is_read_by_the_rules_and_recorded_as_its_own_method():

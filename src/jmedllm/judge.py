@@ -32,6 +32,7 @@ _INSTRUCTION = {
     "en": ("State which option letter(s) the response below finally chose, letters only "
            "(several as \"a,c\"); answer \"none\" if it chose none."),
 }
+_ORDER_NOTE = {"ja": "並べる問題なので、解答文の順に並べてください。", "en": "Keep the order the response gave."}
 _NUMERIC_INSTRUCTION = {
     "ja": "次の解答文が最終的に答えた数値を、数値だけで答えてください。答えていなければ「なし」と答えてください。",
     "en": "State the number the response below finally gave as its answer, the number only; \"none\" if it gave none.",
@@ -53,7 +54,8 @@ def judge_prompt(question: Question, output: str) -> tuple[str, bool]:
     if question.is_numeric:
         return f"{_NUMERIC_INSTRUCTION[lang]}\n\n{response_label}:\n{response}\n\n{number_label}:", cut
     choices = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(question.choices))
-    return (f"{_INSTRUCTION[lang]}\n\n{options}:\n{choices}\n\n{response_label}:\n{response}\n\n"
+    instruction = _INSTRUCTION[lang] + (_ORDER_NOTE[lang] if question.selection == "order" else "")
+    return (f"{instruction}\n\n{options}:\n{choices}\n\n{response_label}:\n{response}\n\n"
             f"{letters_label}:"), cut
 
 
@@ -96,7 +98,8 @@ def attach(engine: Any, model: str, pending: Sequence[tuple[Question, dict[str, 
 def describe(engine: Any, model: str) -> dict[str, Any]:
     """What the judge is, for the run identity: its engine description and the fixed prompt."""
     return {"model": model, "engine": engine.describe(), "params": dataclasses.asdict(PARAMS),
-            "max_response_chars": MAX_RESPONSE_CHARS, "instruction": _INSTRUCTION, "numeric": _NUMERIC_INSTRUCTION}
+            "max_response_chars": MAX_RESPONSE_CHARS, "instruction": _INSTRUCTION, "order": _ORDER_NOTE,
+            "numeric": _NUMERIC_INSTRUCTION}
 
 
 def summarize(rule: Sequence[Any], judged: Sequence[Any], *, model: str, seed: int, n_resamples: int) -> dict[str, Any]:
