@@ -100,3 +100,16 @@ def test_eval_with_the_evaluated_model_as_its_own_judge(tiny_model_dir, data_roo
                  "--benchmark", "igakuqa:2022:A:limit=3", "--mode", "loglik", "--extract-with",
                  str(tiny_model_dir)]) == 2
     assert "--extract-with reads generated answers" in capsys.readouterr().err
+
+
+def test_the_judge_prompt_takes_the_shape_the_engine_takes():
+    from types import SimpleNamespace
+
+    def no_template(messages, add_generation_prompt=True):
+        raise ValueError("model has no chat template")
+
+    chat_api = SimpleNamespace(supports=SimpleNamespace(chat=True))
+    assert judge.render_prompt(chat_api, "Q?") == [{"role": "user", "content": "Q?"}]
+    assert judge.render_prompt(SimpleNamespace(format_chat=no_template), "Q?") == "Q?"
+    templated = SimpleNamespace(format_chat=lambda m, add_generation_prompt=True: f"<u>{m[0]['content']}</u><a>")
+    assert judge.render_prompt(templated, "Q?") == "<u>Q?</u><a>"

@@ -59,8 +59,11 @@ def judge_prompt(question: Question, output: str) -> tuple[str, bool]:
             f"{letters_label}:"), cut
 
 
-def render_prompt(engine: Any, message: str) -> str:
-    """The message in the judge model's chat template when it has one, else as plain text."""
+def render_prompt(engine: Any, message: str) -> str | list[dict[str, str]]:
+    """The message as the judge engine takes it: a message list for an engine that declares chat
+    natively (``engine.supports.chat``), else rendered with its chat template, else plain text."""
+    if getattr(getattr(engine, "supports", None), "chat", False):
+        return [{"role": "user", "content": message}]
     try:
         return engine.format_chat([{"role": "user", "content": message}], add_generation_prompt=True)
     except (ValueError, NotImplementedError, AttributeError):
