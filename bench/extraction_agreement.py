@@ -18,6 +18,9 @@ folder          repository                            what is compared
                 (``docs/samples/``)                   its ✅/❌ verdict against the bold gold option
 ``cotlab``      huseyincavusbi/CoTLab_benchmarks      ``**/results.json``: ``response`` vs
                                                       ``predicted`` (MedQA / MedMCQA / MMLU runs)
+``akiwada``     aki-wada/IgakuQA-evaluation           ``results/*_<year>_<block>.json``: ``response``
+                (``results/``; questions from the     vs ``prediction`` per prompt (IgakuQA 2018-2022,
+                ``igakuqa`` folder)                   local models incl. reasoning models)
 ==============  ====================================  =============================================
 
 Each source is split into TUNE (read while the extractor was built) and HELD-OUT (first
@@ -53,7 +56,7 @@ class Item:
     choices: tuple[str, ...]  # empty: numeric item
     n_select: int
     reference: object  # frozenset of letters / str number (publisher's parse) or bool verdict; None: publisher failed
-    kind: str  # "parse" | "number" | "verdict"
+    kind: str  # "parse" | "number" | "verdict" | "excluded" (the stored output cannot be compared)
     gold: frozenset[int] = frozenset()
     template: str | None = None
     selection: str = "n"
@@ -61,6 +64,7 @@ class Item:
 
 # TUNE or HELD-OUT per (source, part); decided before tuning.
 def split_of(item: Item) -> str:
+    """cotlab and akiwada are held out whole; the newest exam's open-weight models too."""
     if item.source == "igakuqa":
         return "tune"
     if item.source == "jmle2026":
@@ -105,7 +109,8 @@ def igakuqa_items(root: Path) -> Iterator[Item]:
                            pred if re.fullmatch(r"[\d.]+", pred) else None, "number",
                            template=q.meta.get("answer_template"))
             else:
-                ok = re.fullmatch(rf"[{q.letters}](,[{q.letters}])*", pred)
+                # a repeated letter ("a,e,e"): their scorer compares the list as written, so it matches no answer
+                ok = re.fullmatch(rf"[{q.letters}](,[{q.letters}])*", pred) and len(set(pred.split(","))) == len(pred.split(","))
                 yield Item("igakuqa", model, q.id, rec["explanation"], q.choices, max(q.n_select, 1),
                            _letters(pred) if ok else None, "parse")
 
@@ -181,11 +186,44 @@ def cotlab_items(root: Path) -> Iterator[Item]:
                        _letters(pred) if re.fullmatch(r"[A-Da-d]", pred.strip()) else None, "parse")
 
 
+_AKIWADA_FILE = re.compile(r"(?P<model>.+)_(?P<year>20\d\d)_(?P<block>[A-F])\.json")
+
+
+def akiwada_items(root: Path) -> Iterator[Item]:
+    from jmedllm.benchmarks import igakuqa
+
+    questions = {q.id: q for q in igakuqa.load(root, "ja").questions}
+    for path in sorted((root / "akiwada" / "results").glob("*.json")):
+        m = _AKIWADA_FILE.fullmatch(path.name)
+        if not m:
+            continue  # summaries
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for prompt, rows in (data.get("details") or {}).items():
+            for rec in rows:
+                q = questions.get(rec.get("problem_id"))
+                raw = rec.get("response")
+                if q is None or not isinstance(raw, str):
+                    continue
+                pred = (rec.get("prediction") or "").strip()
+                part = f"{m['model']}/{prompt}"
+                if len(raw) >= 200:  # the publisher stored only the first 200 characters of each response
+                    yield Item("akiwada", part, q.id, raw, q.choices, 1, None, "excluded")
+                    continue
+                if q.is_numeric:
+                    yield Item("akiwada", part, q.id, raw, (), 0, pred if re.fullmatch(r"[\d.]+", pred) else None,
+                               "number", template=q.meta.get("answer_template"))
+                    continue
+                ok = re.fullmatch(rf"[{q.letters}](,[{q.letters}])*", pred)
+                yield Item("akiwada", part, q.id, raw, q.choices, max(q.n_select, 1),
+                           _letters(pred) if ok else None, "parse")
+
+
 SOURCES: dict[str, Callable[[Path], Iterator[Item]]] = {
     "igakuqa": igakuqa_items,
     "jmle2026": jmle2026_items,
     "medreason": medreason_items,
     "cotlab": cotlab_items,
+    "akiwada": akiwada_items,
 }
 
 
@@ -200,6 +238,8 @@ def _number(text: str) -> Decimal | None:
 
 def judge(item: Item) -> tuple[bool | None, bool, str, str]:
     """(agrees, unparsed, ours, theirs) for one item; agrees is None where the publisher has no parse."""
+    if item.kind == "excluded":
+        return None, False, "", ""
     if item.kind == "number":
         digits, decimals = template_digits(item.template)
         found = extract_number(item.raw, digits=digits, decimals=decimals)
@@ -225,6 +265,70 @@ def judge(item: Item) -> tuple[bool | None, bool, str, str]:
     return ours_letters == theirs, not found.parsed, f"{ours_letters or '-'} [{found.method}]", theirs or "-"
 
 
+def _akiwada_rule(raw: str) -> tuple[str, str]:
+    """Which of the publisher's documented parse rules (evaluate_prompt_comparison.py, described
+    in docs/scoring.md) produces its reading of ``raw``: (rule, letters). Written from the
+    description, not copied."""
+    low = raw.lower()
+    for wide, narrow in zip("ａｂｃｄｅ", "abcde"):
+        low = low.replace(wide, narrow)
+    head = re.match(r"^([a-e](?:\s*[,、]\s*[a-e])*)\s*$", low.split("\n")[0].strip())
+    if head:
+        return "first line is only letters", "".join(sorted(set(re.findall("[a-e]", head.group(1)))))
+    for rx in (r"正解[は:：]\s*\*{0,2}\s*([a-e](?:\s*[,、]\s*[a-e])*)", r"選択肢は\s*\*{0,2}\s*([a-e](?:\s*[,、]\s*[a-e])*)"):
+        m = re.search(rx, low)
+        if m:
+            return "FIRST '正解は' / '選択肢は'", "".join(sorted(set(re.findall("[a-e]", m.group(1)))))
+    for rx in (r"答え[:：]\s*([a-e,\s]+)", r"回答[:：]\s*([a-e,\s]+)"):
+        m = re.search(rx, low)
+        if m and re.findall("[a-e]", m.group(1)):
+            return ("FIRST '答え:' followed by any a-e letters (also the first letter of a word: 'DPP-4' reads d)",
+                    "".join(sorted(set(re.findall("[a-e]", m.group(1))))))
+    letters = "".join(sorted(set(re.findall("[a-e]", low[:20]))))
+    return "fallback: every a-e letter in the first 20 characters", letters
+
+
+def explain(item: Item, ours: str, theirs: str) -> str:
+    """The publisher behaviour that explains a disagreement, read off the item; "" when none does.
+
+    Each rule names a reading the publisher's own parser makes and jmedllm deliberately does not."""
+    ours_letters = ours.split(" ")[0].strip("-")
+    raw = item.raw
+    if item.kind == "number":
+        if re.fullmatch(r"\d(?:\s+\d)+", theirs.strip()) and re.sub(r"\s", "", theirs) == ours.replace(".", ""):
+            return "mark-sheet digits written with spaces: the publisher kept the string and its own check marks it wrong"
+        return ""
+    if item.kind == "verdict":
+        gold = "".join(LETTERS[i] for i in sorted(item.gold))
+        if item.reference and len(ours_letters) > 1 and gold in ours_letters:
+            return "the model named several choices; the publisher's parser kept the first one"
+        if item.reference and not ours_letters:
+            return ("no single choice named (a hedge 'A or C', 'none of the above', 'not A', 'unknown', "
+                    "a letter beyond the choices); the publisher's parser still found the gold letter")
+        if not item.reference and ours_letters == gold:
+            return "the publisher's parser missed a stated answer ('D--text', a quoted '\"C\"', the choice text)"
+        return ""
+    if not ours_letters and re.search(r"<think>", raw) and not re.search(r"</think>", raw):
+        return "no answer: the reasoning block never closed (cut by the token limit); the publisher read a letter anyway"
+    if item.source == "akiwada":
+        rule, letters = _akiwada_rule(raw)
+        if letters == theirs:
+            return f"publisher rule: {rule}"
+        if not ours_letters and theirs != "-" and all(c in raw.lower()[:80] for c in theirs):
+            return ("no answer in the response (reasoning cut by the token limit); the publisher's fallback "
+                    "read a-e letters out of its opening words ('analyze' -> a, e)")
+        extra = set(theirs) - set(ours_letters)
+        if ours_letters and theirs != "-" and set(ours_letters) <= set(theirs) and all(
+                c in raw.lower()[:80] for c in extra):
+            return ("the publisher's fallback added a-e letters from words near the start of the response "
+                    "('AML' -> a, 'ACTH' -> a, c), beyond the answer the response opens with")
+    if not ours_letters and re.search(r"<think>", raw) and not re.search(r"</think>", raw):
+        return "no answer: the reasoning block never closed (cut by the token limit); the publisher read a letter anyway"
+    if ours_letters and theirs != "-" and len(ours_letters) > len(theirs) and set(theirs) < set(ours_letters):
+        return "the model named several choices; the publisher kept only the first"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", required=True, type=Path, help="folder with one subfolder per source")
@@ -232,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=("tune", "held-out", "all"), default="all")
     ap.add_argument("--show", type=int, default=20, help="disagreements listed per source (default 20)")
     ap.add_argument("--tail", type=int, default=240, help="characters of the raw output shown")
+    ap.add_argument("--explained", action="store_true",
+                    help="also list disagreements a known publisher behaviour explains (default: count them only)")
     args = ap.parse_args(argv)
     rows = []
     for name in args.source or list(SOURCES):
@@ -247,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             agree, unparsed, ours, theirs = judge(item)
             for key in (split, f"{split}:{item.part}"):
-                s = stats.setdefault(key, [0, 0, 0, 0, 0])
+                s = stats.setdefault(key, [0, 0, 0, 0, 0, 0])
+                if item.kind == "excluded":
+                    s[5] += 1
+                    continue
                 if agree is None:  # the publisher has no parse: counted apart, with how many we read
                     s[3] += 1
                     s[4] += not unparsed
@@ -259,20 +368,31 @@ def main(argv: list[str] | None = None) -> int:
                 disagreements.append((item, ours, theirs))
         for key in sorted(stats):
             rows.append((name, key, *stats[key]))
-        print(f"\n## {name}: {len(disagreements)} disagreements")
+        reasons: dict[str, int] = {}
+        unexplained = []
         for item, ours, theirs in disagreements:
+            why = explain(item, ours, theirs)
+            reasons[why or "UNEXPLAINED"] = reasons.get(why or "UNEXPLAINED", 0) + 1
+            if not why or args.explained:
+                unexplained.append((item, ours, theirs, why))
+        print(f"\n## {name}: {len(disagreements)} disagreements")
+        for why, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            print(f"  {count:5d}  {why}")
+        for item, ours, theirs, why in unexplained:
             if shown >= args.show:
                 break
             shown += 1
             tail = item.raw.strip()[-args.tail:].replace("\n", "⏎")
-            print(f"- [{split_of(item)}] {item.part} {item.qid}: jmedllm {ours} | publisher {theirs} | …{tail}")
-    print("\n| source | split / part | items | agree | agreement | unparsed | publisher no parse (jmedllm read) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for name, key, n, a, u, pn, pr in rows:
+            print(f"- [{split_of(item)}] {item.part} {item.qid}: jmedllm {ours} | publisher {theirs}"
+                  f"{' | ' + why if why else ''} | …{tail}")
+    print("\n| source | split / part | items | agree | agreement | unparsed | publisher no parse (jmedllm read) "
+          "| excluded |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, key, n, a, u, pn, pr, ex in rows:
         bold = "**" if ":" not in key else ""
         rate = f"{100 * a / n:.2f} %" if n else "-"
         unp = f"{u} ({100 * u / n:.2f} %)" if n else "-"
-        print(f"| {name} | {bold}{key}{bold} | {n} | {a} | {rate} | {unp} | {pn} ({pr}) |")
+        print(f"| {name} | {bold}{key}{bold} | {n} | {a} | {rate} | {unp} | {pn} ({pr}) | {ex} |")
     return 0
 
 

@@ -68,6 +68,13 @@ def _echo_limit(n_choices: int, n_select: int, selection: str) -> int:
     return n_select
 
 
+def _answered(text: str, n: int) -> bool:
+    """An explicit answer stands in ``text`` (used to decide whether a "問題:" line below it is a
+    follow-on item to cut or the model restating the question before it answers)."""
+    return any(step(text, n) is not None for step in (pick_label_only, pick_answer_statement, pick_final_label,
+                                                      pick_leading_label))
+
+
 def _read_capture(capture: str, choices: Sequence[str], n_select: int, selection: str) -> tuple[int, ...] | None:
     text = normalize_output(capture)
     n = len(choices)
@@ -104,12 +111,15 @@ def extract_choices(
             if order:
                 return picked(order, "answer_pattern", span, capture)
     text = clean_output(output, n_choices=n, n_select=_echo_limit(n, n_select, selection),
-                        first_line_only=first_line_only)
+                        first_line_only=first_line_only, cut_next=False)
+    cut = cut_next_question(text)
+    if cut != text and _answered(cut, n):
+        text = cut  # a base model answered, then wrote the next exam item
     steps = (
         lambda: pick_label_only(text, n),
         lambda: pick_answer_statement(text, n),
         lambda: pick_final_label(text, n),
-        lambda: pick_leading_label(text, n),
+        lambda: pick_leading_label(text, n, choices),
         lambda: pick_choice_text(text, choices, n_select, selection),
         lambda: pick_label_mention(text, n, n_select) if selection == "n" else None,
         lambda: pick_choice_text_contained(text, choices, n_select, selection),

@@ -12,8 +12,12 @@ Every step keeps the length of ``nfkc(output)``: characters are blanked with spa
 2. ``strip_think``        reasoning blocks blanked: ``<think>…</think>`` (also ``thinking``,
                           ``thought(s)``, ``reasoning``), an unclosed block to the end, all
                           before a stray closing tag, and a harmony-format analysis channel.
+   ``strip_control_tokens`` chat-template tokens (``<|im_end|>``, ``<end_of_turn>``, …)
+                          blanked; the first end-of-turn token after the answer cuts the rest.
 3. ``first_line``         only with ``first_line_only=True``.
-4. ``cut_next_question``  a follow-on exam item written by a base model is cut.
+4. ``cut_next_question``  a follow-on exam item written by a base model is cut (the
+                          extractors keep the cut only when an answer stands before it: a
+                          chat model that restates the question ("### 問題：…") is not cut).
 5. ``drop_echoed_choices`` a copied choice list (or per-choice analysis) is blanked.
 """
 
@@ -87,6 +91,26 @@ def strip_think(text: str) -> str:
     return text
 
 
+# Chat-template control tokens a model (or a server that did not strip them) leaves in the text.
+_CONTROL = re.compile(r"<\|[^|<>\n]{1,40}\|>|<[｜|][^<>\n]{1,40}[｜|]>|</?s>|<(?:start|end)_of_turn>|<\|?im_(?:start|end|sep)\|?>")
+_END_OF_TURN = re.compile(
+    r"<\|(?:end|eot_id|im_end|endoftext|END_RESPONSE|END_OF_TURN_TOKEN|return|user)\|?>?|<end_of_turn>|</s>|<[｜|]end[▁_ ]of[▁_ ]sentence[｜|]>",
+    re.IGNORECASE,
+)
+
+
+def strip_control_tokens(text: str) -> str:
+    """Blank chat-template control tokens; the first end-of-turn token after the answer has begun
+    ends it (a model that goes on to write the next user turn is cut there)."""
+    start = 0
+    for m in _END_OF_TURN.finditer(text):
+        if text[start:m.start()].strip():
+            text = blank(text, m.start(), len(text))
+            break
+        start = m.end()
+    return _CONTROL.sub(_blank_match, text)
+
+
 def first_line(text: str) -> str:
     """Keep the first non-empty line only (later lines blanked).
 
@@ -99,7 +123,10 @@ def first_line(text: str) -> str:
     return blank(text, m.end(), len(text))
 
 
-_NEXT_QUESTION = re.compile(r"\n\s*(?:問題|設問|質問|Question|Q\s*\d+)\s*\d*\s*[:.)]", re.IGNORECASE)
+_NEXT_QUESTION = re.compile(
+    r"\n\s*(?:(?:問題|設問|質問|Question|Q\s*\d+)\s*\d*\s*[:.)]|(?:Medical\s+|Next\s+|New\s+)?Question\s*\d*[ \t]*\n)",
+    re.IGNORECASE,
+)
 
 
 def cut_next_question(text: str) -> str:
@@ -159,12 +186,15 @@ def drop_echoed_choices(text: str, n_choices: int, n_select: int) -> str:
     return text
 
 
-def clean_output(output: str, *, n_choices: int = 0, n_select: int = 1, first_line_only: bool = False) -> str:
+def clean_output(
+    output: str, *, n_choices: int = 0, n_select: int = 1, first_line_only: bool = False, cut_next: bool = True
+) -> str:
     """Run the cleaning steps; the result has the same length as ``nfkc(output)``."""
-    text = strip_think(normalize_output(output))
+    text = strip_control_tokens(strip_think(normalize_output(output)))
     if first_line_only:
         text = first_line(text)
-    text = cut_next_question(text)
+    if cut_next:
+        text = cut_next_question(text)
     if n_choices:
         text = drop_echoed_choices(text, n_choices, n_select)
     return text

@@ -46,6 +46,12 @@ _POSITIVE_ONLY = re.compile(r"[ \t]*(?:が|を)")  # "aが誤り": the answer it
 _IS_POSITIVE = re.compile(r"\s*(?:が|を|です|である|だ|と考え|is\s+(?:correct|right|the\s+(?:correct|best)\s+answer))", re.IGNORECASE)
 
 
+@lru_cache(maxsize=None)
+def _enumeration_re(n_choices: int) -> re.Pattern[str]:
+    L = label_class(n_choices)
+    return re.compile(rf"\s*{CLOSE}?\s*(?:,|、|/|\bor\b|\band\b|~|-|から)\s*{OPEN}?\s*{L}(?![A-Za-z0-9])", re.IGNORECASE)
+
+
 def _clause_after(text: str, pos: int) -> str:
     m = _CLAUSE_END.search(text, pos, min(len(text), pos + 80))
     return text[pos: m.start() if m else min(len(text), pos + 80)]
@@ -55,7 +61,10 @@ def pick_label_mention(text: str, n_choices: int, n_select: int) -> Extraction |
     """The labels named as the answer, when they are unambiguous and not negated."""
     positive: list[tuple[int, re.Match[str], int]] = []
     negated: set[int] = set()
+    enumeration = _enumeration_re(n_choices)
     for m in _mention_re(n_choices).finditer(text):
+        if enumeration.match(text, m.end()):
+            continue  # "options (a, b, c, d, e)": the labels listed, none named as the answer
         if m.group(2):
             label, group = m.group(2), 1
         elif m.group(3):

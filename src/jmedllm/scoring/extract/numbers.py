@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from jmedllm.scoring.extract.clean import SLOT, clean_output, normalize_output
+from jmedllm.scoring.extract.clean import SLOT, clean_output, cut_next_question, normalize_output
 from jmedllm.scoring.extract.labels import CLOSE, OPEN
 from jmedllm.scoring.extract.pattern import find_answer
 from jmedllm.scoring.extract.types import NOTHING, Extraction
@@ -82,7 +82,10 @@ def extract_number(
             got = _number_in(normalize_output(capture), digits, decimals)
             if got is not None:
                 return Extraction(frozenset(), "answer_pattern", span, nfkc(capture), number=got)
-    text = clean_output(output, first_line_only=first_line_only)
+    text = clean_output(output, first_line_only=first_line_only, cut_next=False)
+    cut = cut_next_question(text)
+    if cut != text and (_STATEMENT.search(cut) or _NUMBER_ONLY.match(cut) or _BOXED.search(cut)):
+        text = cut  # a base model answered, then wrote the next exam item
     best = None
     for rx in (_STATEMENT, _BOXED):
         for m in rx.finditer(text):

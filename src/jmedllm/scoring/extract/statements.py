@@ -16,31 +16,44 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Sequence
 
 from jmedllm.scoring.extract.labels import CLOSE, OPEN, list_re, parse_list, parse_whole_list
 from jmedllm.scoring.extract.types import Extraction, picked
+from jmedllm.text import normalize_answer_text
 
 _JA_KEY = r"(?:最終(?:的な)?)?(?:答え|解答|正解|回答|正答|答)|結論|最終選択"
 _EN_KEY = (
     r"\b(?:(?:my|the|final|correct|best|right|most\s+likely|true|appropriate|single)\s+){0,3}"
     r"(?:answer|option|choice|selection)s?(?:\s+choice)?(?:\s+(?:here|then|therefore|thus))?"
 )
+_COLON_GAP = r":[ \t]*(?:\n[ \t]*){0,3}"  # "Answer:" then the labels on the same or a later line
 _STATEMENT_PREFIX = (
     # Japanese: 答え：c / 正解は c / 【回答】a / 最終的な答えは「c」 / 正しいのは c と e
-    rf"(?:{OPEN}[ \t]*)?(?:{_JA_KEY})[ \t]*(?:{CLOSE})?\s*(?:は|:|=|→|-)?\s*[、,]?\s*(?:選択肢)?\s*"
-    r"|のは\s*[、,]?\s*(?:選択肢)?\s*"
+    rf"(?:{OPEN}[ \t]*)?(?:{_JA_KEY})[ \t]*(?:{CLOSE})?[ \t]*(?:{_COLON_GAP}|は|=|→|-)?[ \t]*[、,]?[ \t]*(?:選択肢)?[ \t]*"
+    r"|のは[ \t]*[、,]?[ \t]*(?:選択肢)?[ \t]*"
     # English: Answer: (C) / The correct answer is C / answers are a and c / Final Answer:\n\nC
-    rf"|(?:{OPEN}[ \t]*)?{_EN_KEY}[ \t]*(?:{CLOSE})?"
-    r"\s*(?:is|are|would\s+be|will\s+be|should\s+be|must\s+be|remains|:|=|-)\s*"
-    r"(?:(?:most\s+|very\s+)?(?:probably|likely|definitely|clearly|therefore|thus|then)\s+)?"
-    r"(?:(?:option|choice|answer)s?\s*:?\s*)?"
+    rf"|{OPEN}[ \t]*{_EN_KEY}[ \t]*{CLOSE}[ \t]*(?:{_COLON_GAP}|-[ \t]*)?"
+    rf"|(?:{OPEN}[ \t]*)?{_EN_KEY}[ \t]*(?:{CLOSE})?[ \t]*"
+    rf"(?:(?:is|are|would\s+be|will\s+be|should\s+be|must\s+be|remains)[ \t]*(?:{_COLON_GAP})?|{_COLON_GAP}|=[ \t]*|-[ \t]*)"
+    r"(?:(?:most\s+|very\s+)?(?:probably|likely|definitely|clearly|therefore|thus|then)[ \t]+)?"
+    r"(?:(?:option|choice|answer)s?[ \t]*:?[ \t]*)?"
     r"|\bI\s+(?:would\s+|will\s+|'d\s+)?(?:choose|select|pick|go\s+with)\s+(?:(?:option|choice)s?\s+)?"
+)
+# a heading line holding only the keyword ("### 回答", "【解答】", "Final Answer"), the labels below it
+_HEADING_PREFIX = (
+    rf"^[ \t]*(?:{OPEN}[ \t]*)?(?:{_JA_KEY}|{_EN_KEY})[ \t]*(?:{CLOSE})?[ \t]*:?[ \t]*\n(?:[ \t]*\n){{0,2}}[ \t]*"
 )
 
 
 @lru_cache(maxsize=None)
 def _statement_re(n_choices: int) -> re.Pattern[str]:
     return re.compile(rf"(?:{_STATEMENT_PREFIX})({list_re(n_choices)})", re.IGNORECASE)
+
+
+@lru_cache(maxsize=None)
+def _heading_re(n_choices: int) -> re.Pattern[str]:
+    return re.compile(rf"{_HEADING_PREFIX}({list_re(n_choices)})", re.IGNORECASE | re.MULTILINE)
 
 
 @lru_cache(maxsize=None)
@@ -80,7 +93,7 @@ def _boxed(text: str, n_choices: int) -> list[Extraction]:
 def statements(text: str, n_choices: int) -> list[Extraction]:
     """Every explicit answer statement whose label list passes the guards, in text order."""
     found: list[Extraction] = []
-    for rx in (_statement_re(n_choices), _post_statement_re(n_choices)):
+    for rx in (_statement_re(n_choices), _heading_re(n_choices), _post_statement_re(n_choices)):
         for m in rx.finditer(text):
             got = parse_list(text, m.start(1), m.end(1), n_choices)
             if got:
@@ -116,9 +129,24 @@ _REJECTION = re.compile(
 )
 
 
-def rejected(after: str) -> bool:
-    """What follows a label rejects it: "(e) は使用できない", "a: 誤り", "B is incorrect"."""
-    return bool(_REJECTION.match(after))
+_CLAUSE_NEGATION = re.compile(
+    r"できない|しない|ではな|でな[いく]|じゃな|誤[りっ]|不適|不正解|禁忌|否定|除外|考えにく"
+    r"|\b(?:incorrect|wrong|not|unlikely|false|excluded|ruled\s+out)\b|n't\b",
+    re.IGNORECASE,
+)
+
+
+def rejected(after: str, choices: Sequence[str] = ()) -> bool:
+    """What follows a label rejects it: "(e) は使用できない", "(e) グルココルチコイドは使用できない",
+    "a: 誤り", "B is incorrect". The label's own choice text (which may hold a negation:
+    "e. 治療は必要ない") is no rejection."""
+    if _REJECTION.match(after):
+        return True
+    clause = re.split(r"[。\n]|\.(?:\s|$)", after, maxsplit=1)[0]
+    plain = normalize_answer_text(clause)
+    if any(plain.startswith(normalize_answer_text(c)) for c in choices if normalize_answer_text(c)):
+        return False
+    return bool(re.match(r"[ \t]*[^\x00-\x7F]", clause) and _CLAUSE_NEGATION.search(clause))
 
 
 def pick_label_only(text: str, n_choices: int) -> Extraction | None:
@@ -158,7 +186,7 @@ def _leading_re(n_choices: int) -> re.Pattern[str]:
     return re.compile(rf"[ \t]*(?:[-・•+][ \t]*)?({list_re(n_choices)})")
 
 
-def pick_leading_label(text: str, n_choices: int) -> Extraction | None:
+def pick_leading_label(text: str, n_choices: int, choices: Sequence[str] = ()) -> Extraction | None:
     """Label lines at the start of the answer ("c. 夜盲を自覚する。", "a\\n", "C) …"),
     several consecutive label lines for a multi-answer reply."""
     order: list[int] = []
@@ -174,7 +202,7 @@ def pick_leading_label(text: str, n_choices: int) -> Extraction | None:
         if not m:
             break
         got = parse_list(text[: line.end()], m.start(1), m.end(1), n_choices, strict_end=True)
-        if not got or rejected(text[m.end(1): line.end()]):
+        if not got or rejected(text[m.end(1): line.end()], choices):
             break
         started = True
         order.extend(got)
