@@ -199,3 +199,16 @@ def test_python_dash_m_jmedllm_runs_the_cli():
     proc = subprocess.run([sys.executable, "-m", "jmedllm", "score", "--help"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and "--reference-verdict-field" in proc.stdout
+
+
+def test_a_jmedllm_items_file_rescores_to_the_same_verdicts(data_root, tmp_path):
+    """Old runs re-scored (e.g. with a newer extractor): the items.jsonl of a run is a valid input,
+    its keys as ids and its raw outputs as responses."""
+    first = tmp_path / "first"
+    assert _score(GRADING, first, data_root, "--benchmark", "igakuqa119", *CSV_ARGS) == 0
+    again = tmp_path / "again"
+    assert _score(first / "items.jsonl", again, data_root, "--benchmark", "igakuqa119", "--id-field", "key",
+                  "--response-field", "output") == 0
+    a, b = _items(first), _items(again)
+    assert {i: r["verdict"] for i, r in a.items()} == {i: r["verdict"] for i, r in b.items()}
+    assert b["119A6"]["source"]["id"] == "igakuqa119::119A6"
