@@ -139,7 +139,8 @@ def summary_markdown(section: dict[str, Any]) -> str:
              "| metric | rules only | rules + judge |", "|---|---|---|"]
     for metric in ("accuracy", "f1", "exact_match"):
         if metric in rules["metrics"] or metric in combined["metrics"]:
-            lines.append(f"| {metric} | {cell(rules['metrics'].get(metric))} | {cell(combined['metrics'].get(metric))} |")
+            both = (cell(rules["metrics"].get(metric)), cell(combined["metrics"].get(metric)))
+            lines.append(f"| {metric} | {both[0]} | {both[1]} |")
     lines.append(f"| unparsed | {rules['unparsed']} | {combined['unparsed']} |")
     return "\n".join(lines) + "\n"
 

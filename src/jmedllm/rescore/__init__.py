@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from jmedllm import judge
 from jmedllm.config import load_yaml, to_dict
 from jmedllm.evaluate import EvalConfig, EvalError, PreparedItem, _identity, base_record, load_judge_for, \
     prepare_items, run_items, summarize, verdict_for
@@ -139,8 +140,6 @@ def run_score(cfg: ScoreConfig, argv: list[str] | None = None, judge_engine=None
         raise EvalError("no benchmark given (--benchmark igakuqa:2022, igakuqa119, custom:FILE.yaml, ...)")
     if cfg.id_normalize not in ID_NORMALIZATIONS:
         raise EvalError(f"unknown --id-normalize {cfg.id_normalize!r}; valid: {', '.join(ID_NORMALIZATIONS)}")
-    ecfg = cfg.eval_config()
-    prepared = prepare_items(ecfg, _data_root(cfg), None, render=False)
     path = Path(cfg.input).expanduser()
     fmt = format_of(path, cfg.format)
     rows = read_rows(path, fmt, id_field=cfg.id_field, response_field=cfg.response_field, records=cfg.records,
@@ -148,6 +147,8 @@ def run_score(cfg: ScoreConfig, argv: list[str] | None = None, judge_engine=None
                      reference_answer_field=cfg.reference_answer_field)
     if not rows:
         raise EvalError(f"{path}: no records")
+    ecfg = cfg.eval_config()
+    prepared = prepare_items(ecfg, _data_root(cfg), None, render=False)
     matched = match_rows(rows, [(it.key, it.original.id) for it in prepared.items], cfg.id_normalize)
     if not matched.by_key:
         raise EvalError(f"{path}: no id matches an item of {', '.join(cfg.benchmarks)} (ids here: "
@@ -159,8 +160,6 @@ def run_score(cfg: ScoreConfig, argv: list[str] | None = None, judge_engine=None
 
     if judge_engine is None and cfg.extract_with:
         judge_engine = load_judge_for(ecfg)
-    from jmedllm import judge
-
     judge_desc = judge.describe(judge_engine, cfg.extract_with) if judge_engine is not None and cfg.extract_with \
         else None
     source = {"sha256": sha256_file(path), "format": fmt, "records": cfg.records, "delimiter": cfg.delimiter,
@@ -203,7 +202,8 @@ def input_section(cfg: ScoreConfig, path: Path, n_rows: int, matched: Matched) -
     empty = sorted(k for k, r in matched.by_key.items() if r.response_missing or not r.response.strip())
     return {
         "input": str(path), "rows": n_rows, "matched": len(matched.by_key), "id_normalize": cfg.id_normalize,
-        "unknown_ids": {"count": len(matched.unknown), "reason": "id names no item of the benchmark spec(s) given; not scored",
+        "unknown_ids": {"count": len(matched.unknown),
+                        "reason": "id names no item of the benchmark spec(s) given; not scored",
                         "items": [{"id": r.raw_id, "where": r.where} for r in matched.unknown]},
         "missing": {"count": len(matched.missing), "reason": "benchmark item without a response in the input; "
                     "not scored (exam verdicts count it wrong)", "items": list(matched.missing)},
