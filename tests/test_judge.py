@@ -66,7 +66,7 @@ def test_score_with_a_judge_model(tiny_model_dir, data_root, tmp_path):
     asked = [r for r in judged if "judge" in r]
     assert asked and len(asked) == sum(not r["verdict"]["parsed"] for r in judged)
     for r in judged:
-        assert ("judge" in r) == (not r["verdict"]["parsed"])
+        assert ("judge" in r) == (not r["verdict"]["parsed"] and bool(r["output"].strip()))
     for r in asked:
         j = r["judge"]
         assert j["model"] == str(tiny_model_dir) and isinstance(j["reply"], str)
@@ -95,7 +95,7 @@ def test_eval_with_the_evaluated_model_as_its_own_judge(tiny_model_dir, data_roo
     records = _records(out)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["judge"]["asked"] == sum("judge" in r for r in records) == sum(
-        not r["verdict"]["parsed"] for r in records)
+        not r["verdict"]["parsed"] and bool(r["output"].strip()) for r in records)
     assert main(["eval", "--model", str(tiny_model_dir), "--out", str(tmp_path / "ll"), "--data-root", str(data_root),
                  "--benchmark", "igakuqa:2022:A:limit=3", "--mode", "loglik", "--extract-with",
                  str(tiny_model_dir)]) == 2
@@ -113,3 +113,9 @@ def test_the_judge_prompt_takes_the_shape_the_engine_takes():
     assert judge.render_prompt(SimpleNamespace(format_chat=no_template), "Q?") == "Q?"
     templated = SimpleNamespace(format_chat=lambda m, add_generation_prompt=True: f"<u>{m[0]['content']}</u><a>")
     assert judge.render_prompt(templated, "Q?") == "<u>Q?</u><a>"
+
+
+def test_a_blank_response_is_not_asked():
+    record = {"output": "  \n"}
+    judge.attach(None, "m", [(Q, record)])  # no engine call: nothing to ask
+    assert "judge" not in record

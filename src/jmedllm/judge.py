@@ -1,6 +1,7 @@
 """Judge extraction: ask a model which answer an unparsed response chose (``--extract-with MODEL``).
 
-Only items the rule-based extractor leaves *unparsed* go to the judge. The judge gets a
+Only items the rule-based extractor leaves *unparsed* (and whose response is not blank) go
+to the judge. The judge gets a
 short fixed prompt (the choices and the tail of the response; below) through any engine of
 the ``Engine`` protocol, greedily, and its reply is read by the same rule-based extractor.
 What comes back is kept apart from the rule-based result:
@@ -92,7 +93,9 @@ def judge_verdict(question: Question, reply: str):
 
 def attach(engine: Any, model: str, pending: Sequence[tuple[Question, dict[str, Any]]]) -> None:
     """Ask the judge about each rule-unparsed record and attach its reading as ``record["judge"]``
-    (the rule verdict in ``record["verdict"]`` stays as it is)."""
+    (the rule verdict in ``record["verdict"]`` stays as it is). A blank response is not asked:
+    there is nothing in it to read."""
+    pending = [(q, r) for q, r in pending if r["output"].strip()]
     answers = ask(engine, [(q, r["output"]) for q, r in pending])
     for (q, r), answer in zip(pending, answers):
         r["judge"] = {"model": model, **answer, "verdict": judge_verdict(q, answer["reply"]).to_dict()}
