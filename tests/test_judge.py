@@ -24,6 +24,9 @@ def test_the_judge_prompt_names_the_choices_and_keeps_the_tail_of_a_long_respons
     text, cut = judge.judge_prompt(QN, long)
     assert cut and "THE END" in text and "x" * (judge.MAX_RESPONSE_CHARS + 1) not in text
     assert text.startswith("State the number") and text.rstrip().endswith("Number:")
+    order = Question("q3", "t", "Arrange.", ("x", "y", "z"), frozenset({0, 1, 2}), 0, "en", selection="order",
+                     answer_order=(2, 0, 1))
+    assert "Keep the order the response gave." in judge.judge_prompt(order, "z, x, y")[0]
 
 
 def test_a_judge_reply_is_read_by_the_rules_and_recorded_as_its_own_method():
@@ -63,7 +66,7 @@ def test_score_with_a_judge_model(tiny_model_dir, data_root, tmp_path):
     asked = [r for r in judged if "judge" in r]
     assert asked and len(asked) == sum(not r["verdict"]["parsed"] for r in judged)
     for r in judged:
-        assert ("judge" in r) == (not r["verdict"]["parsed"])
+        assert ("judge" in r) == (not r["verdict"]["parsed"] and bool(r["output"].strip()))
     for r in asked:
         j = r["judge"]
         assert j["model"] == str(tiny_model_dir) and isinstance(j["reply"], str)
@@ -92,8 +95,27 @@ def test_eval_with_the_evaluated_model_as_its_own_judge(tiny_model_dir, data_roo
     records = _records(out)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["judge"]["asked"] == sum("judge" in r for r in records) == sum(
-        not r["verdict"]["parsed"] for r in records)
+        not r["verdict"]["parsed"] and bool(r["output"].strip()) for r in records)
     assert main(["eval", "--model", str(tiny_model_dir), "--out", str(tmp_path / "ll"), "--data-root", str(data_root),
                  "--benchmark", "igakuqa:2022:A:limit=3", "--mode", "loglik", "--extract-with",
                  str(tiny_model_dir)]) == 2
     assert "--extract-with reads generated answers" in capsys.readouterr().err
+
+
+def test_the_judge_prompt_takes_the_shape_the_engine_takes():
+    from types import SimpleNamespace
+
+    def no_template(messages, add_generation_prompt=True):
+        raise ValueError("model has no chat template")
+
+    chat_api = SimpleNamespace(supports=SimpleNamespace(chat=True))
+    assert judge.render_prompt(chat_api, "Q?") == [{"role": "user", "content": "Q?"}]
+    assert judge.render_prompt(SimpleNamespace(format_chat=no_template), "Q?") == "Q?"
+    templated = SimpleNamespace(format_chat=lambda m, add_generation_prompt=True: f"<u>{m[0]['content']}</u><a>")
+    assert judge.render_prompt(templated, "Q?") == "<u>Q?</u><a>"
+
+
+def test_a_blank_response_is_not_asked():
+    record = {"output": "  \n"}
+    judge.attach(None, "m", [(Q, record)])  # no engine call: nothing to ask
+    assert "judge" not in record

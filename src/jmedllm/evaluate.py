@@ -434,10 +434,13 @@ def run_eval_adapters(cfg: EvalConfig, adapters: Sequence[str], argv: list[str] 
         names[name] = None if a == BASE_ADAPTER else a
     engine = load_engine_for(replace(cfg, adapter=None))
     loaded = {name: engine.load_adapter(path, name=name, activate=False) for name, path in names.items() if path}
+    # one judge for every run, apart from the engine whose adapters are switched
+    judge_engine = load_judge_for(cfg) if cfg.extract_with and cfg.mode == "generate" else None
     out = []
     for name, path in names.items():
         engine.use_adapter(loaded.get(name))
-        out.append(run_eval(replace(cfg, adapter=path, out=str(Path(cfg.out) / name)), engine=engine, argv=argv))
+        out.append(run_eval(replace(cfg, adapter=path, out=str(Path(cfg.out) / name)), engine=engine, argv=argv,
+                            judge_engine=judge_engine))
     return out
 
 

@@ -1,6 +1,7 @@
 """Judge extraction: ask a model which answer an unparsed response chose (``--extract-with MODEL``).
 
-Only items the rule-based extractor leaves *unparsed* go to the judge. The judge gets a
+Only items the rule-based extractor leaves *unparsed* (and whose response is not blank) go
+to the judge. The judge gets a
 short fixed prompt (the choices and the tail of the response; below) through any engine of
 the ``Engine`` protocol, greedily, and its reply is read by the same rule-based extractor.
 What comes back is kept apart from the rule-based result:
@@ -32,6 +33,7 @@ _INSTRUCTION = {
     "en": ("State which option letter(s) the response below finally chose, letters only "
            "(several as \"a,c\"); answer \"none\" if it chose none."),
 }
+_ORDER_NOTE = {"ja": "並べる問題なので、解答文の順に並べてください。", "en": "Keep the order the response gave."}
 _NUMERIC_INSTRUCTION = {
     "ja": "次の解答文が最終的に答えた数値を、数値だけで答えてください。答えていなければ「なし」と答えてください。",
     "en": "State the number the response below finally gave as its answer, the number only; \"none\" if it gave none.",
@@ -53,12 +55,16 @@ def judge_prompt(question: Question, output: str) -> tuple[str, bool]:
     if question.is_numeric:
         return f"{_NUMERIC_INSTRUCTION[lang]}\n\n{response_label}:\n{response}\n\n{number_label}:", cut
     choices = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(question.choices))
-    return (f"{_INSTRUCTION[lang]}\n\n{options}:\n{choices}\n\n{response_label}:\n{response}\n\n"
+    instruction = _INSTRUCTION[lang] + (_ORDER_NOTE[lang] if question.selection == "order" else "")
+    return (f"{instruction}\n\n{options}:\n{choices}\n\n{response_label}:\n{response}\n\n"
             f"{letters_label}:"), cut
 
 
-def render_prompt(engine: Any, message: str) -> str:
-    """The message in the judge model's chat template when it has one, else as plain text."""
+def render_prompt(engine: Any, message: str) -> str | list[dict[str, str]]:
+    """The message as the judge engine takes it: a message list for an engine that declares chat
+    natively (``engine.supports.chat``), else rendered with its chat template, else plain text."""
+    if getattr(getattr(engine, "supports", None), "chat", False):
+        return [{"role": "user", "content": message}]
     try:
         return engine.format_chat([{"role": "user", "content": message}], add_generation_prompt=True)
     except (ValueError, NotImplementedError, AttributeError):
@@ -87,7 +93,9 @@ def judge_verdict(question: Question, reply: str):
 
 def attach(engine: Any, model: str, pending: Sequence[tuple[Question, dict[str, Any]]]) -> None:
     """Ask the judge about each rule-unparsed record and attach its reading as ``record["judge"]``
-    (the rule verdict in ``record["verdict"]`` stays as it is)."""
+    (the rule verdict in ``record["verdict"]`` stays as it is). A blank response is not asked:
+    there is nothing in it to read."""
+    pending = [(q, r) for q, r in pending if r["output"].strip()]
     answers = ask(engine, [(q, r["output"]) for q, r in pending])
     for (q, r), answer in zip(pending, answers):
         r["judge"] = {"model": model, **answer, "verdict": judge_verdict(q, answer["reply"]).to_dict()}
@@ -96,7 +104,8 @@ def attach(engine: Any, model: str, pending: Sequence[tuple[Question, dict[str, 
 def describe(engine: Any, model: str) -> dict[str, Any]:
     """What the judge is, for the run identity: its engine description and the fixed prompt."""
     return {"model": model, "engine": engine.describe(), "params": dataclasses.asdict(PARAMS),
-            "max_response_chars": MAX_RESPONSE_CHARS, "instruction": _INSTRUCTION, "numeric": _NUMERIC_INSTRUCTION}
+            "max_response_chars": MAX_RESPONSE_CHARS, "instruction": _INSTRUCTION, "order": _ORDER_NOTE,
+            "numeric": _NUMERIC_INSTRUCTION}
 
 
 def summarize(rule: Sequence[Any], judged: Sequence[Any], *, model: str, seed: int, n_resamples: int) -> dict[str, Any]:
@@ -133,7 +142,8 @@ def summary_markdown(section: dict[str, Any]) -> str:
              "| metric | rules only | rules + judge |", "|---|---|---|"]
     for metric in ("accuracy", "f1", "exact_match"):
         if metric in rules["metrics"] or metric in combined["metrics"]:
-            lines.append(f"| {metric} | {cell(rules['metrics'].get(metric))} | {cell(combined['metrics'].get(metric))} |")
+            both = (cell(rules["metrics"].get(metric)), cell(combined["metrics"].get(metric)))
+            lines.append(f"| {metric} | {both[0]} | {both[1]} |")
     lines.append(f"| unparsed | {rules['unparsed']} | {combined['unparsed']} |")
     return "\n".join(lines) + "\n"
 

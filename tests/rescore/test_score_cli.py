@@ -61,9 +61,9 @@ def test_published_grading_rows_rescored_against_the_119th_exam(data_root, tmp_p
     assert engine["input"]["fields"]["id"] == "question_number"
     assert config["context"]["source"]["path"] == str(GRADING.resolve())
     assert "agreement with the reference verdict (is_correct): 10 / 10 = 100.0 %" in shown
-    assert "MISSING items (390" in shown and "igakuqa119::119A3" in shown
+    assert "390 missing item(s), without a response in the input (not scored): igakuqa119::119A3" in shown
     md = (out / "summary.md").read_text()
-    assert "## Input (re-scored outputs)" in md and "390 benchmark item(s) have no response" in md
+    assert "## Input (re-scored outputs)" in md and "- 390 missing item(s)" in md
 
 
 def test_nested_json_free_text_against_the_models_own_answer_field(data_root, tmp_path, capsys):
@@ -125,7 +125,7 @@ def test_jsonl_with_other_ids_unknown_ids_and_a_csv_reference(data_root, tmp_pat
     assert score["unknown_ids"]["count"] == 1 and score["unknown_ids"]["items"][0]["id"] == "999-Z-1"
     assert score["unknown_ids"]["items"][0]["where"].endswith("other.jsonl:4")
     assert score["missing"]["items"] == ["igakuqa:2022:A:limit=5::116A4", "igakuqa:2022:A:limit=5::116A5"]
-    assert "UNKNOWN ids (1, not in the benchmark, not scored): 999-Z-1" in shown
+    assert f"1 unknown id(s), naming no item of --benchmark (not scored): 999-Z-1 ({src}:4)" in shown
     # gold 116A1 c, 116A2 c: jmedllm right, wrong, unparsed; the reference says right, wrong, wrong
     assert score["agreement"]["verdict"]["agree"] == 3 and score["disagreements"] == 0
     items = _items(tmp_path / "loose")
@@ -199,3 +199,16 @@ def test_python_dash_m_jmedllm_runs_the_cli():
     proc = subprocess.run([sys.executable, "-m", "jmedllm", "score", "--help"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and "--reference-verdict-field" in proc.stdout
+
+
+def test_a_jmedllm_items_file_rescores_to_the_same_verdicts(data_root, tmp_path):
+    """Old runs re-scored (e.g. with a newer extractor): the items.jsonl of a run is a valid input,
+    its keys as ids and its raw outputs as responses."""
+    first = tmp_path / "first"
+    assert _score(GRADING, first, data_root, "--benchmark", "igakuqa119", *CSV_ARGS) == 0
+    again = tmp_path / "again"
+    assert _score(first / "items.jsonl", again, data_root, "--benchmark", "igakuqa119", "--id-field", "key",
+                  "--response-field", "output") == 0
+    a, b = _items(first), _items(again)
+    assert {i: r["verdict"] for i, r in a.items()} == {i: r["verdict"] for i, r in b.items()}
+    assert b["119A6"]["source"]["id"] == "igakuqa119::119A6"

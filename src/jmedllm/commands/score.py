@@ -67,26 +67,13 @@ def build_config(args: argparse.Namespace):
     return from_mapping(ScoreConfig, data, where=args.fields or "score")
 
 
-def _ids(values: list[str]) -> str:
-    more = len(values) - SHOWN
-    return ", ".join(values[:SHOWN]) + (f" … and {more} more (all in summary.json)" if more > 0 else "")
-
-
 def report(result) -> str:
     """What the terminal shows after the summary's headline: input matching and every disagreement."""
-    from jmedllm.rescore import reference
+    from jmedllm.rescore import input_notes, reference
 
     section = result.summary["score"]
     lines = [f"input: {section['rows']} record(s), {section['matched']} scored"]
-    unknown, missing, empty = section["unknown_ids"], section["missing"], section["empty_responses"]
-    if unknown["count"]:
-        lines.append(f"UNKNOWN ids ({unknown['count']}, not in the benchmark, not scored): "
-                     + _ids([f"{u['id']} ({u['where']})" for u in unknown["items"]]))
-    if missing["count"]:
-        lines.append(f"MISSING items ({missing['count']}, no response in the input, not scored): "
-                     + _ids(missing["items"]))
-    if empty["count"]:
-        lines.append(f"empty responses ({empty['count']}, scored as unparsed): " + _ids(empty["items"]))
+    lines += input_notes(section, SHOWN)
     for kind, c in section.get("agreement", {}).items():
         rate = "–" if c["rate"] is None else f"{100 * c['rate']:.1f} %"
         lines.append(f"agreement with the reference {kind} ({c['field']}): {c['agree']} / {c['compared']} = {rate}"

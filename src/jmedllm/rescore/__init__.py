@@ -19,9 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from jmedllm.config import to_dict
+from jmedllm import judge
+from jmedllm.config import load_yaml, to_dict
 from jmedllm.evaluate import EvalConfig, EvalError, PreparedItem, _identity, base_record, load_judge_for, \
     prepare_items, run_items, summarize, verdict_for
 from jmedllm.paths import DataRootError, resolve_data_root
@@ -97,15 +96,7 @@ class ScoreResult:
 def read_fields_file(path: str | Path) -> dict[str, Any]:
     """A small YAML mapping of the input's fields (``id: question_number``, ``response: answer``, ...)
     as ScoreConfig values; an unknown key is an error naming the file and the key."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise EvalError(f"fields file {path} not found") from None
-    except yaml.YAMLError as exc:
-        raise EvalError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise EvalError(f"{path}: expected a mapping of keys ({', '.join(FIELD_KEYS)})")
+    data = load_yaml(path)
     unknown = [k for k in data if k not in FIELD_KEYS]
     if unknown:
         raise EvalError(f"{path}: unknown key(s) {', '.join(map(str, unknown))}; valid: {', '.join(FIELD_KEYS)}")
@@ -149,8 +140,6 @@ def run_score(cfg: ScoreConfig, argv: list[str] | None = None, judge_engine=None
         raise EvalError("no benchmark given (--benchmark igakuqa:2022, igakuqa119, custom:FILE.yaml, ...)")
     if cfg.id_normalize not in ID_NORMALIZATIONS:
         raise EvalError(f"unknown --id-normalize {cfg.id_normalize!r}; valid: {', '.join(ID_NORMALIZATIONS)}")
-    ecfg = cfg.eval_config()
-    prepared = prepare_items(ecfg, _data_root(cfg), None, render=False)
     path = Path(cfg.input).expanduser()
     fmt = format_of(path, cfg.format)
     rows = read_rows(path, fmt, id_field=cfg.id_field, response_field=cfg.response_field, records=cfg.records,
@@ -158,6 +147,8 @@ def run_score(cfg: ScoreConfig, argv: list[str] | None = None, judge_engine=None
                      reference_answer_field=cfg.reference_answer_field)
     if not rows:
         raise EvalError(f"{path}: no records")
+    ecfg = cfg.eval_config()
+    prepared = prepare_items(ecfg, _data_root(cfg), None, render=False)
     matched = match_rows(rows, [(it.key, it.original.id) for it in prepared.items], cfg.id_normalize)
     if not matched.by_key:
         raise EvalError(f"{path}: no id matches an item of {', '.join(cfg.benchmarks)} (ids here: "
@@ -169,8 +160,6 @@ def run_score(cfg: ScoreConfig, argv: list[str] | None = None, judge_engine=None
 
     if judge_engine is None and cfg.extract_with:
         judge_engine = load_judge_for(ecfg)
-    from jmedllm import judge
-
     judge_desc = judge.describe(judge_engine, cfg.extract_with) if judge_engine is not None and cfg.extract_with \
         else None
     source = {"sha256": sha256_file(path), "format": fmt, "records": cfg.records, "delimiter": cfg.delimiter,
@@ -213,7 +202,8 @@ def input_section(cfg: ScoreConfig, path: Path, n_rows: int, matched: Matched) -
     empty = sorted(k for k, r in matched.by_key.items() if r.response_missing or not r.response.strip())
     return {
         "input": str(path), "rows": n_rows, "matched": len(matched.by_key), "id_normalize": cfg.id_normalize,
-        "unknown_ids": {"count": len(matched.unknown), "reason": "id names no item of the benchmark(s); not scored",
+        "unknown_ids": {"count": len(matched.unknown),
+                        "reason": "id names no item of the benchmark spec(s) given; not scored",
                         "items": [{"id": r.raw_id, "where": r.where} for r in matched.unknown]},
         "missing": {"count": len(matched.missing), "reason": "benchmark item without a response in the input; "
                     "not scored (exam verdicts count it wrong)", "items": list(matched.missing)},
@@ -222,25 +212,32 @@ def input_section(cfg: ScoreConfig, path: Path, n_rows: int, matched: Matched) -
     }
 
 
-def _listing(values: list[str]) -> str:
-    shown = ", ".join(f"`{v}`" for v in values[:SHOWN_IN_MARKDOWN])
-    more = len(values) - SHOWN_IN_MARKDOWN
-    return shown + (f" … and {more} more (all in summary.json)" if more > 0 else "")
+def listing(values: list[str], shown: int = SHOWN_IN_MARKDOWN) -> str:
+    more = len(values) - shown
+    return ", ".join(values[:shown]) + (f" … and {more} more (all in summary.json)" if more > 0 else "")
+
+
+def input_notes(section: dict[str, Any], shown: int = SHOWN_IN_MARKDOWN) -> list[str]:
+    """One line per list of the input section: unknown ids, missing items, empty responses."""
+    unknown, missing, empty = section["unknown_ids"], section["missing"], section["empty_responses"]
+    notes = []
+    if unknown["count"]:
+        notes.append(f"{unknown['count']} unknown id(s), naming no item of --benchmark (not scored): "
+                     + listing([f"{u['id']} ({u['where']})" for u in unknown["items"]], shown))
+    if missing["count"]:
+        notes.append(f"{missing['count']} missing item(s), without a response in the input (not scored): "
+                     + listing(missing["items"], shown))
+    if empty["count"]:
+        notes.append(f"{empty['count']} empty response(s), null or empty (scored as unparsed): "
+                     + listing(empty["items"], shown))
+    return notes
 
 
 def input_markdown(section: dict[str, Any]) -> str:
     lines = ["", "## Input (re-scored outputs)", "",
              f"`{section['input']}`: {section['rows']} record(s), {section['matched']} matched to benchmark items "
              f"(ids: {section['id_normalize']})."]
-    unknown, missing, empty = section["unknown_ids"], section["missing"], section["empty_responses"]
-    if unknown["count"]:
-        lines.append(f"- {unknown['count']} id(s) name no item of the benchmark (not scored): "
-                     + _listing([f"{u['id']}" for u in unknown["items"]]))
-    if missing["count"]:
-        lines.append(f"- {missing['count']} benchmark item(s) have no response (not scored): "
-                     + _listing(missing["items"]))
-    if empty["count"]:
-        lines.append(f"- {empty['count']} response(s) null or empty (scored as unparsed): " + _listing(empty["items"]))
+    lines += [f"- {note}" for note in input_notes(section)]
     return "\n".join(lines) + "\n"
 
 
@@ -251,4 +248,4 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["DISAGREEMENTS_FILE", "ScoreConfig", "ScoreResult", "read_fields_file", "run_score"]
+__all__ = ["DISAGREEMENTS_FILE", "ScoreConfig", "ScoreResult", "input_notes", "read_fields_file", "run_score"]

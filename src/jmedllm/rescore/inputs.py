@@ -204,5 +204,5 @@ def match_rows(rows: Sequence[Row], keys: Iterable[tuple[str, str]], how: str = 
     return out
 
 
-__all__ = ["FORMATS", "ID_NORMALIZATIONS", "InputError", "Matched", "Row", "format_of", "get_field", "match_rows", "normalize_id",
-           "read_records", "read_rows"]
+__all__ = ["FORMATS", "ID_NORMALIZATIONS", "InputError", "Matched", "Row", "format_of", "get_field", "match_rows",
+           "normalize_id", "read_records", "read_rows"]
