@@ -19,7 +19,17 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from jmedllm.config import to_dict
-from jmedllm.runs import RunDir, chunked, data_hashes, item_key, open_run, run_context, sha256_file
+from jmedllm.runs import (
+    RunDir,
+    RunDirError,
+    chunked,
+    data_hashes,
+    item_key,
+    lock_run_dir,
+    open_run,
+    run_context,
+    sha256_file,
+)
 from jmedllm.schema import ContinuationScore, GenerationParams, LoglikRequest, Question
 
 MODES = ("generate", "loglik", "letter")
@@ -28,7 +38,8 @@ MODES = ("generate", "loglik", "letter")
 @dataclass
 class EvalConfig:
     """Everything `jmedllm eval` needs. All fields but those _identity() calls volatile (out, limit,
-    device, batch size, data root, chunk size, bootstrap) must match to resume a run directory."""
+    device, batch size, data root, chunk size, bootstrap, summary_subset) and those the mode does
+    not use (MODE_UNUSED) must match to resume a run directory."""
 
     model: str = ""
     benchmarks: list[str] = field(default_factory=list)
@@ -54,6 +65,7 @@ class EvalConfig:
     chunk_size: int = 32  # items per durable chunk (resume granularity)
     bootstrap: int = 2000
     trust_remote_code: bool = False
+    summary_subset: bool = False  # allow a summary of fewer items than the run directory records
 
 
 class EvalError(ValueError):
@@ -167,10 +179,31 @@ def _check_stored_prompts(run: RunDir, items: Sequence[PreparedItem]) -> None:
                               "command renders; choose another --out directory")
 
 
+VOLATILE = ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap", "summary_subset")
+#: Settings that play no part in a mode's records: left out of its identity (loglik ignores --max-new-tokens).
+MODE_UNUSED = {
+    "generate": (),
+    "loglik": ("max_new_tokens", "stop", "first_line_only"),
+    "letter": ("max_new_tokens", "stop", "first_line_only"),
+}
+
+
+def normalize_identity(identity: dict) -> dict:
+    """Drop from an identity's config what does not affect its mode's records (also applied to a stored
+    identity on resume): volatile fields, the generation settings outside generate mode, and the shot
+    pool when there are no shots."""
+    identity = dict(identity)
+    config = dict(identity.get("config") or {})
+    for name in VOLATILE + MODE_UNUSED.get(config.get("mode"), ()):
+        config.pop(name, None)
+    if not config.get("shots"):
+        config.pop("shot_pool", None)
+    identity["config"] = config
+    return identity
+
+
 def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict) -> dict:
     resolved = to_dict(cfg)
-    for volatile in ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap"):
-        resolved.pop(volatile, None)
     volatile_engine = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter")
     stable_engine = {k: v for k, v in engine_desc.items() if k not in volatile_engine}
     # only the adapter that computes this run's scores: weights' sha256 and recorded base
@@ -181,7 +214,7 @@ def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict) -> dict:
     identity = {"config": resolved, "engine": stable_engine, "data_hashes": hashes}
     if Path(cfg.model).is_dir():
         identity["model_fingerprint"] = model_fingerprint(Path(cfg.model))
-    return identity
+    return normalize_identity(identity)
 
 
 def model_fingerprint(model_dir: Path) -> dict[str, str]:
@@ -275,6 +308,7 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
         "model": cfg.model, "adapter": cfg.adapter, "mode": cfg.mode, "prompt": cfg.prompt, "shots": cfg.shots,
         "shuffle": cfg.shuffle, "seed": cfg.seed, "benchmarks": list(cfg.benchmarks),
         "items_planned": len(prepared.items), "items_done": len(pairs), "prompts_truncated": truncated,
+        "items_recorded": len(run.done), "subset": len(pairs) < len(run.done),
         "not_applicable": {"count": len(prepared.not_applicable), "reason": "numeric items have no choices to score "
                            "in this mode (use --mode generate); exam verdicts count them wrong",
                            "items": prepared.not_applicable},
@@ -289,28 +323,58 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
         notes.append(f"- {truncated} prompt(s) were longer than the model context and cut from the left")
     if len(pairs) < len(prepared.items):
         notes.append(f"- partial run: {len(pairs)} of {len(prepared.items)} items done")
+    if len(pairs) < len(run.done):
+        notes.append(f"- this summary covers {len(pairs)} of {len(run.done)} recorded items (the items this command "
+                     "selected, --summary-subset); items.jsonl holds all of them")
     if notes:
         markdown += "\n## Notes\n\n" + "\n".join(notes) + "\n"
     return summary, markdown
 
 
+def check_selection(run: RunDir, prepared: Prepared, cfg: EvalConfig) -> None:
+    """A command that selects fewer items than the run directory records (``--limit 10`` on a
+    40-item run) would rewrite summary.json for 10 items while items.jsonl holds 40: refused,
+    unless ``--summary-subset`` asks for a summary of exactly the selected items (which then says
+    "10 of 40 recorded items")."""
+    selected = {it.key for it in prepared.items}
+    outside = [k for k in run.done if k not in selected]
+    if outside and not cfg.summary_subset:
+        raise RunDirError(
+            f"{run.path} records {len(run.done)} items, {len(outside)} of them outside this command's selection "
+            f"(e.g. {outside[0]}; a smaller --limit?). Its summary would cover only the {len(run.done) - len(outside)} "
+            "selected ones: re-run with the selection that made it, or pass --summary-subset to write a summary "
+            "of the selected items only")
+
+
 def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Path:
-    """Run (or resume) an evaluation; returns the run directory."""
+    """Run (or resume) an evaluation; returns the run directory.
+
+    The run directory is locked first (a second process on it is refused before it loads a model)
+    and stays locked until the summary is written."""
     from jmedllm.paths import resolve_data_root
 
     if not cfg.out:
         raise EvalError("no output directory given (--out DIR)")
     data_root = resolve_data_root(cfg.data_root)
-    if engine is None:
-        engine = load_engine_for(cfg)
-    format_chat = getattr(engine, "format_chat", None)
-    prepared = prepare_items(cfg, data_root, format_chat)
-    items = prepared.items
-    identity = _identity(cfg, engine.describe(), prepared.data_hashes)
-    run = open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg),
-                                                           "data_warnings": prepared.warnings})
-    _check_stored_prompts(run, items)
-    todo_chunks = [c for c in chunked(items, max(1, cfg.chunk_size)) if not all(run.is_done(it.key) for it in c)]
+    with lock_run_dir(cfg.out) as lock:
+        if engine is None:
+            engine = load_engine_for(cfg)
+        format_chat = getattr(engine, "format_chat", None)
+        prepared = prepare_items(cfg, data_root, format_chat)
+        identity = _identity(cfg, engine.describe(), prepared.data_hashes)
+        with open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg),
+                                                              "data_warnings": prepared.warnings},
+                      lock=lock, normalize=normalize_identity) as run:
+            check_selection(run, prepared, cfg)
+            _check_stored_prompts(run, prepared.items)
+            _run_items(engine, cfg, prepared.items, run)
+            summary, markdown = summarize(prepared, run, cfg)
+            run.write_summary(summary, markdown)
+            return run.path
+
+
+def _run_items(engine, cfg: EvalConfig, items: Sequence[PreparedItem], run: RunDir) -> None:
+    todo_chunks = [c for c in chunked(list(items), max(1, cfg.chunk_size)) if not all(run.is_done(it.key) for it in c)]
     progress = tqdm(total=len(items), initial=sum(run.is_done(it.key) for it in items), desc=f"eval {cfg.mode}",
                     unit="item", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)  # items, rate, ETA
     try:
@@ -324,9 +388,6 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Pat
             progress.update(len(new))
     finally:
         progress.close()
-    summary, markdown = summarize(prepared, run, cfg)
-    run.write_summary(summary, markdown)
-    return run.path
 
 
 BASE_ADAPTER = "none"  # in an adapter list: the bare base model

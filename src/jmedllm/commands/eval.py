@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="score only the first line of each answer, as the reference harness does")
     p.add_argument("--chunk-size", type=int, help="items per durable chunk")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for confidence intervals")
+    p.add_argument("--summary-subset", action="store_true", default=None,
+                   help="on a run directory recording more items than this command selects (a smaller --limit), "
+                        "write a summary of the selected items only (it says 'N of M recorded items')")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override any EvalConfig field")
     p.set_defaults(_trailing="overrides")  # key=value after the options, too
 
@@ -60,7 +63,7 @@ def build_config(args: argparse.Namespace):
         value = getattr(args, flag, None)
         if value is not None:
             data[key] = value
-    for flag in ("shuffle", "first_line_only"):
+    for flag in ("shuffle", "first_line_only", "summary_subset"):
         if getattr(args, flag, None):
             data[flag] = True
     data = apply_overrides(data, args.overrides or [])
