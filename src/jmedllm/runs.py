@@ -44,7 +44,7 @@ leaves, and what the next run of the same command does with it:
 
 A narrower selection (``--limit 10`` on a directory recording 40 items) is refused by the
 runner unless ``--summary-subset`` is given; then the summary covers exactly the selected items
-and says so ("10 of 40 recorded items"): see jmedllm.evaluate.check_selection.
+and says so ("10 of 40 recorded items"): see jmedllm.run_identity.check_selection.
 """
 
 from __future__ import annotations
