@@ -55,10 +55,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    from jmedllm.config import apply_overrides, from_mapping, load_yaml
+    from jmedllm.config import ConfigError, FieldLocator, apply_overrides, from_mapping, load_yaml_lines
     from jmedllm.evaluate import EvalConfig
 
-    data = load_yaml(args.config) if args.config else {}
+    file_data, lines = load_yaml_lines(args.config) if args.config else ({}, {})
+    data = dict(file_data)
     for flag, key in _FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -67,7 +68,12 @@ def build_config(args: argparse.Namespace):
         if getattr(args, flag, None):
             data[flag] = True
     data = apply_overrides(data, args.overrides or [])
-    return from_mapping(EvalConfig, data, where=args.config or "eval")
+    try:
+        return from_mapping(EvalConfig, data, where="eval")
+    except ConfigError as exc:
+        if not args.config:
+            raise
+        raise FieldLocator(args.config, lines, file_data, data).wrap(exc, "eval") from None
 
 
 def run(args: argparse.Namespace) -> int:
