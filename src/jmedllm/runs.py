@@ -273,8 +273,8 @@ def _open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
         return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise RunDirError(f"{path} is a symbolic link; refusing to write through it") from None
-        raise
+            raise RunDirError(f"{path} is a symbolic link; refusing to read or write through it") from None
+        raise RunDirError(f"cannot open {path}: {exc.strerror}") from None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -305,22 +305,22 @@ def _read_items(path: Path) -> tuple[dict[str, dict[str, Any]], bool]:
         raise RunDirError(f"{path} is a symbolic link; refusing to read or truncate through it")
     if not path.exists():
         return done, False
-    fd = _open_nofollow(path, os.O_RDWR)
-    with os.fdopen(fd, "r+b") as f:
+    with os.fdopen(_open_nofollow(path, os.O_RDONLY), "rb") as f:
         data = f.read()
-        cut = data.rfind(b"\n") + 1 if data and not data.endswith(b"\n") else len(data)
-        for lineno, line in enumerate(data[:cut].splitlines(), start=1):
-            try:
-                rec = json.loads(line.decode("utf-8"))
-                key = rec["key"]
-            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise RunDirError(f"{path}:{lineno}: not a valid item record ({exc}); "
-                                  "the run directory was modified by hand?") from exc
-            if key in done:
-                raise RunDirError(f"{path}:{lineno}: item {key} recorded twice")
-            done[key] = rec
-        recovered = cut < len(data)
-        if recovered:  # only now that every complete line is valid
+    cut = data.rfind(b"\n") + 1 if data and not data.endswith(b"\n") else len(data)
+    for lineno, line in enumerate(data[:cut].splitlines(), start=1):
+        try:
+            rec = json.loads(line.decode("utf-8"))
+            key = rec["key"]
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise RunDirError(f"{path}:{lineno}: not a valid item record ({exc}); "
+                              "the run directory was modified by hand?") from exc
+        if key in done:
+            raise RunDirError(f"{path}:{lineno}: item {key} recorded twice")
+        done[key] = rec
+    recovered = cut < len(data)
+    if recovered:  # only now that every complete line is valid
+        with os.fdopen(_open_nofollow(path, os.O_WRONLY), "wb") as f:
             f.truncate(cut)
             f.flush()
             os.fsync(f.fileno())
