@@ -126,6 +126,12 @@ def test_loglik_resumes_whatever_max_new_tokens_says(tmp_path, data_root):
     run_eval(cfg(tmp_path, data_root, mode="loglik", limit=4, max_new_tokens=8, stop=["\n"], first_line_only=True),
              engine=again)
     assert again.calls == 0 and (out / ITEMS_FILE).read_bytes() == before
+    # a directory written before this rule (its stored identity still holds max_new_tokens) resumes too
+    config = json.loads((out / CONFIG_FILE).read_text())
+    config["identity"]["config"] |= {"max_new_tokens": 64, "stop": [], "first_line_only": False, "limit": 4}
+    (out / CONFIG_FILE).write_text(json.dumps(config))
+    run_eval(cfg(tmp_path, data_root, mode="loglik", limit=4, max_new_tokens=8), engine=again)
+    assert again.calls == 0
     # in generate mode it does play a part
     gen = cfg(tmp_path, data_root, out=str(tmp_path / "gen"), limit=4)
     run_eval(gen, engine=ScriptedEngine())
