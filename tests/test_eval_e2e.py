@@ -84,23 +84,31 @@ def whole_generate_run(tiny_model_dir, data_root, tmp_path_factory):
     return out
 
 
-def _start_and_wait_for_items(args, out, n_items):
+def _start_and_wait(args, out, ready):
+    """Start `eval` into ``out`` and wait until ``ready(proc)`` (the run must still be going)."""
     proc = subprocess.Popen(CLI + args + ["--out", str(out)], env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    items = out / "items.jsonl"
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        if items.exists() and len(items.read_bytes().splitlines()) >= n_items:
-            break
+    while time.monotonic() < deadline and proc.poll() is None and not ready(proc):
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be interfered with"
     return proc
 
 
+def _n_items(out):
+    items = out / "items.jsonl"
+    return len(items.read_bytes().splitlines()) if items.exists() else 0
+
+
+def _holds_lock(out):
+    lock = out / "run.lock"
+    return lambda proc: lock.exists() and lock.read_text().strip() == str(proc.pid)
+
+
 def test_sigkill_then_rerun_gives_the_uninterrupted_summary(tiny_model_dir, data_root, tmp_path, whole_generate_run):
     args = _generate_args(tiny_model_dir, data_root)
     killed = tmp_path / "killed"
-    proc = _start_and_wait_for_items(args, killed, 4)
+    proc = _start_and_wait(args, killed, lambda proc: _n_items(killed) >= 4)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     n_before = len((killed / "items.jsonl").read_bytes().splitlines())
@@ -116,7 +124,7 @@ def test_two_concurrent_evals_one_runs_one_is_refused(tiny_model_dir, data_root,
     single run."""
     args = _generate_args(tiny_model_dir, data_root)
     shared = tmp_path / "shared"
-    first = _start_and_wait_for_items(args, shared, 1)
+    first = _start_and_wait(args, shared, _holds_lock(shared))  # locked before its model loads
     second = subprocess.run(CLI + args + ["--out", str(shared)], env=ENV, capture_output=True, text=True,
                             timeout=300)
     still_running = first.poll() is None
