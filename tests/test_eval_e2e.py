@@ -65,30 +65,77 @@ def test_same_command_twice_gives_identical_records(tiny_model_dir, data_root, t
     assert (tmp_path / "one" / "summary.json").read_bytes() == (tmp_path / "two" / "summary.json").read_bytes()
 
 
-def test_sigkill_then_rerun_gives_the_uninterrupted_summary(tiny_model_dir, data_root, tmp_path):
-    args = ["eval", "--model", str(tiny_model_dir), "--data-root", str(data_root), "--mode", "generate",
+CLI = [sys.executable, "-m", "jmedllm.cli"]
+ENV = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def _generate_args(model, data_root):
+    return ["eval", "--model", str(model), "--data-root", str(data_root), "--mode", "generate",
             "--benchmark", "igakuqa:2022:A:limit=24", "--chunk-size", "2", "--max-new-tokens", "12",
             "--bootstrap", "200"]
-    cli = [sys.executable, "-m", "jmedllm.cli"]
-    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(cli + args + ["--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    items = killed / "items.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if items.exists() and len(items.read_bytes().splitlines()) >= 4:
-            break
+
+
+@pytest.fixture(scope="module")
+def whole_generate_run(tiny_model_dir, data_root, tmp_path_factory):
+    """One uninterrupted, unshared run of _generate_args: what a killed or contended run must equal."""
+    out = tmp_path_factory.mktemp("whole") / "run"
+    subprocess.run(CLI + _generate_args(tiny_model_dir, data_root) + ["--out", str(out)], env=ENV, check=True,
+                   capture_output=True)
+    return out
+
+
+def _start_and_wait(args, out, ready):
+    """Start `eval` into ``out`` and wait until ``ready(proc)`` (the run must still be going)."""
+    proc = subprocess.Popen(CLI + args + ["--out", str(out)], env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and not ready(proc):
         time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
+    assert proc.poll() is None, "the run finished before it could be interfered with"
+    return proc
+
+
+def _n_items(out):
+    items = out / "items.jsonl"
+    return len(items.read_bytes().splitlines()) if items.exists() else 0
+
+
+def _holds_lock(out):
+    lock = out / "run.lock"
+    return lambda proc: lock.exists() and lock.read_text().strip() == str(proc.pid)
+
+
+def test_sigkill_then_rerun_gives_the_uninterrupted_summary(tiny_model_dir, data_root, tmp_path, whole_generate_run):
+    args = _generate_args(tiny_model_dir, data_root)
+    killed = tmp_path / "killed"
+    proc = _start_and_wait(args, killed, lambda proc: _n_items(killed) >= 4)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_before = len(items.read_bytes().splitlines())
+    n_before = len((killed / "items.jsonl").read_bytes().splitlines())
     assert 4 <= n_before < 24
-    subprocess.run(cli + args + ["--out", str(killed)], env=env, check=True, capture_output=True)
-    subprocess.run(cli + args + ["--out", str(tmp_path / "whole")], env=env, check=True, capture_output=True)
-    assert (killed / "summary.json").read_bytes() == (tmp_path / "whole" / "summary.json").read_bytes()
-    assert (killed / "items.jsonl").read_bytes() == (tmp_path / "whole" / "items.jsonl").read_bytes()
+    subprocess.run(CLI + args + ["--out", str(killed)], env=ENV, check=True, capture_output=True)
+    for name in ("items.jsonl", "summary.json", "summary.md"):
+        assert (killed / name).read_bytes() == (whole_generate_run / name).read_bytes(), name
+
+
+def test_two_concurrent_evals_one_runs_one_is_refused(tiny_model_dir, data_root, tmp_path, whole_generate_run):
+    """Issue 10, fault 2: two processes on one --out both exited 0 and items.jsonl held every item twice.
+    Now the second is refused at once (before loading its model), and the first's result is that of a
+    single run."""
+    args = _generate_args(tiny_model_dir, data_root)
+    shared = tmp_path / "shared"
+    first = _start_and_wait(args, shared, _holds_lock(shared))  # locked before its model loads
+    second = subprocess.run(CLI + args + ["--out", str(shared)], env=ENV, capture_output=True, text=True,
+                            timeout=300)
+    still_running = first.poll() is None
+    _, first_err = first.communicate(timeout=600)
+    assert first.returncode == 0, first_err[-2000:]
+    assert still_running, "the refused process must have met a running one"
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"jmedllm eval: error: run directory {shared} in use by pid {first.pid}" in second.stderr
+    assert "Traceback" not in second.stderr
+    for name in ("items.jsonl", "summary.json", "summary.md"):
+        assert (shared / name).read_bytes() == (whole_generate_run / name).read_bytes(), name
 
 
 def test_user_errors_are_one_clear_line(tiny_model_dir, data_root, tmp_path, capsys):

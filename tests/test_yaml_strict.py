@@ -92,7 +92,7 @@ def test_recipe_errors_carry_file_line_and_field(tmp_path, field, value, message
 def test_a_bad_override_is_named_as_an_override(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(RECIPE.format(qa="qa.jsonl"), encoding="utf-8")
-    with pytest.raises(UserError, match=r"\(set by a key=value override\): stages\[0\].training.max_steps: must be"):
+    with pytest.raises(UserError, match=r"\(set on the command line\): stages\[0\].training.max_steps: must be"):
         load_recipe(path, ["training.max_steps=-5"])
     for shipped in ("tiny-sft", "tiny-cpt", "jmedllm-v1-qwen2-7b"):
         with pytest.raises(UserError, match="lora.dropout: must be in"):
@@ -108,3 +108,16 @@ def test_failed_validation_leaves_no_empty_stage_folder(tmp_path, tiny_model_dir
                  "contamination.enabled=false"])
     assert code == 2 and "missing.jsonl" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_eval_config_file_errors_name_file_line_and_field(tmp_path, capsys):
+    path = tmp_path / "eval.yaml"
+    path.write_text("model: m\nmode: loglik\nshots: 1\nmode: generate\n", encoding="utf-8")
+    assert main(["eval", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "line 4: mode: duplicate key (first given at line 2, again at line 4)" in capsys.readouterr().err
+    path.write_text("model: m\nbenchmarks: [igakuqa]\nshots: many\n", encoding="utf-8")
+    assert main(["eval", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert f"{path}, line 3: eval.shots: expected an integer, got 'many'" in capsys.readouterr().err
+    assert main(["eval", "--config", str(path), "shots=two", "--out", str(tmp_path / "o")]) == 2
+    assert f"{path} (set on the command line): eval.shots: expected an integer" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

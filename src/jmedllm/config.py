@@ -136,6 +136,42 @@ def line_of(lines: Mapping[FieldPath, int], path: Sequence[Any]) -> int | None:
     return None
 
 
+_MISSING = object()
+
+
+def _get(tree: Any, path: FieldPath) -> Any:
+    for part in path:
+        try:
+            tree = tree[part]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return tree
+
+
+class FieldLocator:
+    """Says where a field of a YAML file is written: ``<source>, line N``, or that a command-line
+    value (a ``key=value`` override or a flag) set it when it differs from the file's."""
+
+    def __init__(self, source: str, lines: Mapping[FieldPath, int] | None = None,
+                 file_data: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None) -> None:
+        self.source, self.lines, self.file_data, self.data = source, lines or {}, file_data, data
+
+    def __call__(self, path: FieldPath) -> str:
+        if self.file_data is not None and self.data is not None and _get(self.file_data, path) != _get(self.data, path):
+            return f"{self.source} (set on the command line)"
+        line = line_of(self.lines, path)
+        return f"{self.source}, line {line}" if line else self.source
+
+    def error(self, path: FieldPath, message: str) -> ConfigError:
+        name = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
+        return ConfigError(f"{self(path)}: {name + ': ' if name else ''}{message}")
+
+    def wrap(self, exc: ConfigError, root: str) -> ConfigError:
+        """A from_mapping error (its ``where`` starts with ``root``) with the file and line in front."""
+        where = self(field_path(exc.where, root)) if exc.where else self.source
+        return ConfigError(f"{where}: {exc}")
+
+
 def field_path(where: str, root: str) -> FieldPath:
     """'recipe.stages[0].training.max_steps' (a ``where`` of from_mapping) -> ('stages', 0, 'training', 'max_steps')."""
     rest = where[len(root):] if where.startswith(root) else where

@@ -20,7 +20,9 @@ from tqdm.auto import tqdm
 
 from jmedllm.benchmarks.pools import default_shot_pool  # re-exported
 from jmedllm.config import to_dict
-from jmedllm.runs import RunDir, chunked, data_hashes, item_key, model_fingerprint, open_run, run_context
+from jmedllm.run_identity import check_selection, check_stored_prompts, normalize_identity
+from jmedllm.run_identity import identity as run_identity
+from jmedllm.runs import RunDir, chunked, data_hashes, item_key, lock_run_dir, open_run, run_context
 from jmedllm.schema import ContinuationScore, GenerationParams, LoglikRequest, Question
 
 MODES = ("generate", "loglik", "letter")
@@ -28,8 +30,9 @@ MODES = ("generate", "loglik", "letter")
 
 @dataclass
 class EvalConfig:
-    """Everything `jmedllm eval` needs. All fields but those _identity() calls volatile (out, limit,
-    device, batch size, data root, chunk size, bootstrap) must match to resume a run directory."""
+    """Everything `jmedllm eval` needs. All fields but those run_identity calls volatile (out, limit,
+    device, batch size, data root, chunk size, bootstrap, summary_subset) and those the mode does
+    not use (MODE_UNUSED) must match to resume a run directory."""
 
     model: str = ""
     benchmarks: list[str] = field(default_factory=list)
@@ -59,6 +62,7 @@ class EvalConfig:
     answer_pattern: str | None = None  # regex with a named group "answer" (precedence: see answer_pattern.py)
     extract_with: str | None = None  # judge model asked about rule-unparsed answers (see judge.py)
     extract_engine: str = "hf"  # engine kind of the judge model
+    summary_subset: bool = False  # allow a summary of fewer items than the run directory records
 
 
 class EvalError(ValueError):
@@ -181,52 +185,6 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
     return Prepared(items, data_hashes(files, data_root), not_applicable, warnings, excluded, answer_patterns=patterns)
 
 
-def _check_stored_prompts(run: RunDir, items: Sequence[PreparedItem]) -> None:
-    """A resumed item must have been asked exactly the same prompt (a changed template, shot
-    pool or data file would otherwise mix two experiments in one run directory)."""
-    from jmedllm.runs import RunDirError
-
-    for it in items:
-        rec = run.done.get(it.key)
-        if rec is None:
-            continue
-        stored = (rec.get("prompt"), [tuple(c) for c in rec.get("continuations", [])])
-        if stored != (it.prompt, list(it.continuations)):
-            raise RunDirError(f"{run.items_path}: item {it.key} was recorded with another prompt than this "
-                              "command renders; choose another --out directory")
-
-
-_VOLATILE_ENGINE = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter")
-
-
-def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, answer_patterns: dict | None = None,
-              judge_desc: dict | None = None) -> dict:
-    resolved = to_dict(cfg)
-    for volatile in ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap",
-                     "allow_outside_paths"):
-        resolved.pop(volatile, None)
-    if not cfg.extract_with:  # left out when unused: run directories made before these options still resume
-        resolved.pop("extract_with", None)
-        resolved.pop("extract_engine", None)
-    if not cfg.answer_pattern:
-        resolved.pop("answer_pattern", None)
-    stable_engine = {k: v for k, v in engine_desc.items() if k not in _VOLATILE_ENGINE}
-    # only the adapter that computes this run's scores: weights' sha256 and recorded base
-    active = engine_desc.get("active_adapter")
-    for info in engine_desc.get("adapters", []):
-        if info.get("name") == active:
-            stable_engine["adapter"] = {k: info.get(k) for k in ("sha256", "base_model_name_or_path", "peft_type")}
-    identity = {"config": resolved, "engine": stable_engine, "data_hashes": hashes}
-    if answer_patterns:
-        identity["answer_patterns"] = answer_patterns
-    if judge_desc:
-        identity["judge"] = judge_desc | {"engine": {k: v for k, v in judge_desc["engine"].items()
-                                                      if k not in _VOLATILE_ENGINE}}
-    if cfg.model and Path(cfg.model).is_dir():
-        identity["model_fingerprint"] = model_fingerprint(Path(cfg.model))
-    return identity
-
-
 def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[dict[str, Any]]:
     """Compute raw outputs for every item of a chunk (the chunk is always computed whole)."""
     records: list[dict[str, Any]] = []
@@ -307,6 +265,7 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
         "model": cfg.model, "adapter": cfg.adapter, "mode": cfg.mode, "prompt": cfg.prompt, "shots": cfg.shots,
         "shuffle": cfg.shuffle, "seed": cfg.seed, "benchmarks": list(cfg.benchmarks),
         "items_planned": len(prepared.items), "items_done": len(pairs), "prompts_truncated": truncated,
+        "items_recorded": len(run.done), "subset": len(pairs) < len(run.done),
         "not_applicable": {"count": len(prepared.not_applicable), "reason": "numeric, select-all and ordering "
                            "items have no single choice to rank in this mode (use --mode generate); exam verdicts "
                            "count them wrong",
@@ -334,6 +293,9 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
         notes.append(f"- {truncated} prompt(s) were longer than the model context and cut from the left")
     if len(pairs) < len(prepared.items):
         notes.append(f"- partial run: {len(pairs)} of {len(prepared.items)} items done")
+    if len(pairs) < len(run.done):
+        notes.append(f"- this summary covers {len(pairs)} of {len(run.done)} recorded items (the items this command "
+                     "selected, --summary-subset); items.jsonl holds all of them")
     if notes:
         markdown += "\n## Notes\n\n" + "\n".join(notes) + "\n"
     return summary, markdown
@@ -358,8 +320,10 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
              context: dict[str, Any] | None = None) -> Path:
     """Run (or resume) an evaluation; returns the run directory.
 
-    ``context``: more to record in config.json (not part of the identity), e.g. the training
-    step of a checkpoint evaluated during training: ``{"training": {"step": 200, "output_dir": ...}}``.
+    The run directory is locked first (a second process on it is refused before it loads a model)
+    and stays locked until the summary is written. ``context``: more to record in config.json
+    (not part of the identity), e.g. the training step of a checkpoint evaluated during
+    training: ``{"training": {"step": 200, "output_dir": ...}}``.
     """
     from jmedllm import judge
 
@@ -368,20 +332,23 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
     data_root = _data_root_for(cfg)
     if cfg.extract_with and cfg.mode != "generate":
         raise EvalError(f"--extract-with reads generated answers; mode {cfg.mode!r} has none (use --mode generate)")
-    if engine is None:
-        engine = load_engine_for(cfg)
-    format_chat = getattr(engine, "format_chat", None)
-    prepared = prepare_items(cfg, data_root, format_chat)
-    if judge_engine is None and cfg.extract_with:
-        judge_engine = load_judge_for(cfg, engine)
-    judge_desc = judge.describe(judge_engine, cfg.extract_with) if judge_engine is not None else None
-    identity = _identity(cfg, engine.describe(), prepared.data_hashes, prepared.answer_patterns, judge_desc)
-    run = open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg),
-                                                           "data_warnings": prepared.warnings} | (context or {}))
-    run_items(cfg, prepared, run, lambda chunk: _run_chunk(engine, cfg, chunk), judge_engine)
-    summary, markdown = summarize(prepared, run, cfg)
-    run.write_summary(summary, markdown)
-    return run.path
+    with lock_run_dir(cfg.out) as lock:
+        if engine is None:
+            engine = load_engine_for(cfg)
+        format_chat = getattr(engine, "format_chat", None)
+        prepared = prepare_items(cfg, data_root, format_chat)
+        if judge_engine is None and cfg.extract_with:
+            judge_engine = load_judge_for(cfg, engine)
+        judge_desc = judge.describe(judge_engine, cfg.extract_with) if judge_engine is not None else None
+        identity = run_identity(cfg, engine.describe(), prepared.data_hashes, prepared.answer_patterns, judge_desc)
+        with open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg),
+                                                              "data_warnings": prepared.warnings} | (context or {}),
+                      lock=lock, normalize=normalize_identity) as run:
+            check_selection(run, prepared, cfg)
+            run_items(cfg, prepared, run, lambda chunk: _run_chunk(engine, cfg, chunk), judge_engine)
+            summary, markdown = summarize(prepared, run, cfg)
+            run.write_summary(summary, markdown)
+            return run.path
 
 
 def run_items(cfg: EvalConfig, prepared: Prepared, run: RunDir,
@@ -391,7 +358,7 @@ def run_items(cfg: EvalConfig, prepared: Prepared, run: RunDir,
     its raw records (an engine, or outputs recorded elsewhere), score them, ask the judge about
     the unparsed ones (when one is given) and append them durably."""
     items = prepared.items
-    _check_stored_prompts(run, items)
+    check_stored_prompts(run, items)
     todo_chunks = [c for c in chunked(items, max(1, cfg.chunk_size)) if not all(run.is_done(it.key) for it in c)]
     progress = tqdm(total=len(items), initial=sum(run.is_done(it.key) for it in items),
                     desc=desc or f"eval {cfg.mode}", unit="item", file=sys.stderr, dynamic_ncols=True,

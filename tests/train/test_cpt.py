@@ -77,10 +77,19 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, tiny_model_dir, data_r
     out = recipe.stage_dir("cpt")
     assert (out / "checkpoint-3").is_dir() and not (out / "model.safetensors").exists()
     assert (out / "checkpoint-3" / "optimizer.pt").is_file()
+    # Issue 10, fault 5: a kill while checkpoint-6 was being saved (weights written, optimizer cut short,
+    # no trainer_state.json yet) made --resume end in FileNotFoundError. It must fall back to checkpoint-3.
+    partial = out / "checkpoint-6"
+    partial.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (partial / name).write_bytes((out / "checkpoint-3" / name).read_bytes())
+    (partial / "optimizer.pt").write_bytes((out / "checkpoint-3" / "optimizer.pt").read_bytes()[:100])
 
     run_cpt(recipe, data_root=data_root, resume=True)
     record = json.loads((out / RUN_RECORD).read_text())
     assert record["training"]["resumed_from"].endswith("checkpoint-3")
+    assert record["training"]["skipped_checkpoints"] == [
+        {"checkpoint": str(partial), "reason": "no trainer_state.json (killed while the checkpoint was being saved?)"}]
     assert record["training"]["global_step"] == 6
     # Steps 4-6 ran after the resume with the restored optimizer state, scheduler and data order:
     # the weights equal those of the uninterrupted run.

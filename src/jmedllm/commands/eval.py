@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_extraction_arguments(p)
     p.add_argument("--chunk-size", type=int, help="items per durable chunk")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for confidence intervals")
+    p.add_argument("--summary-subset", action="store_true", default=None,
+                   help="on a run directory recording more items than this command selects (a smaller --limit), "
+                        "write a summary of the selected items only (it says 'N of M recorded items')")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override any EvalConfig field")
     p.set_defaults(_trailing="overrides")  # key=value after the options, too
 
@@ -67,19 +70,25 @@ def add_extraction_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    from jmedllm.config import apply_overrides, from_mapping, load_yaml
+    from jmedllm.config import ConfigError, FieldLocator, apply_overrides, from_mapping, load_yaml_lines
     from jmedllm.evaluate import EvalConfig
 
-    data = load_yaml(args.config) if args.config else {}
+    file_data, lines = load_yaml_lines(args.config) if args.config else ({}, {})
+    data = dict(file_data)
     for flag, key in _FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
             data[key] = value
-    for flag in ("shuffle", "first_line_only", "allow_outside_paths"):
+    for flag in ("shuffle", "first_line_only", "allow_outside_paths", "summary_subset"):
         if getattr(args, flag, None):
             data[flag] = True
     data = apply_overrides(data, args.overrides or [])
-    return from_mapping(EvalConfig, data, where=args.config or "eval")
+    try:
+        return from_mapping(EvalConfig, data, where="eval")
+    except ConfigError as exc:
+        if not args.config:
+            raise
+        raise FieldLocator(args.config, lines, file_data, data).wrap(exc, "eval") from None
 
 
 def run(args: argparse.Namespace) -> int:

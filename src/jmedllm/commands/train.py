@@ -4,7 +4,8 @@
     jmedllm train cpt --recipe tiny-cpt --model /path/to/model --data-root ../shared/data
     jmedllm train sft --recipe jmedlora-7b-lora model.name_or_path=... instructions.sources=[{path: qa.jsonl}]
 
-``key=value`` overrides follow the recipe file (or come before the options); see docs/training.md.
+``key=value`` overrides follow the recipe file, or come before or after the options
+(``train sft --recipe R --model M 'key=value'``); see docs/training.md.
 Multi-GPU: ``accelerate launch --config_file <jmedllm/recipes/accelerate/*.yaml> -m jmedllm.cli train ...``.
 """
 

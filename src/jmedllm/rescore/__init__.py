@@ -21,11 +21,13 @@ from typing import Any
 
 from jmedllm import judge
 from jmedllm.config import load_yaml, to_dict
-from jmedllm.evaluate import EvalConfig, EvalError, PreparedItem, _identity, base_record, load_judge_for, \
-    prepare_items, run_items, summarize, verdict_for
+from jmedllm.evaluate import EvalConfig, EvalError, PreparedItem, base_record, load_judge_for, prepare_items, \
+    run_items, summarize, verdict_for
 from jmedllm.paths import DataRootError, resolve_data_root
 from jmedllm.rescore import reference
 from jmedllm.rescore.inputs import ID_NORMALIZATIONS, Matched, Row, format_of, match_rows, read_rows
+from jmedllm.run_identity import identity as run_identity
+from jmedllm.run_identity import normalize_identity
 from jmedllm.runs import open_run, run_context, sha256_file
 
 DISAGREEMENTS_FILE = "disagreements.jsonl"
@@ -166,35 +168,35 @@ def run_score(cfg: ScoreConfig, argv: list[str] | None = None, judge_engine=None
               "fields": {k: getattr(cfg, v) for k, v in FIELD_KEYS.items() if v.endswith("_field")},
               "id_normalize": cfg.id_normalize}
     engine_desc = {"kind": "score", "input": source}
-    identity = _identity(ecfg, engine_desc, prepared.data_hashes, prepared.answer_patterns, judge_desc)
+    identity = run_identity(ecfg, engine_desc, prepared.data_hashes, prepared.answer_patterns, judge_desc)
     context = run_context(argv) | {
         "resolved_config": to_dict(cfg), "data_warnings": prepared.warnings,
         "source": {"path": str(path.resolve()), **source, "rows": len(rows), "matched": len(matched.by_key),
                    "unknown_ids": len(matched.unknown), "missing_items": len(matched.missing)},
     }
-    run = open_run(cfg.out, identity, context)
-    run_items(ecfg, scored, run, lambda chunk: [_record(it, matched.by_key[it.key], refs[it.key]) for it in chunk],
-              judge_engine, desc="score")
-    summary, markdown = summarize(scored, run, ecfg)
+    with open_run(cfg.out, identity, context, normalize=normalize_identity) as run:  # locked until closed
+        run_items(ecfg, scored, run, lambda chunk: [_record(it, matched.by_key[it.key], refs[it.key]) for it in chunk],
+                  judge_engine, desc="score")
+        summary, markdown = summarize(scored, run, ecfg)
 
-    triples = []
-    for it in scored.items:
-        rec = run.done[it.key]
-        triples.append((it.question, verdict_for(it.question, rec, "generate", cfg.first_line_only, it.answer_pattern),
-                        rec))
-    disagreements: list[dict[str, Any]] = []
-    section = input_section(cfg, path, len(rows), matched)
-    summary["score"] = section
-    markdown += input_markdown(section)
-    if cfg.reference_verdict_field or cfg.reference_answer_field:
-        counts, disagreements = reference.compare(triples, verdict_field=cfg.reference_verdict_field,
-                                                  answer_field=cfg.reference_answer_field)
-        section["agreement"] = counts
-        section["disagreements"] = len(disagreements)
-        markdown += reference.markdown(counts, disagreements)
-        _write_jsonl(run.path / DISAGREEMENTS_FILE, disagreements)
-    run.write_summary(summary, markdown)
-    return ScoreResult(run.path, summary, len(rows), matched, disagreements)
+        triples = []
+        for it in scored.items:
+            rec = run.done[it.key]
+            triples.append((it.question, verdict_for(it.question, rec, "generate", cfg.first_line_only, it.answer_pattern),
+                            rec))
+        disagreements: list[dict[str, Any]] = []
+        section = input_section(cfg, path, len(rows), matched)
+        summary["score"] = section
+        markdown += input_markdown(section)
+        if cfg.reference_verdict_field or cfg.reference_answer_field:
+            counts, disagreements = reference.compare(triples, verdict_field=cfg.reference_verdict_field,
+                                                      answer_field=cfg.reference_answer_field)
+            section["agreement"] = counts
+            section["disagreements"] = len(disagreements)
+            markdown += reference.markdown(counts, disagreements)
+            _write_jsonl(run.path / DISAGREEMENTS_FILE, disagreements)
+        run.write_summary(summary, markdown)
+        return ScoreResult(run.path, summary, len(rows), matched, disagreements)
 
 
 def input_section(cfg: ScoreConfig, path: Path, n_rows: int, matched: Matched) -> dict[str, Any]:

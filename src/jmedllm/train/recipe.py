@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from jmedllm.errors import UserError
-from jmedllm.config import ConfigError, FieldPath, field_path, from_mapping, line_of, load_yaml_lines, parse_override
+from jmedllm.config import ConfigError, FieldLocator, FieldPath, from_mapping, load_yaml_lines, parse_override
 
 DATA_ROOT_VAR = "${data_root}"
 
@@ -266,36 +266,6 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-class _Where:
-    """Says where a recipe field is written: ``<file>, line N`` (or that an override set it)."""
-
-    def __init__(self, source: str, lines: dict[FieldPath, int] | None = None,
-                 file_data: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> None:
-        self.source, self.lines, self.file_data, self.data = source, lines or {}, file_data, data
-
-    def __call__(self, path: FieldPath) -> str:
-        if self.file_data is not None and self.data is not None and _get(self.file_data, path) != _get(self.data, path):
-            return f"{self.source} (set by a key=value override)"
-        line = line_of(self.lines, path)
-        return f"{self.source}, line {line}" if line else self.source
-
-    def error(self, path: FieldPath, message: str) -> UserError:
-        field_name = ".".join(f"[{p}]" if isinstance(p, int) else p for p in path).replace(".[", "[")
-        return UserError(f"{self(path)}: {field_name + ': ' if field_name else ''}{message}")
-
-
-_MISSING = object()
-
-
-def _get(tree: Any, path: FieldPath) -> Any:
-    for part in path:
-        try:
-            tree = tree[part]
-        except (KeyError, IndexError, TypeError):
-            return _MISSING
-    return tree
-
-
 # Ranges of the numeric recipe fields: (section, field) -> (test, what it must be).
 _POSITIVE = (lambda v: v > 0, "> 0")
 _AT_LEAST_1 = (lambda v: v >= 1, ">= 1")
@@ -327,7 +297,7 @@ _CONTAMINATION_RANGES: dict[str, tuple[Any, str]] = {
 }
 
 
-def _check_ranges(recipe: Recipe, where: _Where) -> None:
+def _check_ranges(recipe: Recipe, where: FieldLocator) -> None:
     if not 0 <= recipe.seed < 2**32:
         raise where.error(("seed",), f"must be in [0, 2**32), got {recipe.seed}")
     for name, (ok, what) in _CONTAMINATION_RANGES.items():
@@ -350,13 +320,11 @@ def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe", lines: dic
 
     ``lines`` (from jmedllm.config.parse_yaml) and ``file_data`` (the mapping as the file gave it, before
     overrides) let every error name the line of the field, or say that an override set it."""
-    where = _Where(source, lines, file_data, data)
+    where = FieldLocator(source, lines, file_data, data)
     try:
         recipe = from_mapping(Recipe, data, "recipe")
     except ConfigError as exc:
-        if exc.where:
-            raise UserError(f"{where(field_path(exc.where, 'recipe'))}: {exc}") from None
-        raise UserError(f"{source}: {exc}") from None
+        raise where.wrap(exc, "recipe") from None
     if not recipe.name:
         raise where.error(("name",), "the recipe needs a name")
     if not recipe.output_dir:

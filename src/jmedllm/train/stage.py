@@ -9,8 +9,10 @@ CPT (jmedllm.train.cpt) and SFT (jmedllm.train.sft) differ only in their data.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
+import re
 import shutil
 import warnings
 from contextlib import contextmanager
@@ -140,10 +142,67 @@ def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
             raise UserError(f"{out} already holds a run: pass --resume to continue it, or --overwrite to start again")
 
 
-def last_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")  # the Trainer's folder names (transformers.trainer_utils)
+_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin", "model.safetensors", "pytorch_model.bin")
+_WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+_SHARDED_OPTIMIZER = ("global_step", "optimizer_0", "pytorch_model_fsdp")  # DeepSpeed / FSDP layouts
 
-    return get_last_checkpoint(str(out)) if out.is_dir() else None
+
+def checkpoint_problem(path: Path, step: int) -> str | None:
+    """Why checkpoint folder ``path`` (of step ``step``) cannot be resumed from, or None if it is complete.
+
+    The Trainer saves weights, then optimizer / scheduler / RNG state, then ``trainer_state.json``
+    last; a kill in between leaves a folder without a readable state, or without its weights."""
+    state = path / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json (killed while the checkpoint was being saved?)"
+    try:
+        saved_step = json.loads(state.read_text(encoding="utf-8"))["global_step"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        return f"trainer_state.json is unreadable ({type(exc).__name__}: {exc})"
+    if saved_step != step:
+        return f"trainer_state.json is of step {saved_step}, not {step}"
+    names = {p.name for p in path.iterdir()}
+    weights = [n for n in _WEIGHTS if n in names and (path / n).stat().st_size > 0]
+    for index in _WEIGHT_INDEXES:
+        if index in names:
+            try:
+                shards = set(json.loads((path / index).read_text(encoding="utf-8"))["weight_map"].values())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                return f"{index} is unreadable"
+            missing = sorted(s for s in shards if s not in names)
+            if missing:
+                return f"weight shard(s) missing: {', '.join(missing[:3])}"
+            weights.append(index)
+    if not weights and not any(n.startswith(_SHARDED_OPTIMIZER) for n in names):
+        return f"no model weights ({' / '.join(_WEIGHTS)})"
+    optimizer = "optimizer.pt" in names and (path / "optimizer.pt").stat().st_size > 0
+    if not optimizer and not any(n.startswith(_SHARDED_OPTIMIZER) for n in names):
+        return "no optimizer state (optimizer.pt)"
+    return None
+
+
+def resume_checkpoint(out: Path) -> tuple[str | None, list[dict[str, str]]]:
+    """The newest *complete* checkpoint in ``out`` and the newer ones skipped, each with the reason.
+
+    Skipped folders are left as they are (nothing is deleted); the resumed run writes its own
+    checkpoint of that step again."""
+    if not out.is_dir():
+        return None, []
+    found = sorted(((int(m.group(1)), p) for p in out.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))),
+                   reverse=True)
+    skipped: list[dict[str, str]] = []
+    for step, path in found:
+        problem = checkpoint_problem(path, step)
+        if problem is None:
+            return str(path), skipped
+        skipped.append({"checkpoint": str(path), "reason": problem})
+    return None, skipped
+
+
+def last_checkpoint(out: Path) -> str | None:
+    """The newest complete checkpoint in ``out`` (see resume_checkpoint), or None."""
+    return resume_checkpoint(out)[0]
 
 
 def run_guard(records: Sequence[TrainingText], recipe: Recipe, data_root: Path | None, out: Path,
@@ -268,9 +327,13 @@ def train_and_save(trainer: Any, out: Path, *, resume: bool) -> dict[str, Any]:
     """Train (from the last checkpoint when resuming), save model/adapter + tokenizer, return the results."""
     model = trainer.model
     model.config.use_cache = False  # needed for packed attention masks; restored before saving
-    checkpoint = last_checkpoint(out) if resume else None
+    checkpoint, skipped = resume_checkpoint(out) if resume else (None, [])
+    for skip in skipped:
+        log.warning("--resume: skipping %s: %s", skip["checkpoint"], skip["reason"])
     if resume and checkpoint is None:
-        log.warning("--resume: no checkpoint in %s, training from the start", out)
+        log.warning("--resume: no complete checkpoint in %s, training from the start", out)
+    elif checkpoint is not None:
+        log.info("--resume: continuing from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     model.config.use_cache = True
     trainer.save_model(str(out))  # adapter only for PEFT models; full weights otherwise (safetensors)
@@ -278,6 +341,7 @@ def train_and_save(trainer: Any, out: Path, *, resume: bool) -> dict[str, Any]:
         trainer.processing_class.save_pretrained(str(out))
     return {
         "resumed_from": checkpoint,
+        "skipped_checkpoints": skipped,
         "global_step": trainer.state.global_step,
         "epoch": trainer.state.epoch,
         "train_loss": result.training_loss,

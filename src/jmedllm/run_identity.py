@@ -1,0 +1,99 @@
+"""What makes a run directory's records one experiment: the identity compared on resume, and
+the checks that refuse to mix two experiments (or to summarise fewer items than are recorded).
+
+The identity holds every setting that changes an item's record in the run's mode; settings the
+mode does not use (``--max-new-tokens`` in loglik mode) and volatile ones (``--out``, ``--limit``,
+device, batch size, ...) are left out, from a new identity and from a stored one alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from jmedllm.config import to_dict
+from jmedllm.runs import RunDir, RunDirError, model_fingerprint
+
+if TYPE_CHECKING:
+    from jmedllm.evaluate import EvalConfig, Prepared, PreparedItem
+
+
+VOLATILE = ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap", "summary_subset",
+            "allow_outside_paths")
+VOLATILE_ENGINE = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter")
+#: Options left out of an identity while unused, so that run directories made before they existed still resume.
+UNUSED_WHEN_EMPTY = {"extract_with": ("extract_with", "extract_engine"), "answer_pattern": ("answer_pattern",)}
+#: Settings that play no part in a mode's records: left out of its identity (loglik ignores --max-new-tokens).
+MODE_UNUSED = {
+    "generate": (),
+    "loglik": ("max_new_tokens", "stop", "first_line_only"),
+    "letter": ("max_new_tokens", "stop", "first_line_only"),
+}
+
+
+def normalize_identity(identity: dict) -> dict:
+    """Drop from an identity's config what does not affect its mode's records (also applied to a stored
+    identity on resume): volatile fields, the generation settings outside generate mode, and the shot
+    pool when there are no shots."""
+    identity = dict(identity)
+    config = dict(identity.get("config") or {})
+    for name in VOLATILE + MODE_UNUSED.get(config.get("mode"), ()):
+        config.pop(name, None)
+    for option, names in UNUSED_WHEN_EMPTY.items():
+        if not config.get(option):
+            for name in names:
+                config.pop(name, None)
+    if not config.get("shots"):
+        config.pop("shot_pool", None)
+    identity["config"] = config
+    return identity
+
+
+def identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, answer_patterns: dict | None = None,
+             judge_desc: dict | None = None) -> dict:
+    """The identity of an evaluation: resolved config, engine description, data and model hashes,
+    the answer patterns in force and the judge model (when one reads unparsed answers)."""
+    resolved = to_dict(cfg)
+    stable_engine = {k: v for k, v in engine_desc.items() if k not in VOLATILE_ENGINE}
+    # only the adapter that computes this run's scores: weights' sha256 and recorded base
+    active = engine_desc.get("active_adapter")
+    for info in engine_desc.get("adapters", []):
+        if info.get("name") == active:
+            stable_engine["adapter"] = {k: info.get(k) for k in ("sha256", "base_model_name_or_path", "peft_type")}
+    ident = {"config": resolved, "engine": stable_engine, "data_hashes": hashes}
+    if answer_patterns:
+        ident["answer_patterns"] = answer_patterns
+    if judge_desc:
+        ident["judge"] = judge_desc | {"engine": {k: v for k, v in judge_desc["engine"].items()
+                                                  if k not in VOLATILE_ENGINE}}
+    if cfg.model and Path(cfg.model).is_dir():
+        ident["model_fingerprint"] = model_fingerprint(Path(cfg.model))
+    return normalize_identity(ident)
+
+
+def check_stored_prompts(run: RunDir, items: Sequence[PreparedItem]) -> None:
+    """A resumed item must have been asked exactly the same prompt (a changed template, shot
+    pool or data file would otherwise mix two experiments in one run directory)."""
+    for it in items:
+        rec = run.done.get(it.key)
+        if rec is None:
+            continue
+        stored = (rec.get("prompt"), [tuple(c) for c in rec.get("continuations", [])])
+        if stored != (it.prompt, list(it.continuations)):
+            raise RunDirError(f"{run.items_path}: item {it.key} was recorded with another prompt than this "
+                              "command renders; choose another --out directory")
+
+
+def check_selection(run: RunDir, prepared: Prepared, cfg: EvalConfig) -> None:
+    """A command that selects fewer items than the run directory records (``--limit 10`` on a
+    40-item run) would rewrite summary.json for 10 items while items.jsonl holds 40: refused,
+    unless ``--summary-subset`` asks for a summary of exactly the selected items (which then says
+    "10 of 40 recorded items")."""
+    selected = {it.key for it in prepared.items}
+    outside = [k for k in run.done if k not in selected]
+    if outside and not cfg.summary_subset:
+        raise RunDirError(
+            f"{run.path} records {len(run.done)} items, {len(outside)} of them outside this command's selection "
+            f"(e.g. {outside[0]}; a smaller --limit?). Its summary would cover only the {len(run.done) - len(outside)} "
+            "selected ones: re-run with the selection that made it, or pass --summary-subset to write a summary "
+            "of the selected items only")
