@@ -16,6 +16,7 @@ from jmedllm.report.fmt import SECTION_NAMES
 from jmedllm.schema import LETTERS, Question
 from jmedllm.scoring import exam as exam_rules
 from jmedllm.scoring.aggregate import _seed_for
+from jmedllm.scoring.form import answer_form, form_counts
 from jmedllm.scoring.calibration import choice_confidence, expected_calibration_error, position_bias, reliability
 from jmedllm.scoring.stats import bootstrap_mean_ci, mcnemar, paired_bootstrap
 
@@ -310,6 +311,24 @@ def answer_methods(runs: Sequence[RunData]) -> list[dict[str, Any]]:
     return out
 
 
+def answer_forms(runs: Sequence[RunData]) -> list[dict[str, Any]]:
+    """Generate-mode runs: how many answers were well-formed (scoring.form), per benchmark/language."""
+    out = []
+    for run in runs:
+        groups: dict[str, list[str]] = defaultdict(list)
+        for key, rec in run.records.items():
+            q = run.questions.get(key)
+            if q is None or "output" not in rec or q.is_numeric:
+                continue
+            v = rec["verdict"]
+            groups[group_of(rec)].append(answer_form(q, rec["output"], v.get("predicted") or [], bool(v["parsed"])))
+        for group, forms in sorted(groups.items()):
+            counts = form_counts(forms)
+            out.append({"run": run.label, "group": group, "n": len(forms), "step": run.step, "forms": counts,
+                        "well_formed": counts["well-formed"] / len(forms)})
+    return out
+
+
 def step_series(runs: Sequence[RunData]) -> list[dict[str, Any]]:
     """Accuracy against training step, one series per training folder and benchmark/language."""
     lb = {(row["run"], row["group"]): row for row in leaderboard([r for r in runs if r.step is not None])}
@@ -429,6 +448,7 @@ def analyse(collected: Collected, pairs: Sequence[tuple[str, str, str]] | None =
         "calibration": calibration(runs),
         "positions": positions(runs),
         "methods": answer_methods(runs),
+        "forms": answer_forms(runs),
         "steps": step_series(runs),
         "scatter": language_scatter(board),
         "training": training_curves(collected),
