@@ -10,8 +10,8 @@ Per stage (``observe:`` in a recipe):
 - every logged step also carries ``tokens_per_second`` (input tokens seen per second since the
   previous log) and ``memory_gb`` (peak CUDA memory allocated, else the process's peak RSS).
 - ``validation``: a share or number of training rows held out (seeded); the trainer reports
-  ``eval_loss`` before the first step (with ``eval_at_start``), every ``eval_every`` steps (else
-  every ``logging_steps``) and after the last step.
+  ``eval_loss`` before the first step (with ``eval_at_start``), every ``eval_every`` steps (when
+  set) and after the last step.
 - ``eval_every: N`` with ``benchmarks``: every N steps (and at step 0, and at the end) the model
   as it stands is saved under ``evals/weights/step-N`` (the adapter alone for LoRA) and evaluated
   by ``evaluate.run_eval`` into its own run directory ``evals/step-N``, whose config.json
@@ -65,9 +65,9 @@ def trainer_args(stage: StageSpec, has_validation: bool) -> dict[str, Any]:
     """Extra SFTConfig fields: evaluation schedule and token counting."""
     args: dict[str, Any] = {"include_num_input_tokens_seen": "non_padding"}
     if has_validation:
-        every = stage.observe.eval_every or stage.training.logging_steps
-        args |= {"eval_strategy": "steps", "eval_steps": every,
-                 "per_device_eval_batch_size": stage.training.batch_size}
+        args["per_device_eval_batch_size"] = stage.training.batch_size
+        if stage.observe.eval_every:
+            args |= {"eval_strategy": "steps", "eval_steps": stage.observe.eval_every}
     return args
 
 
