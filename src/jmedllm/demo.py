@@ -7,7 +7,7 @@
 3. training     full-parameter continued pretraining on the MedTxt Japanese clinical corpus
                 (a tenth of it held out: perplexity before and after), then LoRA instruction
                 tuning of the result (JMedLoRA's 7B adapter shape) with the adapter evaluated in
-                generate mode at steps 0, 20 and 40 (share of well-formed answers)
+                generate mode at steps 0, 15 and 30 (share of well-formed answers)
 4. evaluation   base vs CPT vs CPT + LoRA (adapter not merged) on IgakuQA 2022, Japanese and
                 English
 5. comparison   what each stage moved, paired differences with intervals and tests, the exam
@@ -47,7 +47,8 @@ class DemoSettings:
     def train_overrides(self) -> list[str]:
         if self.quick:
             return ["training.max_steps=3", "training.logging_steps=1", "sft.observe.eval_every=3",
-                    "sft.observe.limit=3", "sft.observe.max_new_tokens=8", "sft.observe.bootstrap=200"]
+                    "sft.observe.limit=3", "sft.observe.max_new_tokens=8", "sft.observe.bootstrap=200",
+                    "cpt.observe.validation=4"]
         return []
 
 

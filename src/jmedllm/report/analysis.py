@@ -116,13 +116,23 @@ def exams(runs: Sequence[RunData]) -> list[dict[str, Any]]:
 
 def breakdowns(runs: Sequence[RunData]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
-    for dimension in BREAKDOWNS:
+    values_of: dict[int, tuple[str | None, ...]] = {}  # id(question) -> its value per dimension (shared by runs)
+
+    def values(q: Question | None) -> tuple[str | None, ...]:
+        if q is None:
+            return (None,) * len(BREAKDOWNS)
+        v = values_of.get(id(q))
+        if v is None:
+            v = values_of[id(q)] = tuple(dimension_value(q, d) for d in BREAKDOWNS)
+        return v
+
+    for d, dimension in enumerate(BREAKDOWNS):
         rows = []
         for run in runs:
             seed, b = _settings(run)
             groups: dict[tuple[str, str], list[float]] = defaultdict(list)
             for key, rec in run.records.items():
-                value = dimension_value(run.questions.get(key), dimension)
+                value = values(run.questions.get(key))[d]
                 if value is not None:
                     groups[(group_of(rec), value)].append(_correct(rec))
             for (group, value), values in sorted(groups.items()):
@@ -421,7 +431,7 @@ def explorer(runs: Sequence[RunData]) -> dict[str, Any]:
             v = rec["verdict"]
             q = run.questions.get(k)
             if rec.get("scores"):
-                out_text = "\n".join(f"{LETTERS[i]}: " + ", ".join(f"{sc['logprob']:.3f}" for sc in g)
+                out_text = "\n".join(LETTERS[i] + ": " + ", ".join("%.3f" % sc["logprob"] for sc in g)
                                      for i, g in enumerate(rec["scores"]))
             else:
                 out_text = rec.get("output")
