@@ -24,3 +24,11 @@ def test_demo_quick_runs_the_whole_loop(tmp_path, data_root, capsys):
     config = json.loads((out / "runs" / "cpt+lora" / "config.json").read_text())
     assert config["identity"]["config"]["adapter"].endswith("sft")
     assert (out / "comparison.md").read_text() in printed
+    # what each stage moved: held-out perplexity (CPT) and answer form at the adapter's checkpoints (SFT)
+    assert "| CPT | perplexity of held-out MedTxt text" in printed
+    assert "| SFT | well-formed answers in generate mode, igakuqa/ja" in printed
+    assert sorted(p.name for p in (out / "train" / "sft" / "evals").glob("step-*")) == ["step-000000", "step-000003"]
+    # and the HTML report of every run, its path printed last
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
+    assert printed.strip().endswith(str((out / "report.html").resolve()))
+    assert "sft@step-000003" in (out / "report.md").read_text()

@@ -4,12 +4,17 @@
                 Llama, saved like a hub model (jmedllm.tiny, preset "demo")
 2. data         instruction data from IgakuQA 2018-2021 (ja + en; answers as choice text, as
                 in the studies), decontaminated against the evaluation exam (2022)
-3. training     full-parameter continued pretraining on the MedTxt Japanese clinical corpus,
-                then LoRA instruction tuning of the result (JMedLoRA's 7B adapter shape)
+3. training     full-parameter continued pretraining on the MedTxt Japanese clinical corpus
+                (a tenth of it held out: perplexity before and after), then LoRA instruction
+                tuning of the result (JMedLoRA's 7B adapter shape) with the adapter evaluated in
+                generate mode at steps 0, 15 and 30 (share of well-formed answers)
 4. evaluation   base vs CPT vs CPT + LoRA (adapter not merged) on IgakuQA 2022, Japanese and
                 English
-5. comparison   paired differences with intervals and tests, and the exam verdicts
+5. comparison   what each stage moved, paired differences with intervals and tests, the exam
+                verdicts, and the HTML report of every run and training curve (report.html)
 
+A tiny model trained for minutes on a CPU cannot learn medicine, but each stage can move the
+number it should: CPT the perplexity of held-out clinical text, SFT the form of the answers.
 Every stage writes its usual output (training folders with their records, run directories);
 re-running the demo into the same folder reuses what is finished.
 """
@@ -41,12 +46,17 @@ class DemoSettings:
     @property
     def train_overrides(self) -> list[str]:
         if self.quick:
-            return ["training.max_steps=3", "training.logging_steps=1"]
+            return ["training.max_steps=3", "training.logging_steps=1", "sft.observe.eval_every=3",
+                    "sft.observe.limit=3", "sft.observe.max_new_tokens=8", "sft.observe.bootstrap=200",
+                    "cpt.observe.validation=4"]
         return []
 
 
+_STARTED = time.monotonic()
+
+
 def _say(step: str, text: str) -> None:
-    print(f"[demo {step}] {text}", file=sys.stderr, flush=True)
+    print(f"[demo {step} +{time.monotonic() - _STARTED:.0f}s] {text}", file=sys.stderr, flush=True)
 
 
 def build_instruction_file(settings: DemoSettings) -> tuple[Path, int, int]:
@@ -63,7 +73,8 @@ def build_instruction_file(settings: DemoSettings) -> tuple[Path, int, int]:
                      if not q.is_numeric and all(t.strip() for t in q.answer_texts)]
         if settings.quick:
             questions = questions[:48]
-        examples += from_questions(questions, family="alpaca", answer_style="text")
+        # letter answers: the form SFT should teach (one letter, then stop) is the demo's measure
+        examples += from_questions(questions, family="alpaca", answer_style="letter")
     items, _, _ = evaluation_items(settings.data_root, list(EVAL_BENCHMARKS))
     report = check_contamination([TrainingText(ex.id, ex.text()) for ex in examples], items)
     overlapping = {o.record for o in report.overlaps}
@@ -75,14 +86,60 @@ def build_instruction_file(settings: DemoSettings) -> tuple[Path, int, int]:
     return path, len(kept), len(overlapping)
 
 
+def perplexities(stage_dir: Path) -> tuple[float, float, int] | None:
+    """exp(validation loss) before the first and after the last step, and the step, from the stage's record."""
+    import json
+    import math
+
+    from jmedllm.train.provenance import RUN_RECORD
+
+    history = json.loads((stage_dir / RUN_RECORD).read_text(encoding="utf-8"))["training"]["log_history"]
+    losses = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    if len(losses) < 2:
+        return None
+    return math.exp(losses[0][1]), math.exp(losses[-1][1]), losses[-1][0]
+
+
+def answer_forms(stage_dir: Path, data_root: Path) -> list[dict]:
+    """Well-formed answers of the adapter's first and last checkpoint evaluations (generate mode)."""
+    from jmedllm.report.analysis import answer_forms as forms
+    from jmedllm.report.collect import collect
+
+    evals = sorted((stage_dir / "evals").glob("step-*/summary.json"))
+    if len(evals) < 2:
+        return []
+    runs = collect([evals[0].parent, evals[-1].parent], data_root=data_root).runs
+    return forms(runs)
+
+
+def stage_table(cpt_dir: Path, sft_dir: Path, data_root: Path) -> str:
+    from jmedllm.report import fmt
+
+    rows = ["| stage | what it should move | before | after |", "|---|---|---|---|"]
+    ppl = perplexities(cpt_dir)
+    if ppl:
+        rows.append(f"| CPT | perplexity of held-out MedTxt text (lower is better) | {ppl[0]:.1f} | "
+                    f"{ppl[1]:.1f} (step {ppl[2]}) |")
+    forms = answer_forms(sft_dir, data_root)
+    for group in sorted({f["group"] for f in forms}):
+        first, last = [f for f in forms if f["group"] == group][0], [f for f in forms if f["group"] == group][-1]
+        rows.append(f"| SFT | well-formed answers in generate mode, {group} ({first['n']} items: parsed, one "
+                    f"answer, nothing else) | {fmt.pct(first['well_formed'])} % (step {first['step']}) | "
+                    f"{fmt.pct(last['well_formed'])} % (step {last['step']}) |")
+    return "# What each stage moved\n\n" + "\n".join(rows) + "\n\n"
+
+
 def run_demo(settings: DemoSettings) -> str:
-    """Run the demo; return the comparison as Markdown (also written to out/comparison.md)."""
+    """Run the demo; return its Markdown summary (also written to out/comparison.md) ending with the
+    path of the HTML report (out/report.html)."""
     from jmedllm.evaluate import EvalConfig, run_eval
     from jmedllm.report import compare, compare_markdown
+    from jmedllm.report.build import build_report
     from jmedllm.tiny import PRESETS, build_tiny_model
     from jmedllm.train import load_recipe, run_recipe
 
-    started = time.monotonic()
+    global _STARTED
+    started = _STARTED = time.monotonic()
     out, root = settings.out, settings.data_root
     out.mkdir(parents=True, exist_ok=True)
 
@@ -99,7 +156,8 @@ def run_demo(settings: DemoSettings) -> str:
         f"output_dir={out / 'train'}", f"cpt.model.name_or_path={base}", f"seed={settings.seed}",
         f"sft.instructions.sources=[{{path: '{instructions}'}}]", *settings.train_overrides,
     ])
-    _say("3/5", "continued pretraining (full parameters) on MedTxt, then LoRA SFT on the instruction data")
+    _say("3/5", "continued pretraining (full parameters) on MedTxt, then LoRA SFT on the instruction data "
+                "(the adapter evaluated in generate mode at its checkpoints)")
     cpt_dir, sft_dir = run_recipe(recipe, data_root=root, resume=True)
 
     models = {
@@ -119,11 +177,15 @@ def run_demo(settings: DemoSettings) -> str:
                      ["accuracy", "gestalt_accuracy", "exact_match"], seed=settings.seed,
                      n_resamples=1000 if settings.quick else 5000)
     metrics = list(result["paired"][0]["overall"])
-    text = compare_markdown(result, metrics)
+    text = stage_table(cpt_dir, sft_dir, root) + compare_markdown(result, metrics)
+    written = build_report([*runs, cpt_dir, sft_dir], out / "report.html", labels=list(models) + [
+        f"sft@{p.name}" for p in sorted((sft_dir / "evals").glob("step-*")) if (p / "config.json").is_file()],
+        data_root=root, title="jmedllm demo: base → CPT → CPT + LoRA")
     minutes = (time.monotonic() - started) / 60
-    text += (f"\nA tiny model trained for minutes on a CPU is near chance on a licensing exam: what the demo "
-             f"shows is the loop, end to end, with every number's interval ({minutes:.1f} min).\n"
-             f"Training folders: {out / 'train'}; run directories: {out / 'runs'}.\n")
+    text += (f"\nA tiny model trained for minutes on a CPU is near chance on a licensing exam; what moves is "
+             f"what each stage can move (the table at the top), with every number's interval ({minutes:.1f} min).\n"
+             f"Training folders: {out / 'train'}; run directories: {out / 'runs'}.\n"
+             f"Report: {written.html.resolve()}\n")
     (out / "comparison.md").write_text(text, encoding="utf-8")
     return text
 

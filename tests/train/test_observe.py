@@ -31,7 +31,8 @@ def test_sft_logs_validates_and_evaluates_checkpoints(tmp_path, tiny_model_dir, 
     assert len(logged) == 4
     assert all(h["memory_gb"] > 0 for h in logged)
     assert all(h["tokens_per_second"] > 0 for h in logged[1:])
-    assert any("eval_loss" in h for h in history)  # the 3 held-out rows
+    evals = [h for h in history if "eval_loss" in h]  # the 3 held-out rows: before, at step 2, after the last
+    assert [h["step"] for h in evals] == [0, 2, 4]
 
     # steps 0, 2 and 4, each a run directory of the runner carrying its step
     runs = sorted(p.name for p in (stage_dir / "evals").iterdir() if (p / "summary.json").is_file())

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Sequence
 
 from jmedllm.errors import UserError
-from jmedllm.report.analysis import analyse, explorer
+from jmedllm.report.analysis import analyse
+from jmedllm.report.items import explorer
 from jmedllm.report.collect import collect
 from jmedllm.report.html import report_html
 from jmedllm.report.markdown import report_markdown

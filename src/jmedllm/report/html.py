@@ -116,8 +116,16 @@ def step_plots(data: dict[str, Any]) -> list[str]:
     series = [(f"{s['group']} · {s['training'].rstrip('/').split('/')[-1] or 'training'}",
                [{"x": p["step"], "y": p["mean"], "low": p["low"], "high": p["high"]} for p in s["points"]])
               for s in data["steps"]]
-    return [svg.lines("steps", "Accuracy against training step (95 % band)", series, "step", "accuracy (%)",
-                      percent=True, band=True)]
+    plots = [svg.lines("steps", "Accuracy against training step (95 % band)", series, "step", "accuracy (%)",
+                       percent=True, band=True)]
+    forms: dict[str, list[dict[str, float]]] = {}
+    for f in data["forms"]:
+        if f["step"] is not None:
+            forms.setdefault(f["group"], []).append({"x": f["step"], "y": f["well_formed"]})
+    if forms:
+        plots.append(svg.lines("steps-forms", "Well-formed answers against training step", sorted(forms.items()),
+                               "step", "well-formed (%)", percent=True))
+    return plots
 
 
 def training_plots(data: dict[str, Any]) -> list[str]:
@@ -188,7 +196,9 @@ def report_html(data: dict[str, Any], explorer: dict[str, Any], title: str) -> s
                  _tab("calibration", markdown.calibration_rows, data)),
         _section("positions", "Answer positions and unparsed answers",
                  _plots(position_plots(data) + method_plot(data)), _tab("positions", markdown.position_rows, data),
-                 _tab("methods", markdown.method_rows, data)),
+                 _tab("methods", markdown.method_rows, data),
+                 "<h3>Answer form (generate mode)</h3>" + _tab("forms", markdown.form_rows, data)
+                 if data["forms"] else ""),
         _section("steps", "Score against training step", _plots(step_plots(data)), _tab("steps", markdown.step_rows, data)),
         _section("training", "Training", _plots(training_plots(data)), _tab("training", markdown.training_rows, data)),
     ]

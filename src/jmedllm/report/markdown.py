@@ -75,6 +75,15 @@ def method_rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def form_rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    from jmedllm.scoring.form import FORMS
+
+    header = ["run", "benchmark/language", "items", "well-formed %"] + list(FORMS)
+    rows = [[f["run"], f["group"], str(f["n"]), fmt.pct(f["well_formed"])] + [str(f["forms"][k]) for k in FORMS]
+            for f in data["forms"]]
+    return header, rows
+
+
 def step_rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["training", "benchmark/language", "step", "run", "accuracy % [95 % CI]"]
     rows = [[s["training"], s["group"], str(p["step"]), p["run"], fmt.ci(p)] for s in data["steps"] for p in s["points"]]
@@ -107,6 +116,7 @@ SECTIONS = (
     ("Calibration (choice log-probabilities)", calibration_rows),
     ("Answer positions (single-answer items)", position_rows),
     ("How answers were found", method_rows),
+    ("Answer form (generate mode)", form_rows),
     ("Score against training step", step_rows),
     ("Training", training_rows),
 )

@@ -48,10 +48,12 @@ def choice_confidence(groups: Sequence[Sequence[float]]) -> tuple[int, float]:
     """
     if not groups or any(not g for g in groups):
         raise ValueError("every choice needs at least one log-probability")
-    combined = [_logsumexp(list(g)) for g in groups]
-    probs = softmax(combined)
-    best = max(range(len(probs)), key=lambda i: (probs[i], -i))
-    return best, probs[best]
+    combined = [g[0] if len(g) == 1 else _logsumexp(list(g)) for g in groups]
+    best = max(range(len(combined)), key=lambda i: (combined[i], -i))
+    z = _logsumexp(combined)
+    if z == -math.inf:
+        return best, 1.0 / len(combined)
+    return best, math.exp(combined[best] - z)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ Per stage (``observe:`` in a recipe):
 - every logged step also carries ``tokens_per_second`` (input tokens seen per second since the
   previous log) and ``memory_gb`` (peak CUDA memory allocated, else the process's peak RSS).
 - ``validation``: a share or number of training rows held out (seeded); the trainer reports
-  ``eval_loss`` every ``eval_every`` steps (else every ``logging_steps``).
+  ``eval_loss`` before the first step (with ``eval_at_start``), every ``eval_every`` steps (when
+  set) and after the last step.
 - ``eval_every: N`` with ``benchmarks``: every N steps (and at step 0, and at the end) the model
   as it stands is saved under ``evals/weights/step-N`` (the adapter alone for LoRA) and evaluated
   by ``evaluate.run_eval`` into its own run directory ``evals/step-N``, whose config.json
@@ -64,9 +65,9 @@ def trainer_args(stage: StageSpec, has_validation: bool) -> dict[str, Any]:
     """Extra SFTConfig fields: evaluation schedule and token counting."""
     args: dict[str, Any] = {"include_num_input_tokens_seen": "non_padding"}
     if has_validation:
-        every = stage.observe.eval_every or stage.training.logging_steps
-        args |= {"eval_strategy": "steps", "eval_steps": every,
-                 "per_device_eval_batch_size": stage.training.batch_size}
+        args["per_device_eval_batch_size"] = stage.training.batch_size
+        if stage.observe.eval_every:
+            args |= {"eval_strategy": "steps", "eval_steps": stage.observe.eval_every}
     return args
 
 
@@ -146,7 +147,25 @@ def make_callbacks(recipe: Recipe, stage: StageSpec, out: Path, *, model_path: s
         def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
             self.evaluate(state, model, processing_class)
 
+    class ValidationAtEdges(TrainerCallback):
+        """Validation loss also before the first step and after the last one (before/after numbers)."""
+
+        trainer: Any = None
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if self.trainer is not None and state.global_step == 0 and stage.observe.eval_at_start:
+                was_training = model.training if model is not None else True
+                self.trainer.evaluate()
+                if model is not None:
+                    model.train(was_training)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.max_steps and state.global_step >= state.max_steps:
+                control.should_evaluate = True
+
     callbacks: list[Any] = [Throughput()]
+    if stage.observe.validation:
+        callbacks.append(ValidationAtEdges())
     if stage.observe.eval_every and stage.observe.benchmarks:
         check_benchmarks(stage, data_root)
         callbacks.append(CheckpointEval())
@@ -176,6 +195,8 @@ def attach(trainer: Any, callbacks: list[Any]) -> None:
     """Throughput first (so TensorBoard / W&B log what it adds), the rest after the defaults."""
     trainer.callback_handler.callbacks.insert(0, callbacks[0])
     for cb in callbacks[1:]:
+        if hasattr(cb, "trainer"):
+            cb.trainer = trainer
         trainer.add_callback(cb)
 
 
