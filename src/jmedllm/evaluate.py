@@ -10,7 +10,9 @@ Verdicts in the summary are always recomputed from the raw outputs stored in ite
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import math
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,6 +56,10 @@ class EvalConfig:
     chunk_size: int = 32  # items per durable chunk (resume granularity)
     bootstrap: int = 2000
     trust_remote_code: bool = False
+    # engine-specific keyword options (openai: base_url, api, api_key_env, concurrency, ...);
+    # only what the engine's describe() reports enters the run identity
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    top_logprobs: int = 20  # letter mode through top-k log-probs: k
 
 
 class EvalError(ValueError):
@@ -65,7 +71,7 @@ class PreparedItem:
     question: Question  # as shown to the model (shuffled when shuffle is on)
     original: Question
     key: str
-    prompt: str
+    prompt: Any  # str, or a list of chat messages for engines that take them (base.PromptInput)
     continuations: tuple[tuple[str, ...], ...]  # per choice; empty in generate mode
     shot_ids: tuple[str, ...]
 
@@ -97,12 +103,40 @@ class Prepared:
     data_hashes: dict[str, str]
     not_applicable: list[str]  # keys of items this mode cannot score (numeric items in loglik / letter)
     warnings: list[str]  # source quirks the loaders tolerated (file:line), recorded in config.json
+    skipped_images: list[str] = field(default_factory=list)  # keys of image items a text-only engine skips
 
 
-def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None) -> Prepared:
-    """Load benchmarks, apply limit / shuffle / shots, render prompts. Pure given the data."""
+def _engine_input(prompt, format_chat: Callable | None, caps, question: Question, key: str):
+    """What the engine is given for one prompt: a rendered string, or chat messages (an engine
+    taking messages natively; always so for an item with images)."""
+    from jmedllm.engines.messages import with_images
+
+    if caps.chat and prompt.is_chat:
+        value: Any = [dict(m) for m in prompt.messages]  # the API applies its own template; no assistant prefix
+    elif prompt.is_chat and format_chat is None:
+        raise EvalError(f"prompt family {prompt.family!r} produces chat messages and this engine renders none "
+                        "(no chat template, no chat endpoint): use a text family (alpaca, medpalm, terse) or a "
+                        "chat endpoint")
+    else:
+        value = prompt.render(format_chat)
+    if question.images:
+        missing = [p for p in question.images if not Path(p).is_file()]
+        if missing:
+            raise EvalError(f"{key}: image file(s) not found: {', '.join(missing)}")
+        value = with_images(value, question.images)
+    return value
+
+
+def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None, caps=None) -> Prepared:
+    """Load benchmarks, apply limit / shuffle / shots, render prompts. Pure given the data.
+
+    ``caps`` (the engine's base.Capabilities) decides whether prompts go as chat messages and
+    whether image items are asked (else they are skipped and listed in ``skipped_images``)."""
     from jmedllm import prompts as P
     from jmedllm.benchmarks import load_benchmark
+    from jmedllm.engines.base import DEFAULT_CAPABILITIES
+
+    caps = caps or DEFAULT_CAPABILITIES
 
     if cfg.mode not in MODES:
         raise EvalError(f"unknown mode {cfg.mode!r}; valid: {', '.join(MODES)}")
@@ -116,6 +150,7 @@ def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None
     files: list[Path] = []
     items: list[PreparedItem] = []
     not_applicable: list[str] = []
+    skipped_images: list[str] = []
     warnings: list[str] = []
     for spec in cfg.benchmarks:
         bench = load_benchmark(spec, data_root)
@@ -134,13 +169,16 @@ def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None
             if q.is_numeric and cfg.mode != "generate":
                 not_applicable.append(item_key(bench.name, q.id))
                 continue
+            if q.images and not caps.images:
+                skipped_images.append(item_key(bench.name, q.id))
+                continue
             shown = P.shuffle_choices(q, cfg.seed) if cfg.shuffle and not q.is_numeric else q
             shots = P.select_shots(q, pool, cfg.shots, cfg.seed) if cfg.shots > 0 else []
             if cfg.shuffle:
                 shots = [P.shuffle_choices(s, cfg.seed) for s in shots]
             prompt = P.build_prompt(shown, family=family, mode=cfg.mode, language=cfg.language, shots=shots,
                                     template_file=template_file)
-            text = prompt.render(format_chat)
+            text = _engine_input(prompt, format_chat, caps, q, item_key(bench.name, q.id))
             conts: tuple[tuple[str, ...], ...] = ()
             if cfg.mode != "generate":
                 conts = tuple(tuple(c) for c in P.choice_continuations(shown, mode=cfg.mode, language=prompt.language))
@@ -149,7 +187,7 @@ def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})[:5]
         raise EvalError(f"the same item appears twice in this evaluation: {', '.join(dup)}")
-    return Prepared(items, data_hashes(files, data_root), not_applicable, warnings)
+    return Prepared(items, data_hashes(files, data_root), not_applicable, warnings, skipped_images)
 
 
 def _check_stored_prompts(run: RunDir, items: Sequence[PreparedItem]) -> None:
@@ -169,7 +207,8 @@ def _check_stored_prompts(run: RunDir, items: Sequence[PreparedItem]) -> None:
 
 def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict) -> dict:
     resolved = to_dict(cfg)
-    for volatile in ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap"):
+    for volatile in ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap",
+                     "engine_options"):  # engine options that change results are in the engine's describe()
         resolved.pop(volatile, None)
     volatile_engine = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter")
     stable_engine = {k: v for k, v in engine_desc.items() if k not in volatile_engine}
@@ -207,7 +246,11 @@ def model_fingerprint(model_dir: Path) -> dict[str, str]:
 
 def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[dict[str, Any]]:
     """Compute raw outputs for every item of a chunk (the chunk is always computed whole)."""
+    from jmedllm.engines.base import capabilities_of
+
     records: list[dict[str, Any]] = []
+    if cfg.mode == "letter" and capabilities_of(engine).letter == "top_logprobs":
+        return _run_chunk_top_logprobs(engine, cfg, chunk)
     if cfg.mode == "generate":
         params = GenerationParams(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed)
         completions = engine.generate([it.prompt for it in chunk], params)
@@ -218,6 +261,9 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
                 "truncated_tokens": c.truncated_tokens,
             })
         return records
+    if any(not isinstance(it.prompt, str) for it in chunk):
+        raise EvalError(f"{cfg.mode} mode scores continuations of a text prompt; this engine was given chat messages "
+                        "(use --mode generate, or letter mode through top log-probs)")
     requests = [LoglikRequest(it.prompt, tuple(c for group in it.continuations for c in group)) for it in chunk]
     for it, flat in zip(chunk, engine.loglikelihoods(requests)):
         grouped, i = [], 0
@@ -227,6 +273,39 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
             i += len(group)
         records.append(_base_record(it) | {
             "scores": grouped, "truncated_tokens": max((s.truncated_tokens for s in flat), default=0),
+        })
+    return records
+
+
+def letter_scores_from_top(top: dict[str, float], continuations: Sequence[Sequence[str]]) -> list[list[dict]]:
+    """Per choice and label spelling, the log-probability of a first answer token that spells it
+    (tokens compared without surrounding whitespace; several tokens spelling it: logsumexp), or
+    None where no token of the top-k spells it: absent, known only to be below every listed one."""
+    from jmedllm.scoring.metrics import logsumexp
+
+    by_text: dict[str, list[float]] = {}
+    for token, logprob in top.items():
+        by_text.setdefault(token.strip(), []).append(float(logprob))
+    out = []
+    for group in continuations:
+        scores = []
+        for variant in group:
+            found = by_text.get(variant.strip())
+            scores.append({"logprob": logsumexp(found) if found else None, "n_tokens": 1, "n_chars": len(variant),
+                           "is_greedy": False})
+        out.append(scores)
+    return out
+
+
+def _run_chunk_top_logprobs(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[dict[str, Any]]:
+    """Letter mode for engines that cannot score continuations: the first answer token's top-k."""
+    records = []
+    for it, first in zip(chunk, engine.first_token_logprobs([it.prompt for it in chunk], cfg.top_logprobs)):
+        scores = letter_scores_from_top(first.top, it.continuations)
+        records.append(_base_record(it) | {
+            "scores": scores, "first_token": first.text, "top_logprobs": first.top, "letter_via": "top_logprobs",
+            "labels_absent": sum(s["logprob"] is None for g in scores for s in g),
+            "n_prompt_tokens": first.n_prompt_tokens, "truncated_tokens": 0,
         })
     return records
 
@@ -251,25 +330,40 @@ def verdict_for(question: Question, record: dict[str, Any], mode: str, first_lin
     if mode == "generate":
         return scoring.score_generation(question, record["output"], first_line_only=first_line_only)
 
-    groups = [[ContinuationScore(s["logprob"], s["n_tokens"], s["n_chars"], s.get("is_greedy", False))
-               for s in g] for g in record["scores"]]
+    if mode == "letter" and all(s["logprob"] is None for g in record["scores"] for s in g):
+        # no choice label among the first token's top-k: no answer, never a guessed one
+        empty = scoring.score_generation(question, "")
+        return dataclasses.replace(empty, mode="letter", method="letter_absent_from_top_k", exact_match=None,
+                                   gestalt=None, gestalt_predicted=None, gestalt_correct=None, span=None, matched=None)
+    groups = [[ContinuationScore(-math.inf if s["logprob"] is None else s["logprob"], s["n_tokens"], s["n_chars"],
+                                 s.get("is_greedy", False)) for s in g] for g in record["scores"]]
     if mode == "loglik":
         return scoring.score_loglik(question, [g[0] for g in groups])
     return scoring.score_letter(question, groups)
 
 
-def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, str]:
+def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig, engine_usage: dict | None = None) -> tuple[dict, str]:
     """Summary of the finished items, verdicts recomputed from the stored raw outputs."""
     from jmedllm import scoring
 
     pairs = []
     truncated = 0
+    labels_absent = 0  # letter mode via top-k: items with at least one choice label outside the top-k
+    no_label = 0  # ... and items with none inside it
     for it in prepared.items:
         rec = run.done.get(it.key)
         if rec is None:
             continue
         pairs.append((it.question, verdict_for(it.question, rec, cfg.mode, cfg.first_line_only)))
         truncated += 1 if rec.get("truncated_tokens", 0) else 0
+        if rec.get("letter_via") == "top_logprobs":
+            absent = [all(s["logprob"] is None for s in g) for g in rec["scores"]]
+            labels_absent += any(absent)
+            no_label += all(absent)
+    if not pairs:
+        raise EvalError("no item could be evaluated with this engine" + (
+            f" ({len(prepared.skipped_images)} image item(s) skipped: the engine is text-only)"
+            if prepared.skipped_images else ""))
     summary = scoring.aggregate(pairs, seed=cfg.seed, n_resamples=cfg.bootstrap)
     summary["run"] = {
         "model": cfg.model, "adapter": cfg.adapter, "mode": cfg.mode, "prompt": cfg.prompt, "shots": cfg.shots,
@@ -278,9 +372,37 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
         "not_applicable": {"count": len(prepared.not_applicable), "reason": "numeric items have no choices to score "
                            "in this mode (use --mode generate); exam verdicts count them wrong",
                            "items": prepared.not_applicable},
+        "skipped": {"image": {"count": len(prepared.skipped_images), "reason": "the engine is text-only; items with "
+                              "images need a vision-language engine", "items": prepared.skipped_images}},
     }
+    with_image = [(q, v) for q, v in pairs if q.images]
+    if with_image:  # the same metrics on the items asked with and without images, side by side
+        text_pairs = [(q, v) for q, v in pairs if not q.images]
+        summary["images"] = {name: scoring.aggregate(sub, seed=cfg.seed, n_resamples=cfg.bootstrap)["overall"]
+                             for name, sub in (("text_only", text_pairs), ("with_image", with_image)) if sub}
+    if cfg.mode == "letter" and (labels_absent or any(r.get("letter_via") == "top_logprobs"
+                                                      for r in run.done.values())):
+        summary["run"]["top_logprobs"] = {"k": cfg.top_logprobs, "items_with_a_label_absent": labels_absent,
+                                          "items_without_any_label": no_label}
+    if engine_usage:
+        summary["engine_usage"] = engine_usage
     markdown = scoring.summary_markdown(summary)
     notes = []
+    if prepared.skipped_images:
+        notes.append(f"- skipped: image — {len(prepared.skipped_images)} item(s) with images not asked (text-only "
+                     f"engine): {', '.join(prepared.skipped_images[:10])}" + (" …" if len(prepared.skipped_images) > 10
+                                                                              else ""))
+    if "images" in summary:
+        cells = [f"{name}: {100 * g['metrics']['accuracy']['mean']:.1f}% (n={g['n']})"
+                 for name, g in summary["images"].items() if "accuracy" in g.get("metrics", {})]
+        notes.append("- text-only vs with-image items: " + "; ".join(cells))
+    if no_label or labels_absent:
+        notes.append(f"- letter mode through top-{cfg.top_logprobs} log-probs: {labels_absent} item(s) had a choice "
+                     f"label absent from the top-k (ranked below every listed token), {no_label} had none "
+                     "(no answer, counted wrong)")
+    if engine_usage:
+        notes.append("- engine usage: " + ", ".join(f"{k}={v}" for k, v in engine_usage.items()
+                                                    if not isinstance(v, dict)))
     if prepared.not_applicable:
         notes.append(f"- {len(prepared.not_applicable)} numeric item(s) not scorable in {cfg.mode} mode "
                      f"(counted wrong in exam verdicts): {', '.join(prepared.not_applicable[:10])}"
@@ -303,13 +425,21 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Pat
     data_root = resolve_data_root(cfg.data_root)
     if engine is None:
         engine = load_engine_for(cfg)
+    from jmedllm.engines.base import capabilities_of
+
+    caps = capabilities_of(engine)
+    if cfg.mode not in caps.modes():
+        raise EvalError(f"engine {getattr(engine, 'kind', '?')!r} cannot run {cfg.mode} mode"
+                        + ("".join(f" ({n})" for n in caps.notes)) + f"; it can run: {', '.join(caps.modes())}")
     format_chat = getattr(engine, "format_chat", None)
-    prepared = prepare_items(cfg, data_root, format_chat)
+    prepared = prepare_items(cfg, data_root, format_chat, caps)
     items = prepared.items
     identity = _identity(cfg, engine.describe(), prepared.data_hashes)
     run = open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg),
                                                            "data_warnings": prepared.warnings})
     _check_stored_prompts(run, items)
+    if hasattr(engine, "use_cache_dir"):  # response cache kept with the run, so a rerun resumes for free
+        engine.use_cache_dir(run.path)
     todo_chunks = [c for c in chunked(items, max(1, cfg.chunk_size)) if not all(run.is_done(it.key) for it in c)]
     progress = tqdm(total=len(items), initial=sum(run.is_done(it.key) for it in items), desc=f"eval {cfg.mode}",
                     unit="item", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)  # items, rate, ETA
@@ -324,7 +454,8 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Pat
             progress.update(len(new))
     finally:
         progress.close()
-    summary, markdown = summarize(prepared, run, cfg)
+    usage = engine.usage() if hasattr(engine, "usage") else None
+    summary, markdown = summarize(prepared, run, cfg, usage)
     run.write_summary(summary, markdown)
     return run.path
 
@@ -359,6 +490,14 @@ def load_engine_for(cfg: EvalConfig):
     from jmedllm.engines import load_engine
 
     batch: int | str = int(cfg.batch_size) if str(cfg.batch_size).isdigit() else cfg.batch_size
+    if cfg.engine != "hf":  # remote and non-torch engines take their own options
+        options = dict(cfg.engine_options)
+        if cfg.adapter:
+            options.setdefault("adapter", cfg.adapter)
+        if cfg.max_length:
+            options.setdefault("max_length", cfg.max_length)
+        return load_engine(cfg.engine, model=cfg.model, **options)
     return load_engine(cfg.engine, model=cfg.model, adapter=cfg.adapter, dtype=cfg.dtype, device=cfg.device,
-                       batch_size=batch, max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code)
+                       batch_size=batch, max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code,
+                       **cfg.engine_options)
 

@@ -14,7 +14,7 @@ _FLAGS = {
     "engine": "engine", "dtype": "dtype", "device": "device", "batch_size": "batch_size",
     "max_length": "max_length", "mode": "mode", "prompt": "prompt", "language": "language", "shots": "shots",
     "shot_pool": "shot_pool", "seed": "seed", "limit": "limit", "max_new_tokens": "max_new_tokens",
-    "stop": "stop", "chunk_size": "chunk_size", "bootstrap": "bootstrap",
+    "stop": "stop", "chunk_size": "chunk_size", "bootstrap": "bootstrap", "top_logprobs": "top_logprobs",
 }
 
 
@@ -28,7 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", help="comma-separated benchmark specs, e.g. igakuqa:2022,igakuqa-en:2022")
     p.add_argument("--out", help="run directory (re-running the same command resumes it)")
     p.add_argument("--data-root", help="data root (default: $JMEDLLM_DATA_ROOT)")
-    p.add_argument("--engine", help="engine kind (default hf)")
+    p.add_argument("--engine", help="engine kind: hf (default), openai, llamacpp, vllm")
+    p.add_argument("--engine-option", action="append", metavar="KEY=VALUE",
+                   help="an engine option, repeatable: openai base_url=, api=chat|completions, api_key_env=, "
+                        "concurrency=, max_requests=; llamacpp n_ctx=, n_threads=; vllm tensor_parallel_size=, ...")
+    p.add_argument("--top-logprobs", type=int, help="letter mode through the first token's top-k log-probs: k")
     p.add_argument("--dtype", help="auto, float32, bfloat16, float16")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--batch-size", help="integer or 'auto' (backs off on out-of-memory)")
@@ -62,7 +66,8 @@ def build_config(args: argparse.Namespace):
     for flag in ("shuffle", "first_line_only"):
         if getattr(args, flag, None):
             data[flag] = True
-    data = apply_overrides(data, args.overrides or [])
+    engine_options = [f"engine_options.{o}" for o in (getattr(args, "engine_option", None) or [])]
+    data = apply_overrides(data, engine_options + (args.overrides or []))
     return from_mapping(EvalConfig, data, where=args.config or "eval")
 
 
@@ -71,13 +76,14 @@ def run(args: argparse.Namespace) -> int:
     from jmedllm.cli import UserError
     from jmedllm.config import ConfigError
     from jmedllm.engines.adapters import AdapterError
+    from jmedllm.engines.base import EngineError
     from jmedllm.evaluate import EvalError, run_eval, run_eval_adapters
     from jmedllm.paths import DataRootError
     from jmedllm.prompts import PromptTemplateError
     from jmedllm.runs import RunDirError
 
     user_errors = (ConfigError, EvalError, DataRootError, RunDirError, FileNotFoundError, LoaderError,
-                   BenchmarkSpecError, PromptTemplateError, AdapterError)
+                   BenchmarkSpecError, PromptTemplateError, AdapterError, EngineError)
 
     try:
         cfg = build_config(args)
