@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine-option", action="append", metavar="KEY=VALUE",
                    help="an engine option, repeatable: openai base_url=, api=chat|completions, api_key_env=, "
                         "concurrency=, max_requests=; llamacpp n_ctx=, n_threads=; vllm tensor_parallel_size=, ...")
+    p.add_argument("--quantize", choices=["4bit", "8bit"], help="hf engine: load the base through bitsandbytes (GPU)")
+    p.add_argument("--device-map", help="hf engine: 'auto' spreads the model over every visible GPU")
+    p.add_argument("--max-memory", help="hf engine with --device-map auto: per-device caps, e.g. 0=38GiB,1=38GiB")
     p.add_argument("--top-logprobs", type=int, help="letter mode through the first token's top-k log-probs: k")
     p.add_argument("--dtype", help="auto, float32, bfloat16, float16")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
@@ -67,6 +70,9 @@ def build_config(args: argparse.Namespace):
         if getattr(args, flag, None):
             data[flag] = True
     engine_options = [f"engine_options.{o}" for o in (getattr(args, "engine_option", None) or [])]
+    for flag in ("quantize", "device_map", "max_memory"):
+        if getattr(args, flag, None):
+            engine_options.append(f"engine_options.{flag}={getattr(args, flag)}")
     data = apply_overrides(data, engine_options + (args.overrides or []))
     return from_mapping(EvalConfig, data, where=args.config or "eval")
 
@@ -77,13 +83,14 @@ def run(args: argparse.Namespace) -> int:
     from jmedllm.config import ConfigError
     from jmedllm.engines.adapters import AdapterError
     from jmedllm.engines.base import EngineError
+    from jmedllm.engines.hf_loading import PlacementError
     from jmedllm.evaluate import EvalError, run_eval, run_eval_adapters
     from jmedllm.paths import DataRootError
     from jmedllm.prompts import PromptTemplateError
     from jmedllm.runs import RunDirError
 
     user_errors = (ConfigError, EvalError, DataRootError, RunDirError, FileNotFoundError, LoaderError,
-                   BenchmarkSpecError, PromptTemplateError, AdapterError, EngineError)
+                   BenchmarkSpecError, PromptTemplateError, AdapterError, EngineError, PlacementError)
 
     try:
         cfg = build_config(args)
