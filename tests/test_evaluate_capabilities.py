@@ -137,3 +137,27 @@ def test_mode_the_engine_cannot_run_is_a_clear_error(tmp_path, data_root):
     engine = VisionChatEngine({"a": -1})
     with pytest.raises(EvalError, match="cannot run loglik mode.*generate, letter"):
         run_eval(cfg(tmp_path, data_root, mode="loglik"), engine=engine)
+
+
+class ReasoningEngine(TextEngine):
+    """A reasoning model's outputs: thinking then an answer; every third answer cut by the budget."""
+
+    def generate(self, prompts, params):
+        out = []
+        for i, _ in enumerate(prompts):
+            if i % 3 == 2:
+                out.append(Completion("<think>まず選択肢aを検討すると", 10, params.max_new_tokens, "length"))
+            else:
+                out.append(Completion("<think>aは誤り。cが正しい。</think>答え：c", 10, 12, "stop"))
+        return out
+
+
+def test_reasoning_kept_apart_never_scored_and_budget_hits_counted(tmp_path, data_root):
+    out = run_eval(cfg(tmp_path, data_root, limit=6, chunk_size=6), engine=ReasoningEngine())
+    items = [json.loads(x) for x in (out / "items.jsonl").read_text().splitlines()]
+    assert items[0]["output"] == "答え：c" and items[0]["reasoning"] == "aは誤り。cが正しい。"
+    assert items[0]["verdict"]["predicted"] == [2]  # the "a" in the thinking is not read as an answer
+    assert items[2]["output"] == "" and items[2]["verdict"]["predicted"] == []  # cut off: no answer
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["hit_token_budget"] == 2
+    assert "2 answer(s) hit the token budget" in (out / "summary.md").read_text()

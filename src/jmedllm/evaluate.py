@@ -255,11 +255,16 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
         params = GenerationParams(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed)
         completions = engine.generate([it.prompt for it in chunk], params)
         for it, c in zip(chunk, completions):
-            records.append(_base_record(it) | {
-                "output": c.text, "finish_reason": c.finish_reason,
+            answer, thinking = split_reasoning(c.text)
+            rec = _base_record(it) | {
+                "output": answer, "finish_reason": c.finish_reason,
                 "n_prompt_tokens": c.n_prompt_tokens, "n_completion_tokens": c.n_completion_tokens,
                 "truncated_tokens": c.truncated_tokens,
-            })
+            }
+            reasoning = "\n".join(r for r in (getattr(c, "reasoning", ""), thinking) if r)
+            if reasoning:  # kept for reading, never scored
+                rec |= {"reasoning": reasoning, "n_reasoning_tokens": getattr(c, "n_reasoning_tokens", 0)}
+            records.append(rec)
         return records
     if any(not isinstance(it.prompt, str) for it in chunk):
         raise EvalError(f"{cfg.mode} mode scores continuations of a text prompt; this engine was given chat messages "
@@ -275,6 +280,20 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
             "scores": grouped, "truncated_tokens": max((s.truncated_tokens for s in flat), default=0),
         })
     return records
+
+
+THINK_END = "</think>"
+
+
+def split_reasoning(text: str) -> tuple[str, str]:
+    """``(answer, reasoning)``: a reasoning model's ``<think>…</think>`` block is set apart (the
+    answer is what follows it); an unclosed block (cut by the token budget) leaves no answer."""
+    if THINK_END in text:
+        thinking, _, answer = text.partition(THINK_END)
+        return answer.lstrip(), thinking.replace("<think>", "", 1).strip()
+    if text.lstrip().startswith("<think>"):
+        return "", text.lstrip()[len("<think>"):].strip()
+    return text, ""
 
 
 def letter_scores_from_top(top: dict[str, float], continuations: Sequence[Sequence[str]]) -> list[list[dict]]:
@@ -348,6 +367,7 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig, engine_usage: di
 
     pairs = []
     truncated = 0
+    hit_budget = reasoning_tokens = 0  # generate: answers cut by max_new_tokens; reasoning tokens spent
     labels_absent = 0  # letter mode via top-k: items with at least one choice label outside the top-k
     no_label = 0  # ... and items with none inside it
     for it in prepared.items:
@@ -356,6 +376,8 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig, engine_usage: di
             continue
         pairs.append((it.question, verdict_for(it.question, rec, cfg.mode, cfg.first_line_only)))
         truncated += 1 if rec.get("truncated_tokens", 0) else 0
+        hit_budget += rec.get("finish_reason") == "length"
+        reasoning_tokens += rec.get("n_reasoning_tokens", 0)
         if rec.get("letter_via") == "top_logprobs":
             absent = [all(s["logprob"] is None for s in g) for g in rec["scores"]]
             labels_absent += any(absent)
@@ -372,6 +394,7 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig, engine_usage: di
         "not_applicable": {"count": len(prepared.not_applicable), "reason": "numeric items have no choices to score "
                            "in this mode (use --mode generate); exam verdicts count them wrong",
                            "items": prepared.not_applicable},
+        "hit_token_budget": hit_budget, "reasoning_tokens": reasoning_tokens,
         "skipped": {"image": {"count": len(prepared.skipped_images), "reason": "the engine is text-only; items with "
                               "images need a vision-language engine", "items": prepared.skipped_images}},
     }
@@ -388,6 +411,9 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig, engine_usage: di
         summary["engine_usage"] = engine_usage
     markdown = scoring.summary_markdown(summary)
     notes = []
+    if hit_budget:
+        notes.append(f"- {hit_budget} answer(s) hit the token budget (--max-new-tokens {cfg.max_new_tokens}) and were "
+                     "cut off: raise it for reasoning models")
     if prepared.skipped_images:
         notes.append(f"- skipped: image — {len(prepared.skipped_images)} item(s) with images not asked (text-only "
                      f"engine): {', '.join(prepared.skipped_images[:10])}" + (" …" if len(prepared.skipped_images) > 10

@@ -35,6 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantize", choices=["4bit", "8bit"], help="hf engine: load the base through bitsandbytes (GPU)")
     p.add_argument("--device-map", help="hf engine: 'auto' spreads the model over every visible GPU")
     p.add_argument("--max-memory", help="hf engine with --device-map auto: per-device caps, e.g. 0=38GiB,1=38GiB")
+    p.add_argument("--thinking", choices=["on", "off"],
+                   help="reasoning models: enable_thinking in the chat template (hf, vllm; for a server pass "
+                        "--engine-option extra_body.chat_template_kwargs.enable_thinking=false)")
+    p.add_argument("--reasoning-effort", help="openai engine: the API's reasoning effort (low, medium, high)")
     p.add_argument("--top-logprobs", type=int, help="letter mode through the first token's top-k log-probs: k")
     p.add_argument("--dtype", help="auto, float32, bfloat16, float16")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
@@ -70,9 +74,11 @@ def build_config(args: argparse.Namespace):
         if getattr(args, flag, None):
             data[flag] = True
     engine_options = [f"engine_options.{o}" for o in (getattr(args, "engine_option", None) or [])]
-    for flag in ("quantize", "device_map", "max_memory"):
+    for flag in ("quantize", "device_map", "max_memory", "reasoning_effort"):
         if getattr(args, flag, None):
             engine_options.append(f"engine_options.{flag}={getattr(args, flag)}")
+    if getattr(args, "thinking", None):
+        engine_options.append(f"engine_options.chat_template_kwargs.enable_thinking={args.thinking == 'on'}")
     data = apply_overrides(data, engine_options + (args.overrides or []))
     return from_mapping(EvalConfig, data, where=args.config or "eval")
 

@@ -154,6 +154,7 @@ class HFEngine:
         trust_remote_code: bool = False,
         revision: str | None = None,
         check_adapter_base: bool = True,
+        chat_template_kwargs: Mapping[str, Any] | None = None,
         device_map: str | None = None,
         max_memory: str | Mapping[str, Any] | None = None,
         quantize: str | None = None,
@@ -173,6 +174,7 @@ class HFEngine:
         )
         self.check_adapter_base = check_adapter_base
         self.stats = EngineStats()
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})  # e.g. {"enable_thinking": False}
         self.placement = {"device_map": device_map, "max_memory": max_memory, "quantize": quantize}
 
         self.tokenizer, self._hf_model = self._load(attn_implementation, trust_remote_code)
@@ -643,7 +645,7 @@ class HFEngine:
                 "use a plain-text prompt format for this model"
             )
         return self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt, **self.chat_template_kwargs
         )
 
     def describe(self) -> dict[str, Any]:
@@ -665,6 +667,7 @@ class HFEngine:
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
             "quantize": self.placement["quantize"],
+            "chat_template_kwargs": self.chat_template_kwargs,
             "attn_implementation": self.attn_implementation,
             "loglik_strategy": self.loglik_strategy,
             "max_length": self.max_length,

@@ -269,16 +269,21 @@ class OpenAIEngine:
                     body["reasoning_effort"] = self.reasoning_effort
                 resp = self._checked(self._call, "chat", body)
                 choice = resp["choices"][0]
-                text = (choice.get("message") or {}).get("content") or ""
+                message = choice.get("message") or {}
+                text = message.get("content") or ""
+                # reasoning servers return the thinking apart (vLLM / DeepSeek: reasoning_content)
+                reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
             else:
                 body = {"model": self.model, "prompt": self._text(prompt),
                         "max_tokens": params.max_new_tokens} | self._sampling(params)
                 resp = self._checked(self._call, "completions", body)
                 choice = resp["choices"][0]
-                text = choice.get("text") or ""
+                text, reasoning = choice.get("text") or "", ""
             u = _usage(resp)
             finish = "length" if choice.get("finish_reason") == "length" else "stop"
-            return Completion(text, u["prompt_tokens"], u["completion_tokens"], finish)
+            return Completion(text, u["prompt_tokens"], u["completion_tokens"], finish, 0,
+                              reasoning if isinstance(reasoning, str) else json.dumps(reasoning),
+                              u["reasoning_tokens"])
 
         return self._map(one, list(prompts))
 
