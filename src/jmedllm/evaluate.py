@@ -60,6 +60,8 @@ class EvalConfig:
     # only what the engine's describe() reports enters the run identity
     engine_options: dict[str, Any] = field(default_factory=dict)
     top_logprobs: int = 20  # letter mode through top-k log-probs: k
+    samples: int = 1  # generate: answers sampled per item (seeds seed, seed+1, ...); scored by majority vote
+    temperature: float = 0.0  # generate: 0 = greedy
 
 
 class EvalError(ValueError):
@@ -251,20 +253,15 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
     records: list[dict[str, Any]] = []
     if cfg.mode == "letter" and capabilities_of(engine).letter == "top_logprobs":
         return _run_chunk_top_logprobs(engine, cfg, chunk)
+    if cfg.mode == "generate" and cfg.samples > 1:
+        return _run_chunk_samples(engine, cfg, chunk)
     if cfg.mode == "generate":
-        params = GenerationParams(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed)
+        params = GenerationParams(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed,
+                                  temperature=cfg.temperature)
         completions = engine.generate([it.prompt for it in chunk], params)
         for it, c in zip(chunk, completions):
-            answer, thinking = split_reasoning(c.text)
-            rec = _base_record(it) | {
-                "output": answer, "finish_reason": c.finish_reason,
-                "n_prompt_tokens": c.n_prompt_tokens, "n_completion_tokens": c.n_completion_tokens,
-                "truncated_tokens": c.truncated_tokens,
-            }
-            reasoning = "\n".join(r for r in (getattr(c, "reasoning", ""), thinking) if r)
-            if reasoning:  # kept for reading, never scored
-                rec |= {"reasoning": reasoning, "n_reasoning_tokens": getattr(c, "n_reasoning_tokens", 0)}
-            records.append(rec)
+            records.append(_base_record(it) | _generation_fields(c) | {
+                "n_prompt_tokens": c.n_prompt_tokens, "truncated_tokens": c.truncated_tokens})
         return records
     if any(not isinstance(it.prompt, str) for it in chunk):
         raise EvalError(f"{cfg.mode} mode scores continuations of a text prompt; this engine was given chat messages "
@@ -279,6 +276,30 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
         records.append(_base_record(it) | {
             "scores": grouped, "truncated_tokens": max((s.truncated_tokens for s in flat), default=0),
         })
+    return records
+
+
+def _generation_fields(c) -> dict[str, Any]:
+    answer, thinking = split_reasoning(c.text)
+    out = {"output": answer, "finish_reason": c.finish_reason, "n_completion_tokens": c.n_completion_tokens}
+    reasoning = "\n".join(r for r in (getattr(c, "reasoning", ""), thinking) if r)
+    if reasoning:
+        out |= {"reasoning": reasoning, "n_reasoning_tokens": getattr(c, "n_reasoning_tokens", 0)}
+    return out
+
+
+def _run_chunk_samples(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[dict[str, Any]]:
+    """``cfg.samples`` answers per item, sample k drawn with seed ``cfg.seed + k``."""
+    per_item: list[list[dict]] = [[] for _ in chunk]
+    for k in range(cfg.samples):
+        params = GenerationParams(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed + k,
+                                  temperature=cfg.temperature)
+        for i, c in enumerate(engine.generate([it.prompt for it in chunk], params)):
+            per_item[i].append(_generation_fields(c) | {"seed": cfg.seed + k})
+    records = []
+    for it, samples in zip(chunk, per_item):
+        records.append(_base_record(it) | {"samples": samples, "output": samples[0]["output"],
+                                            "finish_reason": samples[0]["finish_reason"], "truncated_tokens": 0})
     return records
 
 
@@ -346,6 +367,12 @@ def verdict_for(question: Question, record: dict[str, Any], mode: str, first_lin
     """Score one stored record (pure): the same raw output always gives the same verdict."""
     from jmedllm import scoring
 
+    if mode == "generate" and "samples" in record:  # the majority answer's verdict
+        from jmedllm.sampling import majority_index
+
+        verdicts = [scoring.score_generation(question, s["output"], first_line_only=first_line_only)
+                    for s in record["samples"]]
+        return verdicts[majority_index(verdicts)]
     if mode == "generate":
         return scoring.score_generation(question, record["output"], first_line_only=first_line_only)
 
@@ -367,6 +394,7 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig, engine_usage: di
 
     pairs = []
     truncated = 0
+    sampled: list[list] = []  # --samples K: each item's sample verdicts
     hit_budget = reasoning_tokens = 0  # generate: answers cut by max_new_tokens; reasoning tokens spent
     labels_absent = 0  # letter mode via top-k: items with at least one choice label outside the top-k
     no_label = 0  # ... and items with none inside it
@@ -376,7 +404,10 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig, engine_usage: di
             continue
         pairs.append((it.question, verdict_for(it.question, rec, cfg.mode, cfg.first_line_only)))
         truncated += 1 if rec.get("truncated_tokens", 0) else 0
-        hit_budget += rec.get("finish_reason") == "length"
+        hit_budget += sum(s.get("finish_reason") == "length" for s in rec.get("samples", [rec]))
+        if "samples" in rec:
+            sampled.append([scoring.score_generation(it.question, s["output"], first_line_only=cfg.first_line_only)
+                            for s in rec["samples"]])
         reasoning_tokens += rec.get("n_reasoning_tokens", 0)
         if rec.get("letter_via") == "top_logprobs":
             absent = [all(s["logprob"] is None for s in g) for g in rec["scores"]]
@@ -398,6 +429,11 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig, engine_usage: di
         "skipped": {"image": {"count": len(prepared.skipped_images), "reason": "the engine is text-only; items with "
                               "images need a vision-language engine", "items": prepared.skipped_images}},
     }
+    if sampled:
+        from jmedllm.sampling import samples_summary
+
+        summary["samples"] = samples_summary(sampled, seed=cfg.seed, n_resamples=cfg.bootstrap,
+                                             temperature=cfg.temperature)
     with_image = [(q, v) for q, v in pairs if q.images]
     if with_image:  # the same metrics on the items asked with and without images, side by side
         text_pairs = [(q, v) for q, v in pairs if not q.images]
@@ -411,6 +447,13 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig, engine_usage: di
         summary["engine_usage"] = engine_usage
     markdown = scoring.summary_markdown(summary)
     notes = []
+    if sampled:
+        s = summary["samples"]
+        notes.append(f"- {s['k']} samples per item at temperature {s['temperature']}: mean accuracy "
+                     f"{100 * s['mean_accuracy']['mean']:.1f}% [{100 * s['mean_accuracy']['low']:.1f}, "
+                     f"{100 * s['mean_accuracy']['high']:.1f}], majority vote {100 * s['majority_vote_accuracy']['mean']:.1f}% "
+                     f"[{100 * s['majority_vote_accuracy']['low']:.1f}, {100 * s['majority_vote_accuracy']['high']:.1f}] "
+                     "(the overall table scores the majority answer)")
     if hit_budget:
         notes.append(f"- {hit_budget} answer(s) hit the token budget (--max-new-tokens {cfg.max_new_tokens}) and were "
                      "cut off: raise it for reasoning models")

@@ -15,6 +15,7 @@ _FLAGS = {
     "max_length": "max_length", "mode": "mode", "prompt": "prompt", "language": "language", "shots": "shots",
     "shot_pool": "shot_pool", "seed": "seed", "limit": "limit", "max_new_tokens": "max_new_tokens",
     "stop": "stop", "chunk_size": "chunk_size", "bootstrap": "bootstrap", "top_logprobs": "top_logprobs",
+    "samples": "samples", "temperature": "temperature",
 }
 
 
@@ -39,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="reasoning models: enable_thinking in the chat template (hf, vllm; for a server pass "
                         "--engine-option extra_body.chat_template_kwargs.enable_thinking=false)")
     p.add_argument("--reasoning-effort", help="openai engine: the API's reasoning effort (low, medium, high)")
+    p.add_argument("--samples", type=int, help="generate: answers sampled per item (majority vote + mean accuracy)")
+    p.add_argument("--temperature", type=float, help="generate: sampling temperature (default 0, greedy)")
     p.add_argument("--top-logprobs", type=int, help="letter mode through the first token's top-k log-probs: k")
     p.add_argument("--dtype", help="auto, float32, bfloat16, float16")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
