@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from jmedllm.config import to_dict
+from jmedllm.engine_outputs import generation_fields, letter_scores_from_top, split_reasoning  # noqa: F401
 from jmedllm.runs import RunDir, chunked, data_hashes, item_key, open_run, run_context, sha256_file
 from jmedllm.schema import ContinuationScore, GenerationParams, LoglikRequest, Question
 
@@ -260,7 +261,7 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
                                   temperature=cfg.temperature)
         completions = engine.generate([it.prompt for it in chunk], params)
         for it, c in zip(chunk, completions):
-            records.append(_base_record(it) | _generation_fields(c) | {
+            records.append(_base_record(it) | generation_fields(c) | {
                 "n_prompt_tokens": c.n_prompt_tokens, "truncated_tokens": c.truncated_tokens})
         return records
     if any(not isinstance(it.prompt, str) for it in chunk):
@@ -279,15 +280,6 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
     return records
 
 
-def _generation_fields(c) -> dict[str, Any]:
-    answer, thinking = split_reasoning(c.text)
-    out = {"output": answer, "finish_reason": c.finish_reason, "n_completion_tokens": c.n_completion_tokens}
-    reasoning = "\n".join(r for r in (getattr(c, "reasoning", ""), thinking) if r)
-    if reasoning:
-        out |= {"reasoning": reasoning, "n_reasoning_tokens": getattr(c, "n_reasoning_tokens", 0)}
-    return out
-
-
 def _run_chunk_samples(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[dict[str, Any]]:
     """``cfg.samples`` answers per item, sample k drawn with seed ``cfg.seed + k``."""
     per_item: list[list[dict]] = [[] for _ in chunk]
@@ -295,46 +287,12 @@ def _run_chunk_samples(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -
         params = GenerationParams(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed + k,
                                   temperature=cfg.temperature)
         for i, c in enumerate(engine.generate([it.prompt for it in chunk], params)):
-            per_item[i].append(_generation_fields(c) | {"seed": cfg.seed + k})
+            per_item[i].append(generation_fields(c) | {"seed": cfg.seed + k})
     records = []
     for it, samples in zip(chunk, per_item):
         records.append(_base_record(it) | {"samples": samples, "output": samples[0]["output"],
                                             "finish_reason": samples[0]["finish_reason"], "truncated_tokens": 0})
     return records
-
-
-THINK_END = "</think>"
-
-
-def split_reasoning(text: str) -> tuple[str, str]:
-    """``(answer, reasoning)``: a reasoning model's ``<think>…</think>`` block is set apart (the
-    answer is what follows it); an unclosed block (cut by the token budget) leaves no answer."""
-    if THINK_END in text:
-        thinking, _, answer = text.partition(THINK_END)
-        return answer.lstrip(), thinking.replace("<think>", "", 1).strip()
-    if text.lstrip().startswith("<think>"):
-        return "", text.lstrip()[len("<think>"):].strip()
-    return text, ""
-
-
-def letter_scores_from_top(top: dict[str, float], continuations: Sequence[Sequence[str]]) -> list[list[dict]]:
-    """Per choice and label spelling, the log-probability of a first answer token that spells it
-    (tokens compared without surrounding whitespace; several tokens spelling it: logsumexp), or
-    None where no token of the top-k spells it: absent, known only to be below every listed one."""
-    from jmedllm.scoring.metrics import logsumexp
-
-    by_text: dict[str, list[float]] = {}
-    for token, logprob in top.items():
-        by_text.setdefault(token.strip(), []).append(float(logprob))
-    out = []
-    for group in continuations:
-        scores = []
-        for variant in group:
-            found = by_text.get(variant.strip())
-            scores.append({"logprob": logsumexp(found) if found else None, "n_tokens": 1, "n_chars": len(variant),
-                           "is_greedy": False})
-        out.append(scores)
-    return out
 
 
 def _run_chunk_top_logprobs(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[dict[str, Any]]:
