@@ -221,7 +221,7 @@ def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict) -> dict:
         if info.get("name") == active:
             stable_engine["adapter"] = {k: info.get(k) for k in ("sha256", "base_model_name_or_path", "peft_type")}
     identity = {"config": resolved, "engine": stable_engine, "data_hashes": hashes}
-    if Path(cfg.model).is_dir():
+    if Path(cfg.model).is_dir() or Path(cfg.model).is_file():  # a folder, or one weights file (GGUF)
         identity["model_fingerprint"] = model_fingerprint(Path(cfg.model))
     return identity
 
@@ -230,7 +230,7 @@ def model_fingerprint(model_dir: Path) -> dict[str, str]:
     """A cheap fingerprint of local weights: config files hashed whole; each weight file by its
     size and the sha256 of its first and last MiB (a full hash of 15 GB would take minutes)."""
     out: dict[str, str] = {}
-    for f in sorted(model_dir.iterdir()):
+    for f in sorted(model_dir.iterdir()) if model_dir.is_dir() else [model_dir]:
         if not f.is_file():
             continue
         if f.suffix in (".json", ".jinja", ".model", ".txt"):
