@@ -54,7 +54,7 @@ def load_engine(kind: str, **options: Any) -> Engine:
         return constructor(**options)
     except TypeError as exc:  # an option the engine does not take: name it, not a traceback
         if "unexpected keyword argument" in str(exc):
-            raise EngineError(f"engine {kind!r}: {exc}".replace("__init__() ", "")) from None
+            raise EngineError(f"engine {kind!r}: {exc}".replace(".__init__()", "")) from None
         raise
 
 
