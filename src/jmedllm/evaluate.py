@@ -504,7 +504,8 @@ def run_eval_adapters(cfg: EvalConfig, adapters: Sequence[str], argv: list[str] 
         if name in names:
             raise EvalError(f"two adapters would share the run directory name {name!r}: rename one folder")
         names[name] = None if a == BASE_ADAPTER else a
-    engine = load_engine_for(replace(cfg, adapter=None))
+    lora = {"enable_lora": True} if cfg.engine == "vllm" else {}  # vLLM serves adapters only when started so
+    engine = load_engine_for(replace(cfg, adapter=None, engine_options=dict(cfg.engine_options) | lora))
     loaded = {name: engine.load_adapter(path, name=name, activate=False) for name, path in names.items() if path}
     out = []
     for name, path in names.items():

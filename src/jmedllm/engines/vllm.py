@@ -97,6 +97,8 @@ class VLLMEngine:
         data_parallel_size: int = 1,
         gpu_memory_utilization: float = 0.85,
         max_lora_rank: int = 64,
+        max_loras: int = 4,
+        enable_lora: bool | None = None,
         enforce_eager: bool = False,
         guided_letters: bool = False,
         chat_template_kwargs: dict[str, Any] | None = None,
@@ -127,8 +129,10 @@ class VLLMEngine:
         kwargs = {k: v for k, v in self.options.items() if v is not None}
         if data_parallel_size == 1:
             kwargs.pop("data_parallel_size")
-        if self._adapters:
-            kwargs |= {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": max(1, len(self._adapters))}
+        self.lora_enabled = bool(self._adapters) if enable_lora is None else enable_lora
+        if self.lora_enabled:  # adapters may also be added later (load_adapter), up to max_loras per batch
+            kwargs |= {"enable_lora": True, "max_lora_rank": max_lora_rank,
+                       "max_loras": max(max_loras, len(self._adapters))}
         self._llm = LLM(model=self.model_ref, trust_remote_code=trust_remote_code, enable_prefix_caching=True,
                         **kwargs)
         self.tokenizer = self._llm.get_tokenizer()
@@ -145,6 +149,16 @@ class VLLMEngine:
                 "adapters": [{"name": n, "path": p} for n, p in self._adapters.items()],
                 "active_adapter": self.active_adapter, "guided_letters": self.guided_letters,
                 "chat_template_kwargs": self.chat_template_kwargs}
+
+    def load_adapter(self, path: str | Path, name: str | None = None, activate: bool = True) -> str:
+        """Register a LoRA adapter (served per request; nothing is merged)."""
+        if not self.lora_enabled:
+            raise EngineError("this vLLM engine was started without LoRA: pass --adapter, or enable_lora=true")
+        name = name or Path(path).name
+        self._adapters[name] = str(Path(path).expanduser())
+        if activate:
+            self.active_adapter = name
+        return name
 
     def use_adapter(self, name: str | None) -> None:
         if name is not None and name not in self._adapters:
