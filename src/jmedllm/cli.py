@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "merge": "jmedllm.commands.merge",
     "synth": "jmedllm.commands.synth",
     "demo": "jmedllm.commands.demo",
+    "export": "jmedllm.commands.export",
 }
 
 

@@ -10,6 +10,8 @@ Verdicts in the summary are always recomputed from the raw outputs stored in ite
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -20,6 +22,7 @@ from tqdm.auto import tqdm
 
 from jmedllm.benchmarks.pools import default_shot_pool  # re-exported
 from jmedllm.config import to_dict
+from jmedllm.engine_outputs import generation_fields, letter_scores_from_top, split_reasoning  # noqa: F401
 from jmedllm.run_identity import check_selection, check_stored_prompts, normalize_identity
 from jmedllm.run_identity import identity as run_identity
 from jmedllm.runs import RunDir, chunked, data_hashes, item_key, lock_run_dir, open_run, run_context
@@ -63,6 +66,12 @@ class EvalConfig:
     extract_with: str | None = None  # judge model asked about rule-unparsed answers (see judge.py)
     extract_engine: str = "hf"  # engine kind of the judge model
     summary_subset: bool = False  # allow a summary of fewer items than the run directory records
+    # engine-specific keyword options (openai: base_url, api, api_key_env, concurrency, ...);
+    # only what the engine's describe() reports enters the run identity
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    top_logprobs: int = 20  # letter mode through top-k log-probs: k
+    samples: int = 1  # generate: answers sampled per item (seeds seed, seed+1, ...); scored by majority vote
+    temperature: float = 0.0  # generate: 0 = greedy
 
 
 class EvalError(ValueError):
@@ -74,7 +83,7 @@ class PreparedItem:
     question: Question  # as shown to the model (shuffled when shuffle is on)
     original: Question
     key: str
-    prompt: str | None  # None when the outputs were produced elsewhere (jmedllm score)
+    prompt: Any  # str, or chat messages (base.PromptInput); None when the outputs came from elsewhere (score)
     continuations: tuple[tuple[str, ...], ...]  # per choice; empty in generate mode
     shot_ids: tuple[str, ...]
     answer_pattern: str | None = None  # the user-declared pattern in force for this item
@@ -89,18 +98,45 @@ class Prepared:
     warnings: list[str]  # source quirks the loaders tolerated (file:line), recorded in config.json
     excluded: list[str] = field(default_factory=list)  # records the loaders left out on purpose (no answer key)
     answer_patterns: dict[str, Any] = field(default_factory=dict)  # every declared pattern, by source
+    skipped_images: list[str] = field(default_factory=list)  # keys of image items a text-only engine skips
 
 
-def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable | None, *,
+def _engine_input(prompt, format_chat: Callable | None, caps, question: Question, key: str):
+    """What the engine is given for one prompt: a rendered string, or chat messages (an engine
+    taking messages natively; always so for an item with images)."""
+    from jmedllm.engines.messages import with_images
+
+    if caps.chat and prompt.is_chat:
+        value: Any = [dict(m) for m in prompt.messages]  # the API applies its own template; no assistant prefix
+    elif prompt.is_chat and format_chat is None:
+        raise EvalError(f"prompt family {prompt.family!r} produces chat messages and this engine renders none "
+                        "(no chat template, no chat endpoint): use a text family (alpaca, medpalm, terse) or a "
+                        "chat endpoint")
+    else:
+        value = prompt.render(format_chat)
+    if question.images:
+        missing = [p for p in question.images if not Path(p).is_file()]
+        if missing:
+            raise EvalError(f"{key}: image file(s) not found: {', '.join(missing)}")
+        value = with_images(value, question.images)
+    return value
+
+
+def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable | None, caps=None, *,
                   render: bool = True) -> Prepared:
     """Load benchmarks, apply limit / shuffle / shots, render prompts. Pure given the data.
 
+    ``caps`` (the engine's base.Capabilities) decides whether prompts go as chat messages and
+    whether image items are asked (else they are skipped and listed in ``skipped_images``).
     ``render=False`` (outputs produced elsewhere, `jmedllm score`): no prompt, shots or
     shuffling; ``cfg.prompt``, if given, only contributes the answer pattern its file declares.
     """
     from jmedllm import answer_pattern as AP
     from jmedllm import prompts as P
     from jmedllm.benchmarks import load_benchmark
+    from jmedllm.engines.base import DEFAULT_CAPABILITIES
+
+    caps = caps or DEFAULT_CAPABILITIES
 
     if cfg.mode not in MODES:
         raise EvalError(f"unknown mode {cfg.mode!r}; valid: {', '.join(MODES)}")
@@ -123,6 +159,7 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
     files: list[Path] = []
     items: list[PreparedItem] = []
     not_applicable: list[str] = []
+    skipped_images: list[str] = []
     warnings: list[str] = []
     excluded: list[str] = []
     for spec in cfg.benchmarks:
@@ -158,6 +195,9 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
             if not render:
                 items.append(PreparedItem(q, q, item_key(bench.name, q.id), None, (), (), pattern, source))
                 continue
+            if q.images and not caps.images:
+                skipped_images.append(item_key(bench.name, q.id))
+                continue
             shown = P.shuffle_choices(q, cfg.seed) if cfg.shuffle and not q.is_numeric else q
             try:
                 shots = P.select_shots(q, pool, cfg.shots, cfg.seed) if cfg.shots > 0 else []
@@ -167,7 +207,7 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
                 shots = [P.shuffle_choices(s, cfg.seed) for s in shots]
             prompt = P.build_prompt(shown, family=family, mode=cfg.mode, language=cfg.language, shots=shots,
                                     template_file=template_file)
-            text = prompt.render(format_chat)
+            text = _engine_input(prompt, format_chat, caps, q, item_key(bench.name, q.id))
             conts: tuple[tuple[str, ...], ...] = ()
             if cfg.mode != "generate":
                 conts = tuple(tuple(c) for c in P.choice_continuations(shown, mode=cfg.mode, language=prompt.language))
@@ -182,22 +222,30 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
         raise EvalError(f"the same item appears twice in this evaluation: {', '.join(dup)}")
     if patterns:
         patterns["precedence"] = " > ".join(AP.SOURCES)
-    return Prepared(items, data_hashes(files, data_root), not_applicable, warnings, excluded, answer_patterns=patterns)
+    return Prepared(items, data_hashes(files, data_root), not_applicable, warnings, excluded,
+                    answer_patterns=patterns, skipped_images=skipped_images)
 
 
 def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[dict[str, Any]]:
     """Compute raw outputs for every item of a chunk (the chunk is always computed whole)."""
+    from jmedllm.engines.base import capabilities_of
+
     records: list[dict[str, Any]] = []
+    if cfg.mode == "letter" and capabilities_of(engine).letter == "top_logprobs":
+        return _run_chunk_top_logprobs(engine, cfg, chunk)
+    if cfg.mode == "generate" and cfg.samples > 1:
+        return _run_chunk_samples(engine, cfg, chunk)
     if cfg.mode == "generate":
-        params = GenerationParams(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed)
+        params = GenerationParams(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed,
+                                  temperature=cfg.temperature)
         completions = engine.generate([it.prompt for it in chunk], params)
         for it, c in zip(chunk, completions):
-            records.append(base_record(it) | {
-                "output": c.text, "finish_reason": c.finish_reason,
-                "n_prompt_tokens": c.n_prompt_tokens, "n_completion_tokens": c.n_completion_tokens,
-                "truncated_tokens": c.truncated_tokens,
-            })
+            records.append(base_record(it) | generation_fields(c) | {
+                "n_prompt_tokens": c.n_prompt_tokens, "truncated_tokens": c.truncated_tokens})
         return records
+    if any(not isinstance(it.prompt, str) for it in chunk):
+        raise EvalError(f"{cfg.mode} mode scores continuations of a text prompt; this engine was given chat messages "
+                        "(use --mode generate, or letter mode through top log-probs)")
     requests = [LoglikRequest(it.prompt, tuple(c for group in it.continuations for c in group)) for it in chunk]
     for it, flat in zip(chunk, engine.loglikelihoods(requests)):
         grouped, i = [], 0
@@ -207,6 +255,34 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
             i += len(group)
         records.append(base_record(it) | {
             "scores": grouped, "truncated_tokens": max((s.truncated_tokens for s in flat), default=0),
+        })
+    return records
+
+
+def _run_chunk_samples(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[dict[str, Any]]:
+    """``cfg.samples`` answers per item, sample k drawn with seed ``cfg.seed + k``."""
+    per_item: list[list[dict]] = [[] for _ in chunk]
+    for k in range(cfg.samples):
+        params = GenerationParams(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed + k,
+                                  temperature=cfg.temperature)
+        for i, c in enumerate(engine.generate([it.prompt for it in chunk], params)):
+            per_item[i].append(generation_fields(c) | {"seed": cfg.seed + k})
+    records = []
+    for it, samples in zip(chunk, per_item):
+        records.append(base_record(it) | {"samples": samples, "output": samples[0]["output"],
+                                            "finish_reason": samples[0]["finish_reason"], "truncated_tokens": 0})
+    return records
+
+
+def _run_chunk_top_logprobs(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[dict[str, Any]]:
+    """Letter mode for engines that cannot score continuations: the first answer token's top-k."""
+    records = []
+    for it, first in zip(chunk, engine.first_token_logprobs([it.prompt for it in chunk], cfg.top_logprobs)):
+        scores = letter_scores_from_top(first.top, it.continuations)
+        records.append(base_record(it) | {
+            "scores": scores, "first_token": first.text, "top_logprobs": first.top, "letter_via": "top_logprobs",
+            "labels_absent": sum(s["logprob"] is None for g in scores for s in g),
+            "n_prompt_tokens": first.n_prompt_tokens, "truncated_tokens": 0,
         })
     return records
 
@@ -231,18 +307,29 @@ def verdict_for(question: Question, record: dict[str, Any], mode: str, first_lin
     """Score one stored record (pure): the same raw output always gives the same verdict."""
     from jmedllm import scoring
 
+    if mode == "generate" and "samples" in record:  # the majority answer's verdict
+        from jmedllm.sampling import majority_index
+
+        verdicts = [scoring.score_generation(question, s["output"], first_line_only=first_line_only,
+                                             answer_pattern=answer_pattern) for s in record["samples"]]
+        return verdicts[majority_index(verdicts)]
     if mode == "generate":
         return scoring.score_generation(question, record["output"], first_line_only=first_line_only,
                                         answer_pattern=answer_pattern)
 
-    groups = [[ContinuationScore(s["logprob"], s["n_tokens"], s["n_chars"], s.get("is_greedy", False))
-               for s in g] for g in record["scores"]]
+    if mode == "letter" and all(s["logprob"] is None for g in record["scores"] for s in g):
+        # no choice label among the first token's top-k: no answer, never a guessed one
+        empty = scoring.score_generation(question, "")
+        return dataclasses.replace(empty, mode="letter", method="letter_absent_from_top_k", exact_match=None,
+                                   gestalt=None, gestalt_predicted=None, gestalt_correct=None, span=None, matched=None)
+    groups = [[ContinuationScore(-math.inf if s["logprob"] is None else s["logprob"], s["n_tokens"], s["n_chars"],
+                                 s.get("is_greedy", False)) for s in g] for g in record["scores"]]
     if mode == "loglik":
         return scoring.score_loglik(question, [g[0] for g in groups])
     return scoring.score_letter(question, groups)
 
 
-def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, str]:
+def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig, engine_usage: dict | None = None) -> tuple[dict, str]:
     """Summary of the finished items, verdicts recomputed from the stored raw outputs."""
     from jmedllm import scoring
 
@@ -251,6 +338,10 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
     pairs = []
     judged: list = []  # per item: the judge's verdict, or None where the judge was not asked
     truncated = 0
+    sampled: list[list] = []  # --samples K: each item's sample verdicts
+    hit_budget = reasoning_tokens = 0  # generate: answers cut by max_new_tokens; reasoning tokens spent
+    labels_absent = 0  # letter mode via top-k: items with at least one choice label outside the top-k
+    no_label = 0  # ... and items with none inside it
     for it in prepared.items:
         rec = run.done.get(it.key)
         if rec is None:
@@ -258,8 +349,19 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
         pairs.append((it.question, verdict_for(it.question, rec, cfg.mode, cfg.first_line_only, it.answer_pattern)))
         judged.append(judge.judge_verdict(it.question, rec["judge"]["reply"]) if "judge" in rec else None)
         truncated += 1 if rec.get("truncated_tokens", 0) else 0
+        hit_budget += sum(s.get("finish_reason") == "length" for s in rec.get("samples", [rec]))
+        if "samples" in rec:
+            sampled.append([scoring.score_generation(it.question, s["output"], first_line_only=cfg.first_line_only,
+                                                     answer_pattern=it.answer_pattern) for s in rec["samples"]])
+        reasoning_tokens += rec.get("n_reasoning_tokens", 0)
+        if rec.get("letter_via") == "top_logprobs":
+            absent = [all(s["logprob"] is None for s in g) for g in rec["scores"]]
+            labels_absent += any(absent)
+            no_label += all(absent)
     if not pairs:
-        raise EvalError("no item was scored: nothing to summarise")
+        raise EvalError("no item could be evaluated with this engine" + (
+            f" ({len(prepared.skipped_images)} image item(s) skipped: the engine is text-only)"
+            if prepared.skipped_images else ""))
     summary = scoring.aggregate(pairs, seed=cfg.seed, n_resamples=cfg.bootstrap)
     summary["run"] = {
         "model": cfg.model, "adapter": cfg.adapter, "mode": cfg.mode, "prompt": cfg.prompt, "shots": cfg.shots,
@@ -272,16 +374,60 @@ def summarize(prepared: Prepared, run: RunDir, cfg: EvalConfig) -> tuple[dict, s
                            "items": prepared.not_applicable},
         "excluded": {"count": len(prepared.excluded), "reason": "left out by the loader (e.g. no official answer "
                      "key); not in any count or exam maximum", "items": prepared.excluded},
+        "hit_token_budget": hit_budget, "reasoning_tokens": reasoning_tokens,
+        "skipped": {"image": {"count": len(prepared.skipped_images), "reason": "the engine is text-only; items with "
+                              "images need a vision-language engine", "items": prepared.skipped_images}},
     }
     if prepared.answer_patterns:
         summary["run"]["answer_patterns"] = prepared.answer_patterns
     if cfg.extract_with:
         summary["judge"] = judge.summarize([v for _, v in pairs], judged, model=cfg.extract_with, seed=cfg.seed,
                                            n_resamples=cfg.bootstrap)
+    if sampled:
+        from jmedllm.sampling import samples_summary
+
+        summary["samples"] = samples_summary(sampled, seed=cfg.seed, n_resamples=cfg.bootstrap,
+                                             temperature=cfg.temperature)
+    with_image = [(q, v) for q, v in pairs if q.images]
+    if with_image:  # the same metrics on the items asked with and without images, side by side
+        text_pairs = [(q, v) for q, v in pairs if not q.images]
+        summary["images"] = {name: scoring.aggregate(sub, seed=cfg.seed, n_resamples=cfg.bootstrap)["overall"]
+                             for name, sub in (("text_only", text_pairs), ("with_image", with_image)) if sub}
+    if cfg.mode == "letter" and (labels_absent or any(r.get("letter_via") == "top_logprobs"
+                                                      for r in run.done.values())):
+        summary["run"]["top_logprobs"] = {"k": cfg.top_logprobs, "items_with_a_label_absent": labels_absent,
+                                          "items_without_any_label": no_label}
+    if engine_usage:
+        summary["engine_usage"] = engine_usage
     markdown = scoring.summary_markdown(summary)
     if cfg.extract_with:
         markdown += judge.summary_markdown(summary["judge"])
     notes = []
+    if sampled:
+        s = summary["samples"]
+        notes.append(f"- {s['k']} samples per item at temperature {s['temperature']}: mean accuracy "
+                     f"{100 * s['mean_accuracy']['mean']:.1f}% [{100 * s['mean_accuracy']['low']:.1f}, "
+                     f"{100 * s['mean_accuracy']['high']:.1f}], majority vote {100 * s['majority_vote_accuracy']['mean']:.1f}% "
+                     f"[{100 * s['majority_vote_accuracy']['low']:.1f}, {100 * s['majority_vote_accuracy']['high']:.1f}] "
+                     "(the overall table scores the majority answer)")
+    if hit_budget:
+        notes.append(f"- {hit_budget} answer(s) hit the token budget (--max-new-tokens {cfg.max_new_tokens}) and were "
+                     "cut off: raise it for reasoning models")
+    if prepared.skipped_images:
+        notes.append(f"- skipped: image — {len(prepared.skipped_images)} item(s) with images not asked (text-only "
+                     f"engine): {', '.join(prepared.skipped_images[:10])}" + (" …" if len(prepared.skipped_images) > 10
+                                                                              else ""))
+    if "images" in summary:
+        cells = [f"{name}: {100 * g['metrics']['accuracy']['mean']:.1f}% (n={g['n']})"
+                 for name, g in summary["images"].items() if "accuracy" in g.get("metrics", {})]
+        notes.append("- text-only vs with-image items: " + "; ".join(cells))
+    if no_label or labels_absent:
+        notes.append(f"- letter mode through top-{cfg.top_logprobs} log-probs: {labels_absent} item(s) had a choice "
+                     f"label absent from the top-k (ranked below every listed token), {no_label} had none "
+                     "(no answer, counted wrong)")
+    if engine_usage:
+        notes.append("- engine usage: " + ", ".join(f"{k}={v}" for k, v in engine_usage.items()
+                                                    if not isinstance(v, dict)))
     if prepared.not_applicable:
         notes.append(f"- {len(prepared.not_applicable)} numeric / select-all / ordering item(s) not scorable in {cfg.mode} mode "
                      f"(counted wrong in exam verdicts): {', '.join(prepared.not_applicable[:10])}"
@@ -326,6 +472,7 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
     training: ``{"training": {"step": 200, "output_dir": ...}}``.
     """
     from jmedllm import judge
+    from jmedllm.engines.base import capabilities_of
 
     if not cfg.out:
         raise EvalError("no output directory given (--out DIR)")
@@ -335,8 +482,12 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
     with lock_run_dir(cfg.out) as lock:
         if engine is None:
             engine = load_engine_for(cfg)
+        caps = capabilities_of(engine)
+        if cfg.mode not in caps.modes():
+            raise EvalError(f"engine {getattr(engine, 'kind', '?')!r} cannot run {cfg.mode} mode"
+                            + ("".join(f" ({n})" for n in caps.notes)) + f"; it can run: {', '.join(caps.modes())}")
         format_chat = getattr(engine, "format_chat", None)
-        prepared = prepare_items(cfg, data_root, format_chat)
+        prepared = prepare_items(cfg, data_root, format_chat, caps)
         if judge_engine is None and cfg.extract_with:
             judge_engine = load_judge_for(cfg, engine)
         judge_desc = judge.describe(judge_engine, cfg.extract_with) if judge_engine is not None else None
@@ -345,8 +496,10 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
                                                               "data_warnings": prepared.warnings} | (context or {}),
                       lock=lock, normalize=normalize_identity) as run:
             check_selection(run, prepared, cfg)
+            if hasattr(engine, "use_cache_dir"):  # response cache kept with the run, so a rerun resumes for free
+                engine.use_cache_dir(run.path)
             run_items(cfg, prepared, run, lambda chunk: _run_chunk(engine, cfg, chunk), judge_engine)
-            summary, markdown = summarize(prepared, run, cfg)
+            summary, markdown = summarize(prepared, run, cfg, engine.usage() if hasattr(engine, "usage") else None)
             run.write_summary(summary, markdown)
             return run.path
 
@@ -399,7 +552,8 @@ def run_eval_adapters(cfg: EvalConfig, adapters: Sequence[str], argv: list[str] 
         if name in names:
             raise EvalError(f"two adapters would share the run directory name {name!r}: rename one folder")
         names[name] = None if a == BASE_ADAPTER else a
-    engine = load_engine_for(replace(cfg, adapter=None))
+    lora = {"enable_lora": True} if cfg.engine == "vllm" else {}  # vLLM serves adapters only when started so
+    engine = load_engine_for(replace(cfg, adapter=None, engine_options=dict(cfg.engine_options) | lora))
     loaded = {name: engine.load_adapter(path, name=name, activate=False) for name, path in names.items() if path}
     # one judge for every run, apart from the engine whose adapters are switched
     judge_engine = load_judge_for(cfg) if cfg.extract_with and cfg.mode == "generate" else None
@@ -426,6 +580,14 @@ def load_engine_for(cfg: EvalConfig):
     from jmedllm.engines import load_engine
 
     batch: int | str = int(cfg.batch_size) if str(cfg.batch_size).isdigit() else cfg.batch_size
+    if cfg.engine != "hf":  # remote and non-torch engines take their own options
+        options = dict(cfg.engine_options)
+        if cfg.adapter:
+            options.setdefault("adapter", cfg.adapter)
+        if cfg.max_length:
+            options.setdefault("max_length", cfg.max_length)
+        return load_engine(cfg.engine, model=cfg.model, **options)
     return load_engine(cfg.engine, model=cfg.model, adapter=cfg.adapter, dtype=cfg.dtype, device=cfg.device,
-                       batch_size=batch, max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code)
+                       batch_size=batch, max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code,
+                       **cfg.engine_options)
 

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from jmedllm.evaluate import EvalConfig, Prepared, PreparedItem
 
 
+# engine_options: those that change results are in the engine's describe(), the rest (concurrency, keys' names) not
 VOLATILE = ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap", "summary_subset",
-            "allow_outside_paths")
+            "allow_outside_paths", "engine_options")
 VOLATILE_ENGINE = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter")
 #: Options left out of an identity while unused, so that run directories made before they existed still resume.
 UNUSED_WHEN_EMPTY = {"extract_with": ("extract_with", "extract_engine"), "answer_pattern": ("answer_pattern",)}
@@ -66,7 +67,7 @@ def identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, answer_patterns: 
     if judge_desc:
         ident["judge"] = judge_desc | {"engine": {k: v for k, v in judge_desc["engine"].items()
                                                   if k not in VOLATILE_ENGINE}}
-    if cfg.model and Path(cfg.model).is_dir():
+    if cfg.model and (Path(cfg.model).is_dir() or Path(cfg.model).is_file()):  # a folder, or one weights file (GGUF)
         ident["model_fingerprint"] = model_fingerprint(Path(cfg.model))
     return normalize_identity(ident)
 

@@ -107,7 +107,7 @@ def model_fingerprint(model_dir: Path) -> dict[str, str]:
     """A cheap fingerprint of local weights: config files hashed whole; each weight file by its
     size and the sha256 of its first and last MiB (a full hash of 15 GB would take minutes)."""
     out: dict[str, str] = {}
-    for f in sorted(model_dir.iterdir()):
+    for f in sorted(model_dir.iterdir()) if model_dir.is_dir() else [model_dir]:
         if not f.is_file():
             continue
         if f.suffix in (".json", ".jinja", ".model", ".txt"):

@@ -126,3 +126,5 @@ class Completion:
     n_completion_tokens: int = 0
     finish_reason: str = "stop"  # "stop" (eos / stop string) or "length"
     truncated_tokens: int = 0
+    reasoning: str = ""  # a reasoning model's thinking, as the server returned it apart (never scored)
+    n_reasoning_tokens: int = 0

@@ -36,12 +36,15 @@ class TinySpec:
     num_key_value_heads: int = 2
     max_position_embeddings: int = 2048
     seed: int = 0
+    tokenizer: str = "bpe"  # "bpe" (byte-level, tokenizers) or "sentencepiece" (tokenizer.model, as Llama)
 
 
 PRESETS: dict[str, TinySpec] = {
     # seconds to build, for unit tests
     "test": TinySpec(),
     "test-qwen2": TinySpec(arch="qwen2"),
+    # a SentencePiece Llama: what llama.cpp's GGUF converter reads (tokenizer.model)
+    "test-sp": TinySpec(tokenizer="sentencepiece"),
     # the demo: small enough to train on CPU in minutes, big enough to learn something
     "demo": TinySpec(vocab_size=6000, hidden_size=256, intermediate_size=704, num_hidden_layers=4,
                      num_attention_heads=4, num_key_value_heads=4),
@@ -118,6 +121,31 @@ def train_tokenizer(data_root: Path, vocab_size: int):
     return fast
 
 
+def train_sentencepiece(data_root: Path, vocab_size: int, out_dir: Path, max_chars: int = 400_000):
+    """Train a SentencePiece BPE model (byte fallback, no normaliser, as Llama's) into
+    ``out_dir/tokenizer.model`` and wrap it as a transformers Llama tokenizer (which reads
+    tokenizer.model through protobuf)."""
+    import io
+
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=tokenizer_corpus(data_root, max_chars=max_chars), model_writer=buf, vocab_size=vocab_size,
+        model_type="bpe", byte_fallback=True, character_coverage=0.995, normalization_rule_name="identity",
+        unk_id=0, bos_id=1, eos_id=2, pad_id=3, split_digits=True, num_threads=1, minloglevel=2,
+        user_defined_symbols=["<|im_start|>", "<|im_end|>"], max_sentence_length=8192)
+    (out_dir / "tokenizer.model").write_bytes(buf.getvalue())
+    # loaded as a hub Llama is: tokenizer.model + tokenizer_config.json, converted by transformers
+    (out_dir / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+        "pad_token": "<pad>", "add_bos_token": True, "add_eos_token": False, "legacy": False}))
+    tok = AutoTokenizer.from_pretrained(str(out_dir))
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
 def build_tiny_model(out_dir: str | Path, data_root: str | Path, spec: TinySpec | str = "test") -> Path:
     """Write a tokenizer + randomly initialised causal LM to ``out_dir`` and return it.
 
@@ -132,7 +160,10 @@ def build_tiny_model(out_dir: str | Path, data_root: str | Path, spec: TinySpec 
     if marker.is_file() and json.loads(marker.read_text()) == asdict(spec):
         return out
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(Path(data_root), spec.vocab_size)
+    if spec.tokenizer == "sentencepiece":
+        tokenizer = train_sentencepiece(Path(data_root), spec.vocab_size, out)
+    else:
+        tokenizer = train_tokenizer(Path(data_root), spec.vocab_size)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     common = dict(
         vocab_size=len(tokenizer),

@@ -80,3 +80,22 @@ def reference() -> Callable:
         return lp, greedy, len(cont)
 
     return score
+
+
+@pytest.fixture(scope="session")
+def tiny_sp_dir(tmp_path_factory, data_root) -> Path:
+    """A tiny Llama with a SentencePiece tokenizer (tokenizer.model): what llama.cpp's converter reads."""
+    pytest.importorskip("sentencepiece")
+    pytest.importorskip("google.protobuf")
+    from jmedllm.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-sp"), data_root, "test-sp")
+
+
+@pytest.fixture(scope="session")
+def tiny_sp_gguf(tmp_path_factory, tiny_sp_dir) -> Path:
+    """That model exported to GGUF f32 through `jmedllm export gguf` (llama.cpp's own converter)."""
+    pytest.importorskip("llama_cpp")
+    from jmedllm.export import export_gguf
+
+    return export_gguf(tiny_sp_dir, tmp_path_factory.mktemp("gguf") / "tiny-sp-f32.gguf", outtype="f32")

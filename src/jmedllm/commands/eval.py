@@ -15,7 +15,8 @@ _FLAGS = {
     "max_length": "max_length", "mode": "mode", "prompt": "prompt", "language": "language", "shots": "shots",
     "shot_pool": "shot_pool", "seed": "seed", "limit": "limit", "max_new_tokens": "max_new_tokens",
     "stop": "stop", "chunk_size": "chunk_size", "bootstrap": "bootstrap", "answer_pattern": "answer_pattern",
-    "extract_with": "extract_with", "extract_engine": "extract_engine",
+    "extract_with": "extract_with", "extract_engine": "extract_engine", "top_logprobs": "top_logprobs",
+    "samples": "samples", "temperature": "temperature",
 }
 
 
@@ -29,7 +30,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", help="comma-separated benchmark specs, e.g. igakuqa:2022,igakuqa-en:2022")
     p.add_argument("--out", help="run directory (re-running the same command resumes it)")
     p.add_argument("--data-root", help="data root (default: $JMEDLLM_DATA_ROOT)")
-    p.add_argument("--engine", help="engine kind (default hf)")
+    p.add_argument("--engine", help="engine kind: hf (default), openai, llamacpp, vllm")
+    p.add_argument("--engine-option", action="append", metavar="KEY=VALUE",
+                   help="an engine option, repeatable: openai base_url=, api=chat|completions, api_key_env=, "
+                        "concurrency=, max_requests=; llamacpp n_ctx=, n_threads=; vllm tensor_parallel_size=, ...")
+    p.add_argument("--quantize", choices=["4bit", "8bit"], help="hf engine: load the base through bitsandbytes (GPU)")
+    p.add_argument("--device-map", help="hf engine: 'auto' spreads the model over every visible GPU")
+    p.add_argument("--max-memory", help="hf engine with --device-map auto: per-device caps, e.g. 0=38GiB,1=38GiB")
+    p.add_argument("--thinking", choices=["on", "off"],
+                   help="reasoning models: enable_thinking in the chat template (hf, vllm; for a server pass "
+                        "--engine-option extra_body.chat_template_kwargs.enable_thinking=false)")
+    p.add_argument("--reasoning-effort", help="openai engine: the API's reasoning effort (low, medium, high)")
+    p.add_argument("--samples", type=int, help="generate: answers sampled per item (majority vote + mean accuracy)")
+    p.add_argument("--temperature", type=float, help="generate: sampling temperature (default 0, greedy)")
+    p.add_argument("--top-logprobs", type=int, help="letter mode through the first token's top-k log-probs: k")
     p.add_argument("--dtype", help="auto, float32, bfloat16, float16")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--batch-size", help="integer or 'auto' (backs off on out-of-memory)")
@@ -82,7 +96,13 @@ def build_config(args: argparse.Namespace):
     for flag in ("shuffle", "first_line_only", "allow_outside_paths", "summary_subset"):
         if getattr(args, flag, None):
             data[flag] = True
-    data = apply_overrides(data, args.overrides or [])
+    engine_options = [f"engine_options.{o}" for o in (getattr(args, "engine_option", None) or [])]
+    for flag in ("quantize", "device_map", "max_memory", "reasoning_effort"):
+        if getattr(args, flag, None):
+            engine_options.append(f"engine_options.{flag}={getattr(args, flag)}")
+    if getattr(args, "thinking", None):
+        engine_options.append(f"engine_options.chat_template_kwargs.enable_thinking={args.thinking == 'on'}")
+    data = apply_overrides(data, engine_options + (args.overrides or []))
     try:
         return from_mapping(EvalConfig, data, where="eval")
     except ConfigError as exc:
@@ -96,13 +116,15 @@ def run(args: argparse.Namespace) -> int:
     from jmedllm.cli import UserError
     from jmedllm.config import ConfigError
     from jmedllm.engines.adapters import AdapterError
+    from jmedllm.engines.base import EngineError
+    from jmedllm.engines.hf_loading import PlacementError
     from jmedllm.evaluate import EvalError, run_eval, run_eval_adapters
     from jmedllm.paths import DataRootError
     from jmedllm.prompts import PromptTemplateError
     from jmedllm.runs import RunDirError
 
     user_errors = (ConfigError, EvalError, DataRootError, RunDirError, FileNotFoundError, LoaderError,
-                   BenchmarkSpecError, PromptTemplateError, AdapterError)
+                   BenchmarkSpecError, PromptTemplateError, AdapterError, EngineError, PlacementError)
 
     try:
         cfg = build_config(args)

@@ -10,7 +10,10 @@ HELP = "synthesise instruction data: a model writes QA pairs about passages of a
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="generator: local model folder or hub id")
     p.add_argument("--adapter", help="PEFT adapter for the generator")
-    p.add_argument("--engine", default="hf", help="engine kind (default hf)")
+    p.add_argument("--engine", default="hf", help="engine kind: hf (default), openai, llamacpp, vllm")
+    p.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="engine option, repeatable (openai: base_url=..., api=chat, api_key_env=..., "
+                        "concurrency=..., max_requests=..., cache=PATH)")
     p.add_argument("--corpus", nargs="+", required=True,
                    help="documents: files or folders of .txt / .jsonl / MedTxt .xml (as for continued pretraining)")
     p.add_argument("--out", required=True, help="instruction JSONL to write (counts go to <name>.stats.json)")
@@ -49,16 +52,28 @@ def run(args: argparse.Namespace) -> int:
     except CorpusError as exc:
         raise UserError(str(exc)) from None
     documents = corpus.documents[: args.limit] if args.limit else corpus.documents
+    from jmedllm.config import ConfigError, apply_overrides
+    from jmedllm.engines.base import EngineError
+
     options = {"model": args.model}
     for key in ("adapter", "dtype", "device"):
         if getattr(args, key):
             options[key] = getattr(args, key)
-    engine = load_engine(args.engine, **options)
+    try:
+        options |= apply_overrides({}, args.engine_option)
+        if args.engine == "openai":  # the response cache next to the output: an interrupted synth resumes for free
+            options.setdefault("cache", str(out.with_name(out.name + ".api_cache.sqlite")))
+        engine = load_engine(args.engine, **options)
+    except (ConfigError, EngineError) as exc:
+        raise UserError(str(exc)) from None
     params = GenerationParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                               seed=args.seed)
-    result = run_synth(documents, engine, pairs_per_passage=args.pairs, language=args.language,
-                       max_passage_chars=args.max_passage_chars, chat=args.chat, params=params,
-                       batch_size=args.batch_size)
+    try:
+        result = run_synth(documents, engine, pairs_per_passage=args.pairs, language=args.language,
+                           max_passage_chars=args.max_passage_chars, chat=args.chat, params=params,
+                           batch_size=args.batch_size)
+    except EngineError as exc:
+        raise UserError(str(exc)) from None
     path, stats_path = write_synth(result, out)
     s = result.stats
     print(f"{s['kept_pairs']} pairs kept from {s['parsed_pairs']} parsed in {s['generations']} generations "

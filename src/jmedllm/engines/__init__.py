@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from jmedllm.engines.base import Engine
+from jmedllm.engines.base import Engine, EngineError
 
 
 def _hf(**options: Any) -> Engine:
@@ -17,9 +17,30 @@ def _hf(**options: Any) -> Engine:
     return HFEngine(**options)
 
 
+def _openai(**options: Any) -> Engine:
+    from jmedllm.engines.openai import OpenAIEngine
+
+    return OpenAIEngine(**options)
+
+
+def _llamacpp(**options: Any) -> Engine:
+    from jmedllm.engines.llamacpp import LlamaCppEngine
+
+    return LlamaCppEngine(**options)
+
+
+def _vllm(**options: Any) -> Engine:
+    from jmedllm.engines.vllm import VLLMEngine
+
+    return VLLMEngine(**options)
+
+
 #: engine name -> constructor taking the engine's keyword options
 ENGINES: dict[str, Callable[..., Engine]] = {
     "hf": _hf,
+    "openai": _openai,
+    "llamacpp": _llamacpp,
+    "vllm": _vllm,
 }
 
 
@@ -29,7 +50,12 @@ def load_engine(kind: str, **options: Any) -> Engine:
         constructor = ENGINES[kind]
     except KeyError:
         raise ValueError(f"unknown engine {kind!r}; available: {', '.join(sorted(ENGINES))}") from None
-    return constructor(**options)
+    try:
+        return constructor(**options)
+    except TypeError as exc:  # an option the engine does not take: name it, not a traceback
+        if "unexpected keyword argument" in str(exc):
+            raise EngineError(f"engine {kind!r}: {exc}".replace(".__init__()", "")) from None
+        raise
 
 
 __all__ = ["ENGINES", "Engine", "load_engine"]

@@ -1,14 +1,97 @@
 """The engine protocol: everything the runner (or `jmedllm synth`) may call on an engine.
 
-An engine knows nothing of benchmarks. Prefix sharing, batching, caching and
+An engine knows nothing of benchmarks. Prefix sharing, batching, caching, retries and
 truncation live inside the engine.
+
+Prompts reach an engine in one of two shapes (``PromptInput``):
+
+* a string, already rendered (for a chat model: through the engine's own ``format_chat``);
+* a list of chat messages ``{"role": ..., "content": ...}`` for engines that take messages
+  natively (``supports.chat``: a chat API, a vision-language model). ``content`` is a string
+  or a list of parts ``{"type": "text", "text": ...}`` / ``{"type": "image", "path": ...}``
+  (see engines/messages.py); only engines with ``supports.images`` receive image parts.
+
+What an engine can do is declared in ``supports`` (a ``Capabilities``); engines written
+before it existed get ``DEFAULT_CAPABILITIES`` through ``capabilities_of``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence, runtime_checkable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, Sequence, Union, runtime_checkable
 
 from jmedllm.schema import Completion, ContinuationScore, GenerationParams, LoglikRequest
+
+#: a chat message: {"role": "system" | "user" | "assistant", "content": str | list[part]}
+Message = dict[str, Any]
+#: what ``generate`` (and ``first_token_logprobs``) take per prompt
+PromptInput = Union[str, Sequence[Message]]
+
+#: how an engine scores letter mode
+LETTER_VIA = ("loglik", "top_logprobs", "")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can compute.
+
+    loglik: ``loglikelihoods`` scores arbitrary continuations (loglik mode).
+    letter: how letter mode is scored: "loglik" (each label spelling as a continuation),
+        "top_logprobs" (the first answer token's top-k log-probs, ``first_token_logprobs``;
+        labels absent from the top-k are reported as absent), or "" (not at all).
+    generate: ``generate`` produces text.
+    chat: ``generate`` / ``first_token_logprobs`` take chat message lists natively; an engine
+        without it renders messages with its ``format_chat`` first.
+    images: image parts in chat messages reach the model; a text-only engine never sees an
+        image item (the runner skips it and counts it).
+    echo: prompt log-probs come back from a server (OpenAI completions with echo).
+    """
+
+    loglik: bool = True
+    letter: str = "loglik"
+    generate: bool = True
+    chat: bool = False
+    images: bool = False
+    echo: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.letter not in LETTER_VIA:
+            raise ValueError(f"letter must be one of {LETTER_VIA}, got {self.letter!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["notes"] = list(self.notes)
+        return d
+
+    def modes(self) -> tuple[str, ...]:
+        """The evaluation modes this engine can run."""
+        out = []
+        if self.generate:
+            out.append("generate")
+        if self.loglik:
+            out.append("loglik")
+        if self.letter:
+            out.append("letter")
+        return tuple(out)
+
+
+#: a local model that scores continuations, generates, and renders its own chat template
+DEFAULT_CAPABILITIES = Capabilities()
+
+
+@dataclass(frozen=True)
+class TopLogprobs:
+    """The first generated token of an answer and its top-k alternatives.
+
+    ``top`` maps each alternative token's text to its log-probability (the k most likely;
+    a token absent from it had a lower log-probability than every one listed, nothing more is
+    known). ``text`` is the token actually produced.
+    """
+
+    text: str
+    top: dict[str, float]
+    n_prompt_tokens: int = 0
 
 
 @runtime_checkable
@@ -20,8 +103,8 @@ class Engine(Protocol):
         """For each request, one score per continuation, in order."""
         ...
 
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[Completion]:
-        """One completion per prompt, in order."""
+    def generate(self, prompts: Sequence[PromptInput], params: GenerationParams) -> list[Completion]:
+        """One completion per prompt, in order. Message lists only when ``supports.chat``."""
         ...
 
     def format_chat(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
@@ -31,3 +114,20 @@ class Engine(Protocol):
     def describe(self) -> dict[str, Any]:
         """A JSON-serialisable description (model id, revision/hash, dtype, device, adapter, ...)."""
         ...
+
+
+def capabilities_of(engine: Any) -> Capabilities:
+    """The engine's declared ``supports``, else the defaults of a local model."""
+    caps = getattr(engine, "supports", None)
+    return caps if isinstance(caps, Capabilities) else DEFAULT_CAPABILITIES
+
+
+class EngineError(RuntimeError):
+    """An engine could not do what was asked (a server refused, a budget ran out, a mode it
+    cannot run). The message names the remedy; the runner shows it as a user error."""
+
+
+__all__ = [
+    "Capabilities", "DEFAULT_CAPABILITIES", "Engine", "EngineError", "LETTER_VIA", "Message", "PromptInput",
+    "TopLogprobs", "capabilities_of",
+]

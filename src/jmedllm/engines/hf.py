@@ -154,6 +154,10 @@ class HFEngine:
         trust_remote_code: bool = False,
         revision: str | None = None,
         check_adapter_base: bool = True,
+        chat_template_kwargs: Mapping[str, Any] | None = None,
+        device_map: str | None = None,
+        max_memory: str | Mapping[str, Any] | None = None,
+        quantize: str | None = None,
     ) -> None:
         if loglik_strategy not in ("auto", "shared_prefix", "per_sequence"):
             raise ValueError(f"loglik_strategy must be auto, shared_prefix or per_sequence, got {loglik_strategy!r}")
@@ -170,8 +174,14 @@ class HFEngine:
         )
         self.check_adapter_base = check_adapter_base
         self.stats = EngineStats()
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})  # e.g. {"enable_thinking": False}
+        self.placement = {"device_map": device_map, "max_memory": max_memory, "quantize": quantize}
 
         self.tokenizer, self._hf_model = self._load(attn_implementation, trust_remote_code)
+        if device_map or quantize:  # spread or quantised: inputs go where the embeddings are
+            from jmedllm.engines.hf_loading import input_device
+
+            self.device = input_device(self._hf_model)
         config = self._hf_model.config
         self.max_length = int(max_length) if max_length else context_length_of(config, self.tokenizer)
         self.n_parameters = sum(p.numel() for p in self._hf_model.parameters())
@@ -220,19 +230,18 @@ class HFEngine:
         if self.revision:
             kwargs["revision"] = self.revision
         try:
+            from jmedllm.engines.hf_loading import placement_kwargs
+
             tokenizer = AutoTokenizer.from_pretrained(ref, **kwargs)
-            model_kwargs = dict(kwargs, dtype=self.dtype)
-            if attn_implementation:
-                model_kwargs["attn_implementation"] = attn_implementation
-            if self.device.type != "cpu":  # load straight onto the accelerator, not via host memory
-                model_kwargs["device_map"] = str(self.device)
+            model_kwargs = kwargs | placement_kwargs(self.device, self.dtype, attn_implementation=attn_implementation,
+                                                     **self.placement)
             model = AutoModelForCausalLM.from_pretrained(ref, **model_kwargs)
         except OSError as exc:
             raise ModelLoadError(
                 f"could not load model {self.model_ref!r} (not a local directory, and not found on the "
                 f"Hugging Face hub or in its cache): {exc}"
             ) from exc
-        if self.device.type == "cpu":
+        if self.device.type == "cpu" and not self.placement["device_map"]:
             model.to(self.device)
         model.eval()
         return tokenizer, model
@@ -636,7 +645,7 @@ class HFEngine:
                 "use a plain-text prompt format for this model"
             )
         return self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt, **self.chat_template_kwargs
         )
 
     def describe(self) -> dict[str, Any]:
@@ -657,6 +666,8 @@ class HFEngine:
             "n_parameters": self.n_parameters,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
+            "quantize": self.placement["quantize"],
+            "chat_template_kwargs": self.chat_template_kwargs,
             "attn_implementation": self.attn_implementation,
             "loglik_strategy": self.loglik_strategy,
             "max_length": self.max_length,

@@ -277,7 +277,9 @@ def run_synth(
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start : start + batch_size]
         prompts = [synth_prompt(p, pairs_per_passage, language) for _, _, p in batch]
-        if chat:
+        if chat and getattr(getattr(engine, "supports", None), "chat", False):  # a chat API: messages as they are
+            prompts = [[{"role": "user", "content": p}] for p in prompts]
+        elif chat:
             prompts = [engine.format_chat([{"role": "user", "content": p}]) for p in prompts]
         for (doc, idx, _), completion in zip(batch, engine.generate(prompts, params)):
             pairs = parse_qa_pairs(completion.text)

@@ -1,0 +1,76 @@
+"""llamacpp engine on a tiny SentencePiece Llama exported to GGUF (f32) by `jmedllm export gguf`
+(llama.cpp's own converter): the same log-likelihoods as the HF engine on the same weights."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+from jmedllm.engines.hf import HFEngine  # noqa: E402
+from jmedllm.engines.llamacpp import LlamaCppEngine  # noqa: E402
+from jmedllm.evaluate import EvalConfig, run_eval  # noqa: E402
+from jmedllm.schema import GenerationParams, LoglikRequest  # noqa: E402
+
+REQUESTS = [
+    LoglikRequest("45歳の男性。発熱と咳嗽を主訴に来院した。最も考えられる診断はどれか。\n答え：",
+                  ("肺炎", "気管支喘息", "急性上気道炎")),
+    LoglikRequest("正しいのはどれか。答え：", ("a", "b", "ｃ", "Ｄ")),
+    LoglikRequest("Which is the most likely diagnosis? Answer: ", ("Iron deficiency anemia", "B12 deficiency")),
+]
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_sp_gguf):
+    engine = LlamaCppEngine(tiny_sp_gguf, n_ctx=2048, n_threads=1)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_sp_dir):
+    return HFEngine(tiny_sp_dir, device="cpu", dtype="float32")
+
+
+def test_loglik_equals_hf_engine(llama, hf):
+    ours, theirs = llama.loglikelihoods(REQUESTS), hf.loglikelihoods(REQUESTS)
+    for a_req, b_req in zip(ours, theirs):
+        for a, b in zip(a_req, b_req):
+            assert a.n_tokens == b.n_tokens
+            assert a.logprob == pytest.approx(b.logprob, abs=1e-3)
+
+
+def test_same_decisions_as_hf_on_60_igakuqa_questions(llama, hf, tmp_path, data_root):
+    def run(engine, name):
+        cfg = EvalConfig(model=name, benchmarks=["igakuqa:2022:A"], out=str(tmp_path / name), data_root=str(data_root),
+                         limit=60, mode="loglik", bootstrap=50, chunk_size=60)
+        out = run_eval(cfg, engine=engine)
+        return [json.loads(x) for x in (out / "items.jsonl").read_text().splitlines()]
+
+    a, b = run(llama, "llamacpp"), run(hf, "hf")
+    assert len(a) == len(b) == 60
+    worst = max(abs(x["logprob"] - y["logprob"]) for ra, rb in zip(a, b)
+                for ga, gb in zip(ra["scores"], rb["scores"]) for x, y in zip(ga, gb))
+    assert worst < 1e-3
+    assert [r["verdict"]["predicted"] for r in a] == [r["verdict"]["predicted"] for r in b]
+
+
+def test_generate_stop_and_letter_grammar(llama, hf):
+    prompt = "正しいのはどれか。\na. 肺炎\nb. 心不全\n答え："
+    params = GenerationParams(max_new_tokens=8)
+    free = llama.generate([prompt], params)[0]
+    assert free.text == hf.generate([prompt], params)[0].text  # greedy: same tokens as transformers
+    stopped = llama.generate([prompt], GenerationParams(max_new_tokens=8, stop=(free.text[1:2] or "x",)))[0]
+    assert len(stopped.text) <= len(free.text)
+    constrained = llama.generate([prompt], params, grammar="letters")[0]
+    assert re.fullmatch(r"[a-zA-Z](,[a-zA-Z])*", constrained.text)
+
+
+def test_not_a_gguf_is_a_clear_error(tmp_path):
+    from jmedllm.engines.base import EngineError
+
+    with pytest.raises(EngineError, match="jmedllm export gguf"):
+        LlamaCppEngine(tmp_path / "model.safetensors")
