@@ -23,6 +23,7 @@ import yaml
 
 from jmedllm.errors import UserError
 from jmedllm.config import ConfigError, from_mapping, load_yaml, parse_override
+from jmedllm.train.specs import GrpoSpec, MixSpec, PreferenceSpec, ScalingSpec
 
 DATA_ROOT_VAR = "${data_root}"
 
@@ -91,6 +92,7 @@ class CorpusSpec:
     block_size: int = 1024  # tokens per training block
     last_block: Literal["keep", "drop"] = "keep"  # the shorter final block: train on it, or drop it (recorded)
     isolate_documents: bool = True  # documents packed in one block do not attend to each other
+    mix: list[MixSpec] = field(default_factory=list)  # weighted parts (medical + general text) instead of paths
 
 
 @dataclass
@@ -135,7 +137,7 @@ class StageSpec:
     """One training stage: continued pretraining or instruction tuning."""
 
     name: str = ""
-    kind: Literal["cpt", "sft"] = "sft"
+    kind: Literal["cpt", "sft", "dpo", "orpo", "kto", "grpo"] = "sft"
     method: Literal["full", "lora", "qlora"] = "lora"
     model: ModelSpec = field(default_factory=ModelSpec)
     lora: LoraSpec = field(default_factory=LoraSpec)
@@ -143,6 +145,9 @@ class StageSpec:
     training: TrainingSpec = field(default_factory=TrainingSpec)
     corpus: CorpusSpec = field(default_factory=CorpusSpec)
     instructions: InstructionsSpec = field(default_factory=InstructionsSpec)
+    preference: PreferenceSpec = field(default_factory=PreferenceSpec)  # dpo / orpo / kto (jmedllm.train.preference)
+    grpo: GrpoSpec = field(default_factory=GrpoSpec)  # grpo (jmedllm.train.grpo)
+    scaling: ScalingSpec = field(default_factory=ScalingSpec)
 
 
 @dataclass
