@@ -129,6 +129,9 @@ class ContaminationSpec:
     ngram: int = 13  # characters per n-gram (after normalisation)
     threshold: float = 0.5  # share of an item's n-grams found in one training record
     min_exact_chars: int = 20  # shortest normalised question stem that counts alone as an exact match
+    generic_df: int = 5  # a stem n-gram shared by this many evaluation items is generic phrasing (0: none)
+    min_informative: int = 30  # informative stem n-grams an item needs before its stem alone can flag it
+    choice_share: float = 0.5  # share of its choices a short-stem item needs found beside its stem
     allow_overlap: bool = False  # proceed anyway and record the report in the output directory
 
 
