@@ -23,7 +23,7 @@ import yaml
 
 from jmedllm.errors import UserError
 from jmedllm.config import ConfigError, from_mapping, load_yaml, parse_override
-from jmedllm.train.specs import GrpoSpec, MixSpec, PreferenceSpec, ScalingSpec
+from jmedllm.train.specs import GrpoSpec, PreferenceSpec, ScalingSpec
 
 DATA_ROOT_VAR = "${data_root}"
 
@@ -92,7 +92,6 @@ class CorpusSpec:
     block_size: int = 1024  # tokens per training block
     last_block: Literal["keep", "drop"] = "keep"  # the shorter final block: train on it, or drop it (recorded)
     isolate_documents: bool = True  # documents packed in one block do not attend to each other
-    mix: list[MixSpec] = field(default_factory=list)  # weighted parts (medical + general text) instead of paths
 
 
 @dataclass

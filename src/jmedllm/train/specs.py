@@ -1,4 +1,4 @@
-"""Recipe sections of the stages beyond CPT and SFT: preference tuning, GRPO, corpus mixing, scaling.
+"""Recipe sections of the stages beyond CPT and SFT: preference tuning, GRPO, scaling.
 
 Kept apart from jmedllm.train.recipe so that the core recipe stays small; recipe.StageSpec holds
 one field of each type. Every field is documented in docs/training.md. Nothing here imports torch.
@@ -72,17 +72,6 @@ class GrpoSpec:
     vllm_gpu_memory_utilization: float = 0.3
     rewards: RewardSpec = field(default_factory=RewardSpec)
     overlong: Literal["error", "drop"] = "error"
-
-
-@dataclass
-class MixSpec:
-    """A corpus part and its share of the training tokens (``corpus.mix``)."""
-
-    paths: list[str] = field(default_factory=list)
-    weight: float = 1.0  # share of the tokens (normalised over the parts)
-    name: str = ""  # label in the run record (default: part<i>)
-    text_field: str = "text"
-    text_unit: Literal["file", "paragraph", "line"] = "paragraph"
 
 
 @dataclass
