@@ -15,6 +15,8 @@ False flags: real items that are not duplicates of a 2022 item --
   IgakuQA 2018-2021 (four other exams: generic stems, shared drug-name choice lists) as training data;
   YakugakuQA 2012-2024 (the pharmacist exam, standing in for another licensing exam, e.g. a dental
   exam used as training data: shared drug names, generic stems).
+  recombined: a short 2022 stem followed by another 2022 item's choices, and a 2022 item's choices
+  under another item's stem (non-duplicates by construction: a shared stem, a shared choice list).
 Every flag on these is listed with its stem share and choice share, so the reader can judge whether
 it is a true repeat across years; the figure reported is flags per 1,000 training items.
 """
@@ -55,6 +57,21 @@ def planted_records(items_ja, items_en):
     return out
 
 
+def recombined_records(items_ja):
+    """Real texts recombined into non-duplicates: a short stem with another item's choices, and an
+    item's choices under another item's stem (what a different exam shares with this one)."""
+    from jmedllm.train.contamination import TrainingText
+
+    with_choices = [q for q in items_ja if q.choices]
+    out = {"same_stem_other_choices": [], "same_choices_other_stem": []}
+    for k, q in enumerate(with_choices):
+        other = with_choices[(k + 7) % len(with_choices)]
+        if len(q.text) < 40:
+            out["same_stem_other_choices"].append(TrainingText(q.id, q.text + "\n" + "\n".join(other.choices)))
+        out["same_choices_other_stem"].append(TrainingText(q.id, other.text + "\n" + "\n".join(q.choices)))
+    return out
+
+
 def main(argv=None) -> int:
     from jmedllm.benchmarks import load_benchmark
     from jmedllm.train.contamination import EvalItem, TrainingText, check_contamination
@@ -81,6 +98,12 @@ def main(argv=None) -> int:
         report = check_contamination(records, items, **kw)
         caught = {o.record for o in report.overlaps if o.item_id == o.record}
         print(f"  {kind:12s} {len(caught):4d} / {len(records):4d} caught  ({100 * len(caught) / max(1, len(records)):.1f} %)")
+
+    print("\nfalse flags on recombined real texts (not duplicates by construction):")
+    for kind, records in recombined_records(ja).items():
+        report = check_contamination(records, items, **kw)
+        wrong = {o.record for o in report.overlaps if o.item_id == o.record}
+        print(f"  {kind:24s} {len(wrong):4d} / {len(records):4d} flagged")
 
     print("\nfalse flags on real items of other exams (training data):")
     for name, spec in (("IgakuQA 2018-2021", "igakuqa:2018-2021"), ("YakugakuQA 2012-2024", "yakugakuqa")):

@@ -47,6 +47,7 @@ def test_toy_task_is_balanced_and_marked():
     qs = toy_questions(9)
     assert [min(q.answer) for q in qs] == [0, 1, 2] * 3
     assert all(q.choices[min(q.answer)].startswith("★") and sum(c.startswith("★") for c in q.choices) == 1 for q in qs)
+    assert [q.text[q.text.index("（") + 1] for q in qs[:3]] == ["a", "b", "c"]
 
 
 def test_tiny_grpo_loop_runs_and_records_the_rewards(tmp_path, tiny_model_dir):

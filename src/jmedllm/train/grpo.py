@@ -8,7 +8,7 @@ training GPUs, ``server`` talks to ``trl vllm-serve``) when vLLM is installed an
 present, or as asked by ``grpo.use_vllm``; otherwise the HF model's ``generate``.
 
 The learnable toy task (``grpo.toy: N``) proves the loop on a CPU, not medicine: each item lists
-three words, one marked with ★, and asks for the letter of the marked one. A tiny model that
+three words, one marked with ★, and asks for it; the stem also states its letter. A tiny model that
 first learnt the answer format (a letter) with random letters (``toy_format_examples``, an SFT
 stage) starts at chance, and GRPO raises the reward above it.
 """
@@ -37,15 +37,19 @@ TOY_WORDS = ("りんご", "みかん", "ぶどう", "もも", "なし", "かき"
 TOY_MARK = "★"
 
 
-def toy_questions(n: int, *, seed: int = 0, n_choices: int = 3) -> list[Question]:
-    """The learnable toy task: pick the letter of the choice marked with ★ (answers balanced over letters)."""
+def toy_questions(n: int, *, seed: int = 0, n_choices: int = 3, hint: bool = True) -> list[Question]:
+    """The learnable toy task: pick the choice marked with ★, whose letter the stem also states
+    (answers balanced over letters). ``hint=False``: the same items without the letter in the stem."""
+    from jmedllm.schema import LETTERS
+
     rng = random.Random(seed)
     out = []
     for i in range(n):
         words = rng.sample(TOY_WORDS, n_choices)
         answer = i % n_choices
         choices = tuple(f"{TOY_MARK}{w}" if j == answer else w for j, w in enumerate(words))
-        out.append(Question(id=f"toy{i:04d}", benchmark="toy", text=f"{TOY_MARK}の付いた選択肢を選べ。",
+        text = f"{TOY_MARK}の付いた選択肢（{LETTERS[answer]}）を選べ。" if hint else f"{TOY_MARK}の付いた選択肢を選べ。"
+        out.append(Question(id=f"toy{i:04d}", benchmark="toy", text=text,
                             choices=choices, answer=frozenset({answer}), n_select=1, language="ja"))
     return out
 
@@ -58,7 +62,7 @@ def toy_format_examples(n: int, *, family: str = "alpaca", seed: int = 1) -> lis
 
     rng = random.Random(seed)
     qs = [dataclasses.replace(q, answer=frozenset({rng.randrange(len(q.choices))}))
-          for q in toy_questions(n, seed=seed)]
+          for q in toy_questions(n, seed=seed, hint=False)]
     return from_questions(qs, family=family, answer_style="letter")
 
 
