@@ -92,6 +92,7 @@ class CorpusSpec:
     block_size: int = 1024  # tokens per training block
     last_block: Literal["keep", "drop"] = "keep"  # the shorter final block: train on it, or drop it (recorded)
     isolate_documents: bool = True  # documents packed in one block do not attend to each other
+    weights: list[float] = field(default_factory=list)  # one per paths entry: token shares (medical + general); see train.mixing
 
 
 @dataclass
