@@ -31,3 +31,13 @@ def test_medical_gain_beside_general_change(tmp_path, data_root):
     assert "Medical gain beside general change (general: jmmlu-med)" in text
     assert f"| tuned | accuracy | 10 | {100 * med['diff']:+.1f}" in text
     assert "domains" not in compare([a, b], n_resamples=100)["paired"][0]
+
+
+def test_general_names_match_custom_mapping_files():
+    from jmedllm.report.compare import is_general
+
+    assert is_general("custom:maps/jmmlu-history.yaml", ["jmmlu-history"])
+    assert is_general("custom:maps/jmmlu-history.yaml:limit=5", ["jmmlu-history"])
+    assert is_general("jmmlu-med:anatomy", ["jmmlu-med"])
+    assert not is_general("custom:maps/jmmlu-history.yaml", ["custom:other.yaml"])
+    assert not is_general("igakuqa:2022", ["jmmlu-med"])

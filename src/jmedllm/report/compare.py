@@ -36,6 +36,7 @@ class LoadedRun:
     summary: dict[str, Any]
     verdicts: dict[str, dict[str, Any]]  # item key -> stored verdict dict
     groups: dict[str, str]  # item key -> "benchmark/language"
+    benchmarks: dict[str, str] | None = None  # item key -> the benchmark spec as run (custom:path/x.yaml)
 
 
 def load_for_comparison(path: str | Path, label: str | None = None) -> LoadedRun:
@@ -47,7 +48,17 @@ def load_for_comparison(path: str | Path, label: str | None = None) -> LoadedRun
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     verdicts = {r["key"]: r["verdict"] for r in records}
     groups = {r["key"]: f"{r['benchmark'].split(':')[0]}/{r['language']}" for r in records}
-    return LoadedRun(path, label or path.name, summary, verdicts, groups)
+    benchmarks = {r["key"]: r["benchmark"] for r in records}
+    return LoadedRun(path, label or path.name, summary, verdicts, groups, benchmarks)
+
+
+def is_general(spec: str, general: Sequence[str]) -> bool:
+    """Whether a benchmark spec is one of the ``general`` names: the spec, its name before ':', or for a
+    custom mapping the mapping file's name (``custom:maps/jmmlu-history.yaml`` -> ``jmmlu-history``)."""
+    names = {spec, spec.split(":")[0]}
+    if spec.startswith("custom:"):
+        names.add(Path(spec[len("custom:"):].split(":")[0]).stem)
+    return bool(names & set(general))
 
 
 def _values(run: LoadedRun, keys: Sequence[str], field: str) -> list[float | None]:
@@ -110,9 +121,10 @@ def compare(paths: Sequence[str | Path], labels: Sequence[str] | None = None, me
                 entry["by"].setdefault(group, {})[metric] = paired_comparison(base, other, metric, keys, seed,
                                                                               n_resamples)
         if general:
-            is_general = {k: base.groups[k].split("/")[0] in set(general) for k in common}
+            flags = {k: is_general((base.benchmarks or {}).get(k, base.groups[k].split("/")[0]), general)
+                     for k in common}
             entry["domains"] = {
-                domain: {metric: paired_comparison(base, other, metric, [k for k in common if is_general[k] == flag],
+                domain: {metric: paired_comparison(base, other, metric, [k for k in common if flags[k] == flag],
                                                    seed, n_resamples) for metric in metrics}
                 for domain, flag in (("medical", False), ("general", True))}
         result["paired"].append(entry)
