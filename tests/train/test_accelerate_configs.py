@@ -28,9 +28,23 @@ def test_config_parses(name, kind):
 
 
 def test_qlora_quant_storage_matches_compute_dtype():
-    pytest.importorskip("bitsandbytes", reason="BitsAndBytesConfig checks for bitsandbytes on this transformers")
     import torch
 
     stage = load_recipe("jmedlora-70b-qlora", ["model.name_or_path=x"]).stage("sft")
     q = quantization_config(stage)
     assert q.bnb_4bit_quant_storage == q.bnb_4bit_compute_dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model_dir", "tiny_qwen2_dir"])
+def test_transformer_wrap_policy_finds_the_decoder_layers(request, fixture):
+    """TRANSFORMER_BASED_WRAP wraps the classes the model names in _no_split_modules: accelerate must find
+    them in the model (what `accelerate launch` with fsdp-qlora.yaml does before sharding)."""
+    from accelerate.utils.dataclasses import get_module_class_from_name
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(request.getfixturevalue(fixture))
+    names = list(model._no_split_modules)
+    assert names
+    for name in names:
+        cls = get_module_class_from_name(model, name)
+        assert cls is not None and sum(isinstance(m, cls) for m in model.modules()) == model.config.num_hidden_layers
