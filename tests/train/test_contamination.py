@@ -37,16 +37,46 @@ def test_normalisation(text, expected):
 
 
 def test_containment_score_by_hand():
-    # ngram 3. Item pieces: stem "abcdef" -> abc, bcd, cde, def; choice "xy" is shorter than 3 -> one piece.
-    # Record "abcdeXxy" normalises to "abcdexxy": n-grams abc, bcd, cde, dex, exx, xxy -> 3 of the stem's 4,
-    # and "xy" occurs in it -> 1 of 1. Score = (3 + 1) / 5 = 0.8 >= 0.5; not exact (stem "abcdef" absent).
+    # ngram 3. Stem "abcdef" -> abc, bcd, cde, def (4 informative n-grams: one item, none generic);
+    # choice "xy" is shorter than 3 -> a substring. Record "abcdeXxy" normalises to "abcdexxy": 3 of the
+    # 4 stem n-grams -> share 0.75 >= 0.5. With min_informative 4 the stem may flag alone: near.
     item = EvalItem("b", "q1", "abcdef", ("xy",))
-    report = check_contamination([TrainingText("t.jsonl:1", "abcdeXxy")], [item], ngram=3, threshold=0.5,
-                                 min_exact_chars=3)
+    kw = dict(ngram=3, threshold=0.5, min_exact_chars=3, min_informative=4)
+    report = check_contamination([TrainingText("t.jsonl:1", "abcdeXxy")], [item], **kw)
     (o,) = report.overlaps
-    assert (o.kind, o.score, o.item_id, o.record) == ("near", 0.8, "q1", "t.jsonl:1")
-    # Raising the threshold above 0.8 clears it.
-    assert check_contamination([TrainingText("t", "abcdeXxy")], [item], ngram=3, threshold=0.81).clean
+    assert (o.kind, o.score, o.choices, o.item_id, o.record) == ("near", 0.75, 1.0, "q1", "t.jsonl:1")
+    assert check_contamination([TrainingText("t", "abcdeXxy")], [item], **(kw | {"threshold": 0.76})).clean
+    # A short stem (min_informative 5 > 4) needs its choices: without "xy" nothing is flagged, with it, near.
+    short = kw | {"min_informative": 5}
+    assert check_contamination([TrainingText("t", "abcdeX")], [item], **short).clean
+    assert [o.kind for o in check_contamination([TrainingText("t", "abcdeXxy")], [item], **short).overlaps] == ["near"]
+
+
+def test_generic_stem_ngrams_do_not_count():
+    # Five items open with the same clause; a record holding only that clause flags none of them,
+    # while the record holding one item's own vignette flags exactly that item.
+    generic = "この患者に投与すべき薬剤として最も適切なのはどれか"
+    vignettes = ["六十五歳の男性で三日前から続く発熱と咳嗽を主訴に来院し胸部エックス線写真で右下肺野に浸潤影を認めた",
+                 "二十八歳の女性で妊娠三十週に血圧の上昇と蛋白尿を指摘され頭痛と視覚異常を訴えて救急搬送された",
+                 "七十歳の女性で転倒後から続く右股関節痛のため歩行困難となり単純エックス線写真で大腿骨頸部に骨折線を認めた",
+                 "四十五歳の男性で健康診断にて空腹時血糖値とヘモグロビンエーワンシーの高値を指摘され精査目的に受診した",
+                 "五十二歳の女性で一か月前から動悸と体重減少と手指振戦があり甲状腺のびまん性腫大を触知した"]
+    items = [EvalItem("b", f"q{i}", v + generic, ("アスピリン", "ワルファリン", "ヘパリン")) for i, v in enumerate(vignettes)]
+    report = check_contamination([TrainingText("r1", "別の症例である。" + generic + "。アスピリン ワルファリン ヘパリン"),
+                                  TrainingText("r2", vignettes[2] + generic)], items, min_informative=20)
+    assert [(o.record, o.item_id) for o in report.overlaps] == [("r2", "q2")]
+    # The clause alone, as a short item of its own, is generic too: it never flags by itself.
+    short = items + [EvalItem("b", "g", generic + "。", choices=("a薬", "b薬"))]
+    assert check_contamination([TrainingText("r3", generic)], short, min_informative=20).clean
+
+
+def test_shared_choice_list_alone_never_flags():
+    choices = ("アムロジピン", "エナラプリル", "カンデサルタン", "ヒドロクロロチアジド", "ビソプロロール")
+    item = EvalItem("b", "q", "妊娠二十週の高血圧合併妊婦に対して禁忌となる降圧薬はどれか。", choices)
+    other_exam = TrainingText("dental:1", "歯科治療時に注意すべき降圧薬はどれか。" + " ".join(choices))
+    assert check_contamination([other_exam], [item]).clean
+    same = TrainingText("copy:1", item.stem + " ".join(choices))
+    assert [o.kind for o in check_contamination([same], [item]).overlaps] == ["exact"]
 
 
 def test_verbatim_question_in_a_longer_record_is_exact_and_named(data_root):
@@ -105,3 +135,20 @@ def test_error_carries_the_report():
     report = check_contamination([TrainingText("f.txt:3", item.stem)], [item])
     err = ContaminationError(report, hint="pass --allow-overlap")
     assert err.report is report and "112A1" in str(err) and "f.txt:3" in str(err) and "--allow-overlap" in str(err)
+
+
+def test_demo_data_flags_only_real_repeats_and_catches_planted_items(data_root):
+    """IgakuQA 2018-2021 as training data vs the 2022 exam: the two flags are items that repeat a 2022
+    item (116B10: the same stem with four of five choices; 116A24: over half of its vignette); the 2022
+    items planted verbatim or with reordered choices are all caught (bench/guard_precision.py)."""
+    from jmedllm.benchmarks import load_benchmark
+
+    ja = list(load_benchmark("igakuqa:2022", data_root).questions)
+    items = [EvalItem.from_question(q) for q in ja]
+    train = list(load_benchmark("igakuqa:2018-2021", data_root).questions)
+    records = [TrainingText(q.id, "\n".join([q.context or "", q.text, *q.choices])) for q in train]
+    flags = {(o.item_id, o.record) for o in check_contamination(records, items).overlaps}
+    assert flags == {("116B10", "113E2"), ("116A24", "114F50")}
+    planted = [TrainingText(q.id, "前置き。" + q.text + "\n" + "\n".join(q.choices[::-1])) for q in ja if len(q.text) >= 40]
+    caught = {o.record for o in check_contamination(planted, items).overlaps if o.record == o.item_id}
+    assert len(caught) == len(planted) > 200

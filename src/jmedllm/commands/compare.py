@@ -15,6 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", action="append", help="metric(s) to compare (default: accuracy)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bootstrap", type=int, default=5000, help="bootstrap resamples")
+    p.add_argument("--general", action="append", default=[],
+                   help="a benchmark name that is general-domain (repeatable): the report puts the medical "
+                        "gain beside the general change")
     p.add_argument("--json", help="also write the comparison as JSON to this file")
     p.add_argument("--markdown", help="also write the Markdown table to this file")
 
@@ -28,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     if args.label and len(args.label) != len(args.runs):
         raise UserError(f"{len(args.label)} --label value(s) for {len(args.runs)} runs")
     try:
-        result = compare(args.runs, args.label, metrics, seed=args.seed, n_resamples=args.bootstrap)
+        result = compare(args.runs, args.label, metrics, seed=args.seed, n_resamples=args.bootstrap,
+                         general=args.general)
     except (ValueError, RunDirError) as exc:
         raise UserError(str(exc)) from exc
     text = compare_markdown(result, metrics)

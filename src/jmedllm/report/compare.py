@@ -36,6 +36,7 @@ class LoadedRun:
     summary: dict[str, Any]
     verdicts: dict[str, dict[str, Any]]  # item key -> stored verdict dict
     groups: dict[str, str]  # item key -> "benchmark/language"
+    benchmarks: dict[str, str] | None = None  # item key -> the benchmark spec as run (custom:path/x.yaml)
 
 
 def load_for_comparison(path: str | Path, label: str | None = None) -> LoadedRun:
@@ -47,7 +48,17 @@ def load_for_comparison(path: str | Path, label: str | None = None) -> LoadedRun
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     verdicts = {r["key"]: r["verdict"] for r in records}
     groups = {r["key"]: f"{r['benchmark'].split(':')[0]}/{r['language']}" for r in records}
-    return LoadedRun(path, label or path.name, summary, verdicts, groups)
+    benchmarks = {r["key"]: r["benchmark"] for r in records}
+    return LoadedRun(path, label or path.name, summary, verdicts, groups, benchmarks)
+
+
+def is_general(spec: str, general: Sequence[str]) -> bool:
+    """Whether a benchmark spec is one of the ``general`` names: the spec, its name before ':', or for a
+    custom mapping the mapping file's name (``custom:maps/jmmlu-history.yaml`` -> ``jmmlu-history``)."""
+    names = {spec, spec.split(":")[0]}
+    if spec.startswith("custom:"):
+        names.add(Path(spec[len("custom:"):].split(":")[0]).stem)
+    return bool(names & set(general))
 
 
 def _values(run: LoadedRun, keys: Sequence[str], field: str) -> list[float | None]:
@@ -78,8 +89,13 @@ def paired_comparison(base: LoadedRun, other: LoadedRun, metric: str, keys: Sequ
 
 
 def compare(paths: Sequence[str | Path], labels: Sequence[str] | None = None, metrics: Sequence[str] = ("accuracy",),
-            seed: int = 0, n_resamples: int = 5000) -> dict[str, Any]:
-    """Compare runs against the first one; returns a JSON-ready dict."""
+            seed: int = 0, n_resamples: int = 5000, general: Sequence[str] = ()) -> dict[str, Any]:
+    """Compare runs against the first one; returns a JSON-ready dict.
+
+    ``general``: benchmark names that are general-domain (e.g. a custom mapping of JMMLU's
+    non-medical subjects); each paired entry then also holds ``domains``: the paired difference on
+    the medical items and on the general ones, so a medical gain is read beside the general change.
+    """
     if len(paths) < 2:
         raise ValueError("compare needs at least two run directories (the first is the baseline)")
     unknown = [m for m in metrics if m not in PAIRED_METRICS]
@@ -104,7 +120,15 @@ def compare(paths: Sequence[str | Path], labels: Sequence[str] | None = None, me
                 keys = [k for k in common if base.groups[k] == group]
                 entry["by"].setdefault(group, {})[metric] = paired_comparison(base, other, metric, keys, seed,
                                                                               n_resamples)
+        if general:
+            flags = {k: is_general((base.benchmarks or {}).get(k, base.groups[k].split("/")[0]), general)
+                     for k in common}
+            entry["domains"] = {
+                domain: {metric: paired_comparison(base, other, metric, [k for k in common if flags[k] == flag],
+                                                   seed, n_resamples) for metric in metrics}
+                for domain, flag in (("medical", False), ("general", True))}
         result["paired"].append(entry)
+    result["general"] = list(general)
     return result
 
 
@@ -145,6 +169,22 @@ def compare_markdown(result: dict[str, Any], metrics: Sequence[str] = ("accuracy
                     entry["label"], group, metric, str(c["n"]),
                     f"{100 * c['diff']:+.1f} [{100 * c['diff_low']:+.1f}, {100 * c['diff_high']:+.1f}]",
                     _p(c["bootstrap_p"]), *mc]) + " |")
+    if result.get("general"):
+        out += ["", f"## Medical gain beside general change (general: {', '.join(result['general'])})", ""]
+        header = ["run", "metric", "medical n", "medical difference [95 % CI]", "general n",
+                  "general difference [95 % CI]"]
+        out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+        def cell(c: dict[str, Any] | None) -> tuple[str, str]:
+            if c is None:
+                return "0", "–"
+            return str(c["n"]), f"{100 * c['diff']:+.1f} [{100 * c['diff_low']:+.1f}, {100 * c['diff_high']:+.1f}]"
+
+        for entry in result["paired"]:
+            for metric in metrics:
+                med = cell(entry["domains"]["medical"][metric])
+                gen = cell(entry["domains"]["general"][metric])
+                out.append("| " + " | ".join([entry["label"], metric, *med, *gen]) + " |")
     if result["exams"]:
         out += ["", "## Exams (full-exam verdict)", ""]
         header = ["run", "exam", "lang", "sections: points / max (line)", "禁忌肢", "verdict"]

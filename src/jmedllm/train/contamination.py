@@ -5,17 +5,25 @@ is compared with the evaluation benchmarks' questions. Both sides are normalised
 (NFKC, case-folded, only letters and digits kept: whitespace, punctuation and symbols removed), so that
 full-width / half-width, spacing and punctuation edits do not hide a copy.
 
-An evaluation item is its question stem plus its choices, each a *segment*. Its fingerprint is
-the set of character n-grams (``ngram``, default 13) of every segment; a segment shorter than
-``ngram`` counts as one piece of its own. For each pair (training record, item):
+An evaluation item is its stem (a serial group's shared vignette, then the question) plus its
+choices, each a *segment*; its fingerprint is the set of character n-grams (``ngram``, default 13)
+of every segment; a segment shorter than ``ngram`` is matched as a substring. The whole item is
+weighed, so that what many items share never flags one of them:
 
-- **exact**: the normalised stem (at least ``min_exact_chars`` long, default 20) occurs in the
-  normalised record, or *every* segment (stem and all choices) does: the whole item is there;
-- **near**: otherwise, the share of the item's pieces found in the record (n-grams by hash,
-  short segments as substrings) is at least ``threshold`` (default 0.5). This is n-gram
-  *containment* of the item in the record, so a question copied into a long document is caught,
-  and a question lightly edited (a changed age, a swapped word: each edit breaks at most
-  ``ngram`` n-grams) still shares most of its n-grams.
+- **informative** stem n-grams are those shared by fewer than ``generic_df`` (default 5)
+  evaluation items; generic phrasing (「この患者に投与すべきなのはどれか。」, "Which of the
+  following is the most likely diagnosis?") is left out of the stem's share;
+- **near**: at least ``threshold`` (default 0.5) of the stem's informative n-grams occur in the
+  record; a short stem (fewer than ``min_informative``, default 30, informative n-grams: about 40
+  characters) counts only with at least ``choice_share`` (0.5) of its choices. This is n-gram *containment* of
+  the item in the record, so a vignette copied into a long document is caught, and a lightly
+  edited one (another age, a swapped word, reordered choices: each edit breaks at most ``ngram``
+  n-grams) still shares most of its n-grams;
+- **exact**: every segment (stem and all choices) occurs in the normalised record, or a stem that
+  passes the rule above occurs whole (at least ``min_exact_chars`` characters).
+
+Choices alone never flag (two exams share drug-name choice lists), nor does a generic stem alone;
+both thresholds were chosen from the measurements of ``bench/guard_precision.py`` (docs/training.md).
 
 Items with no segment of ``ngram`` characters cannot be attributed to a record by text and are
 counted as unchecked in the report (never silently). The search uses an inverted index from
@@ -84,10 +92,11 @@ class EvalItem:
     item_id: str
     stem: str
     choices: tuple[str, ...] = ()
+    context: str = ""  # a vignette shared by a serial group: part of the item's stem
 
     @classmethod
     def from_question(cls, question: Any) -> "EvalItem":
-        return cls(question.benchmark, question.id, question.text, tuple(question.choices))
+        return cls(question.benchmark, question.id, question.text, tuple(question.choices), question.context or "")
 
 
 @dataclass(frozen=True)
@@ -104,8 +113,9 @@ class Overlap:
     item_id: str
     record: str  # TrainingText.location
     kind: str  # "exact" or "near"
-    score: float  # share of the item's n-grams found in the record
+    score: float  # share of the item's informative stem n-grams found in the record
     question: str  # the start of the evaluation question, for the reader
+    choices: float = 0.0  # share of the item's choices found in the record
 
 
 @dataclass
@@ -172,7 +182,7 @@ class _Index:
     windows that cross a segment boundary are discarded.
     """
 
-    def __init__(self, items: Sequence[EvalItem], n: int):
+    def __init__(self, items: Sequence[EvalItem], n: int, generic_df: int = 0):
         import numpy as np
 
         self.n = n
@@ -184,7 +194,7 @@ class _Index:
         long_owner: list[int] = []
         long_is_stem: list[bool] = []
         for i, item in enumerate(self.items):
-            stem = normalize_for_match(item.stem)
+            stem = normalize_for_match(item.context) + normalize_for_match(item.stem)
             segs = [s for s in [stem] + [normalize_for_match(c) for c in item.choices] if s]
             self.stems.append(stem)
             self.segments.append(segs)
@@ -196,9 +206,11 @@ class _Index:
                     long_is_stem.append(j == 0 and seg == stem)
         self.n_grams = np.zeros(len(self.items), dtype=np.int64)
         self.n_stem_grams = np.zeros(len(self.items), dtype=np.int64)
+        self.n_informative = np.zeros(len(self.items), dtype=np.int64)
         if not long_texts:
             self.keys = np.zeros(0, dtype=np.int64)
             self.owners = np.zeros(0, dtype=np.int64)
+            self.informative = np.zeros(0, dtype=bool)
             return
         lengths = np.array([len(t) for t in long_texts], dtype=np.int64)
         codes = _codes("".join(long_texts))
@@ -225,30 +237,38 @@ class _Index:
         self.n_stem_grams = np.bincount(so[distinct(sh, so)], minlength=len(self.items))
         self.keys = hashes[first]
         self.owners = owners[first]
+        # Generic phrasing: a stem n-gram shared by ``generic_df`` or more evaluation items ("この患者に
+        #投与すべきなのはどれか", "Which of the following is most likely") says nothing about one item.
+        _, inverse, counts = np.unique(self.keys, return_inverse=True, return_counts=True)
+        df = counts[inverse]
+        self.informative = is_stem[first] & ((df < generic_df) if generic_df > 0 else True)
+        self.n_informative = np.bincount(self.owners[self.informative], minlength=len(self.items))
 
     @property
     def unchecked(self) -> int:
         return int((self.n_grams == 0).sum())
 
     def hits(self, grams: Any):
-        """Per item, how many of its n-grams are among ``grams`` (unique hashes of a record)."""
+        """Per item, how many of its n-grams, and of its informative stem n-grams, are among ``grams``."""
         import numpy as np
 
         counts = np.zeros(len(self.items), dtype=np.int64)
         if not len(grams) or not len(self.keys):
-            return counts
+            return counts, counts.copy()
         q = grams
         lo = np.searchsorted(self.keys, q, "left")
         hi = np.searchsorted(self.keys, q, "right")
         sizes = hi - lo
         keep = sizes > 0
         if not keep.any():
-            return counts
+            return counts, counts.copy()
         lo, sizes = lo[keep], sizes[keep]
         total = int(sizes.sum())
         starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
         positions = np.arange(total) - starts + np.repeat(lo, sizes)
-        return np.bincount(self.owners[positions], minlength=len(self.items))
+        owners = self.owners[positions]
+        return (np.bincount(owners, minlength=len(self.items)),
+                np.bincount(owners[self.informative[positions]], minlength=len(self.items)))
 
 
 def check_contamination(
@@ -258,41 +278,55 @@ def check_contamination(
     ngram: int = 13,
     threshold: float = 0.5,
     min_exact_chars: int = 20,
+    generic_df: int = 5,
+    min_informative: int = 30,
+    choice_share: float = 0.5,
 ) -> ContaminationReport:
-    """Compare every training record with every evaluation item; return the overlaps found."""
+    """Compare every training record with every evaluation item; return the overlaps found.
+
+    An item is flagged when the record holds the item as a whole (stem and every choice: exact), or
+    at least ``threshold`` of its *informative* stem n-grams (near; exact when the whole stem is there)
+    -- for a short stem (fewer than ``min_informative`` informative n-grams) only together with at
+    least ``choice_share`` of its choices. Informative: shared by fewer than ``generic_df`` evaluation
+    items (0: every n-gram counts). Choices alone never flag, nor a short or generic stem alone.
+    """
     import numpy as np
 
     if ngram < 2:
         raise ValueError(f"ngram must be at least 2, got {ngram}")
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    index = _Index(items, ngram)
+    index = _Index(items, ngram, generic_df)
     report = ContaminationReport(
         items=len(items),
         unchecked_items=index.unchecked,
         benchmarks=sorted({i.benchmark for i in items}),
         settings={"ngram": ngram, "threshold": threshold, "min_exact_chars": min_exact_chars,
+                  "generic_df": generic_df, "min_informative": min_informative, "choice_share": choice_share,
                   "normalisation": "NFKC, casefold, letters and digits only"},
     )
-    n_short = np.array([len(s) for s in index.short], dtype=np.int64)
-    total = index.n_grams + n_short
+    informative = index.n_informative
+    long_stem = informative >= min_informative
     for record in records:
         report.records += 1
         text = normalize_for_match(record.text)
-        hits = index.hits(ngram_hashes(text, ngram))
-        # An item can be reported only if its stem's n-grams are all present (exact stem), or if the
-        # share of pieces found can reach the threshold even with every short segment present.
-        possible = (hits > 0) & ((hits >= index.n_stem_grams) | (hits + n_short >= threshold * total))
+        hits, inf_hits = index.hits(ngram_hashes(text, ngram))
+        # Candidates: the stem rule can fire, or every indexed n-gram of the item is present (whole item).
+        possible = (hits > 0) & (((informative > 0) & (inf_hits >= threshold * informative)) | (hits >= index.n_grams))
         for i in np.flatnonzero(possible):
-            found_short = sum(1 for s in index.short[i] if s in text)
-            score = (int(hits[i]) + found_short) / int(total[i])
+            segs = index.segments[i]
             stem = index.stems[i]
-            exact = (len(stem) >= min_exact_chars and stem in text) or all(s in text for s in index.segments[i])
-            if exact or score >= threshold:
+            choices = segs[1:] if segs and segs[0] == stem else segs
+            found = sum(1 for c in choices if c in text) / len(choices) if choices else 1.0
+            share = float(inf_hits[i]) / float(informative[i]) if informative[i] else 0.0
+            stem_ok = share >= threshold and (bool(long_stem[i]) or found >= choice_share)
+            exact = all(s in text for s in segs) or (stem_ok and len(stem) >= min_exact_chars and stem in text)
+            if exact or stem_ok:
                 item = index.items[i]
                 report.overlaps.append(Overlap(
                     benchmark=item.benchmark, item_id=item.item_id, record=record.location,
-                    kind="exact" if exact else "near", score=round(score, 4), question=item.stem[:80],
+                    kind="exact" if exact else "near", score=round(share, 4), question=item.stem[:80],
+                    choices=round(found, 4),
                 ))
     report.overlaps.sort(key=lambda o: (o.kind != "exact", -o.score, o.benchmark, o.item_id, o.record))
     return report

@@ -47,6 +47,19 @@ def load_stage_corpus(stage: StageSpec, data_root: Path | None) -> Corpus:
         raise UserError(str(exc)) from None
 
 
+def load_corpus_parts(stage: StageSpec, data_root: Path | None) -> list[Corpus]:
+    """With ``corpus.weights``: each ``corpus.paths`` entry read as a part of its own."""
+    spec = stage.corpus
+    if len(spec.weights) != len(spec.paths):
+        raise UserError(f"stage {stage.name}: corpus.weights has {len(spec.weights)} entries for "
+                        f"{len(spec.paths)} corpus.paths (one weight per path)")
+    paths = resolve_paths(spec.paths, data_root, where=f"stage {stage.name}: corpus.paths")
+    try:
+        return [read_corpus([p], text_field=spec.text_field, text_unit=spec.text_unit) for p in paths]
+    except CorpusError as exc:
+        raise UserError(str(exc)) from None
+
+
 def run_cpt(
     recipe: Recipe,
     stage: str | None = None,
@@ -78,13 +91,30 @@ def run_cpt(
     with st.main_process_first():
         st.prepare_output_dir(out, resume=resume, overwrite=overwrite)
 
-    corpus = load_stage_corpus(spec, root)
+    weights = spec.corpus.weights
+    if weights:
+        parts = load_corpus_parts(spec, root)
+        corpus = Corpus(documents=[d for p in parts for d in p.documents], empty=[e for p in parts for e in p.empty],
+                        files=[f for p in parts for f in p.files])
+    else:
+        corpus = load_stage_corpus(spec, root)
     report = st.run_guard(corpus_records(corpus), recipe, root, out, allow_overlap)
 
     with st.main_process_first():
         model_path = st.resolve_model(recipe, spec)  # may merge an earlier stage's adapter
     tokenizer = st.load_tokenizer(model_path, spec)
     token_lists = tokenize_documents(corpus.documents, tokenizer)
+    mixing = None
+    if weights:
+        from jmedllm.train.mixing import mix_parts
+
+        sizes = [len(p.documents) for p in parts]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        try:
+            token_lists, _, mixing = mix_parts([token_lists[a:a + n] for a, n in zip(starts, sizes)], weights,
+                                               seed=recipe.seed, names=spec.corpus.paths)
+        except ValueError as exc:
+            raise UserError(f"stage {spec.name}: corpus.weights: {exc}") from None
     packed = pack_documents(token_lists, spec.corpus.block_size, spec.corpus.last_block)
     if not packed.blocks:
         raise UserError(f"stage {spec.name}: the corpus gives no training block (all tokens in a dropped last block)")
@@ -129,6 +159,7 @@ def run_cpt(
                 "tokens_sha256": provenance.tokens_sha256(packed.blocks),
             },
             "packed_attention_check": isolation,
+            "mixing": mixing,
         }
         st.write_record(out, recipe, spec, model_path=model_path, precision=precision, files=corpus.files,
                         data=data, training=training, contamination=report, started=started)

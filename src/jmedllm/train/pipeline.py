@@ -10,12 +10,20 @@ from jmedllm.train.recipe import Recipe
 
 
 def run_stage(recipe: Recipe, stage: str, **kwargs: Any) -> Path:
-    """Run one stage by name (its kind picks run_cpt or run_sft); return its output directory."""
+    """Run one stage by name (its kind picks run_cpt, run_sft, run_preference or run_grpo); return its output directory."""
     spec = recipe.stage(stage)
     if spec.kind == "cpt":
         from jmedllm.train.cpt import run_cpt
 
         return run_cpt(recipe, spec.name, **kwargs)
+    if spec.kind in ("dpo", "orpo", "kto"):
+        from jmedllm.train.preference import run_preference
+
+        return run_preference(recipe, spec.name, **kwargs)
+    if spec.kind == "grpo":
+        from jmedllm.train.grpo import run_grpo
+
+        return run_grpo(recipe, spec.name, **kwargs)
     from jmedllm.train.sft import run_sft
 
     return run_sft(recipe, spec.name, **kwargs)

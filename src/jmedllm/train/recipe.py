@@ -23,6 +23,7 @@ import yaml
 
 from jmedllm.errors import UserError
 from jmedllm.config import ConfigError, FieldLocator, FieldPath, from_mapping, load_yaml_lines, parse_override
+from jmedllm.train.specs import GrpoSpec, PreferenceSpec, ScalingSpec
 
 DATA_ROOT_VAR = "${data_root}"
 
@@ -91,6 +92,7 @@ class CorpusSpec:
     block_size: int = 1024  # tokens per training block
     last_block: Literal["keep", "drop"] = "keep"  # the shorter final block: train on it, or drop it (recorded)
     isolate_documents: bool = True  # documents packed in one block do not attend to each other
+    weights: list[float] = field(default_factory=list)  # one per paths entry: token shares (medical + general); see train.mixing
 
 
 @dataclass
@@ -127,6 +129,9 @@ class ContaminationSpec:
     ngram: int = 13  # characters per n-gram (after normalisation)
     threshold: float = 0.5  # share of an item's n-grams found in one training record
     min_exact_chars: int = 20  # shortest normalised question stem that counts alone as an exact match
+    generic_df: int = 5  # a stem n-gram shared by this many evaluation items is generic phrasing (0: none)
+    min_informative: int = 30  # informative stem n-grams an item needs before its stem alone can flag it
+    choice_share: float = 0.5  # share of its choices a short-stem item needs found beside its stem
     allow_overlap: bool = False  # proceed anyway and record the report in the output directory
 
 
@@ -151,7 +156,7 @@ class StageSpec:
     """One training stage: continued pretraining or instruction tuning."""
 
     name: str = ""
-    kind: Literal["cpt", "sft"] = "sft"
+    kind: Literal["cpt", "sft", "dpo", "orpo", "kto", "grpo"] = "sft"
     method: Literal["full", "lora", "qlora"] = "lora"
     model: ModelSpec = field(default_factory=ModelSpec)
     lora: LoraSpec = field(default_factory=LoraSpec)
@@ -160,6 +165,9 @@ class StageSpec:
     corpus: CorpusSpec = field(default_factory=CorpusSpec)
     instructions: InstructionsSpec = field(default_factory=InstructionsSpec)
     observe: ObserveSpec = field(default_factory=ObserveSpec)
+    preference: PreferenceSpec = field(default_factory=PreferenceSpec)  # dpo / orpo / kto (jmedllm.train.preference)
+    grpo: GrpoSpec = field(default_factory=GrpoSpec)  # grpo (jmedllm.train.grpo)
+    scaling: ScalingSpec = field(default_factory=ScalingSpec)
 
 
 @dataclass

@@ -221,7 +221,8 @@ def run_guard(records: Sequence[TrainingText], recipe: Recipe, data_root: Path |
                         f"${DATA_ROOT_ENV}); to train without the check set contamination.enabled=false")
     items, read, missing = evaluation_items(data_root, spec.benchmarks, spec.exclude)
     report = check_contamination(records, items, ngram=spec.ngram, threshold=spec.threshold,
-                                 min_exact_chars=spec.min_exact_chars)
+                                 min_exact_chars=spec.min_exact_chars, generic_df=spec.generic_df,
+                                 min_informative=spec.min_informative, choice_share=spec.choice_share)
     report.benchmarks, report.missing_benchmarks = read, missing
     report.settings["exclude"] = list(spec.exclude)
     allow = spec.allow_overlap if allow_overlap is None else allow_overlap

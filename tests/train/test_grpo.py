@@ -1,0 +1,64 @@
+"""GRPO with exam-verified rewards: the reward terms on hand-computed cases, and the loop on a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jmedllm.schema import Question
+from jmedllm.train import load_recipe
+from jmedllm.train.grpo import run_grpo, toy_questions
+from jmedllm.train.provenance import RUN_RECORD
+from jmedllm.train.rewards import reward_functions, reward_terms, total_reward
+from jmedllm.train.specs import RewardSpec
+
+Q = Question(id="q1", benchmark="b", text="正しいのはどれか。2つ選べ。", choices=("A薬", "B薬", "C薬", "D薬", "E薬"),
+             answer=frozenset({0, 2}), n_select=2, language="ja", meta={"kinki": (4,)})
+
+
+@pytest.mark.parametrize("text, partial, expected", [
+    ("a, c", False, {"correct": 1.0, "kinki": 0.0, "format": 0.1, "length": 0.0}),   # exact set
+    ("a, b", False, {"correct": 0.0, "kinki": 0.0, "format": 0.1, "length": 0.0}),   # half right, no partial credit
+    ("a, b", True, {"correct": 0.5, "kinki": 0.0, "format": 0.1, "length": 0.0}),    # F1 of {a,b} vs {a,c} = 0.5
+    ("a, e", False, {"correct": 0.0, "kinki": -1.0, "format": 0.1, "length": 0.0}),  # forbidden choice e
+    ("わかりません", False, {"correct": 0.0, "kinki": 0.0, "format": 0.0, "length": 0.0}),  # nothing parsed
+])
+def test_reward_terms_by_hand(text, partial, expected):
+    assert reward_terms(Q, text, RewardSpec(partial_credit=partial)) == expected
+
+
+def test_length_penalty_beyond_the_target():
+    spec = RewardSpec(target_length=10, length_penalty=0.01)
+    assert reward_terms(Q, "a, c", spec, n_tokens=25)["length"] == pytest.approx(-0.15)
+    assert reward_terms(Q, "a, c", spec, n_tokens=10)["length"] == 0.0
+    assert total_reward(reward_terms(Q, "a, c", spec, n_tokens=25)) == pytest.approx(1.0 + 0.1 - 0.15)
+
+
+def test_trl_reward_functions_find_the_item_by_key():
+    funcs = reward_functions({"b:q1": Q}, RewardSpec())
+    assert [f.__name__ for f in funcs] == ["correct", "kinki", "format", "length"]
+    got = [f(prompts=["p", "p"], completions=["a, c", [{"role": "assistant", "content": "a, e"}]],
+             completion_ids=[[1, 2], [3]], qid=["b:q1", "b:q1"]) for f in funcs]
+    assert got == [[1.0, 0.0], [0.0, -1.0], [0.1, 0.1], [0.0, 0.0]]
+
+
+def test_toy_task_is_balanced_and_marked():
+    qs = toy_questions(9)
+    assert [min(q.answer) for q in qs] == [0, 1, 2] * 3
+    assert all(q.choices[min(q.answer)].startswith("★") and sum(c.startswith("★") for c in q.choices) == 1 for q in qs)
+    assert [q.text[q.text.index("（") + 1] for q in qs[:3]] == ["a", "b", "c"]
+
+
+def test_tiny_grpo_loop_runs_and_records_the_rewards(tmp_path, tiny_model_dir):
+    """Two GRPO steps on the toy task through TRL's GRPOTrainer with HF generation (no vLLM on a CPU)."""
+    recipe = load_recipe("tiny-grpo", [f"model.name_or_path={tiny_model_dir}", f"output_dir={tmp_path}",
+                                       "training.max_steps=2", "training.batch_size=8", "grpo.num_generations=4",
+                                       "grpo.max_completion_length=3"])
+    out = run_grpo(recipe)
+    record = json.loads((out / RUN_RECORD).read_text())
+    assert record["kind"] == "grpo" and record["data"]["use_vllm"] is False
+    logged = [h for h in record["training"]["log_history"] if "reward" in h]
+    assert len(logged) == 2
+    for h in logged:
+        assert {"rewards/correct/mean", "rewards/kinki/mean", "rewards/format/mean", "rewards/length/mean"} <= set(h)
