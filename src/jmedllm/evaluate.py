@@ -82,7 +82,30 @@ class Prepared:
     excluded: list[str] = field(default_factory=list)  # records the loaders left out on purpose (no answer key)
 
 
-def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable | None) -> Prepared:
+def _pool_spec(cfg: EvalConfig, spec: str) -> str:
+    """The few-shot pool for ``spec``: --shot-pool, else a default disjoint from the evaluated items."""
+    pool = cfg.shot_pool or default_shot_pool(spec)
+    if pool is None:
+        raise EvalError(f"--shots {cfg.shots} on {spec}: the data holds no split of {spec.split(':')[0]} "
+                        "apart from the evaluated items, and exemplars drawn from them would leak "
+                        "answers; give --shot-pool SPEC (e.g. another benchmark or your own custom: file)")
+    return pool
+
+
+def load_benchmarks(cfg: EvalConfig, data_root: Path | None) -> dict[str, Any]:
+    """Every benchmark the run reads (evaluated specs and shot pools), loaded once: run_eval
+    calls it before loading the model, so that bad data or a bad spec fails in seconds."""
+    from jmedllm.benchmarks import load_benchmark
+
+    specs = list(cfg.benchmarks)
+    if cfg.shots > 0:
+        specs += [_pool_spec(cfg, s) for s in cfg.benchmarks]
+    return {spec: load_benchmark(spec, data_root, allow_outside_paths=cfg.allow_outside_paths)
+            for spec in dict.fromkeys(specs)}
+
+
+def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable | None,
+                  loaded: dict[str, Any] | None = None) -> Prepared:
     """Load benchmarks, apply limit / shuffle / shots, render prompts. Pure given the data."""
     from jmedllm import prompts as P
     from jmedllm.benchmarks import load_benchmark
@@ -102,7 +125,7 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
     warnings: list[str] = []
     excluded: list[str] = []
     for spec in cfg.benchmarks:
-        bench = load_benchmark(spec, data_root, allow_outside_paths=cfg.allow_outside_paths)
+        bench = (loaded or {}).get(spec) or load_benchmark(spec, data_root, allow_outside_paths=cfg.allow_outside_paths)
         files += bench.files
         warnings += [f"{bench.name}: {w}" for w in bench.warnings]
         excluded += [f"{bench.name}: {e}" for e in bench.excluded]
@@ -111,12 +134,9 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
             questions = questions[: cfg.limit]
         pool: list[Question] = []
         if cfg.shots > 0:
-            pool_spec = cfg.shot_pool or default_shot_pool(spec)
-            if pool_spec is None:
-                raise EvalError(f"--shots {cfg.shots} on {spec}: the data holds no split of {spec.split(':')[0]} "
-                                "apart from the evaluated items, and exemplars drawn from them would leak "
-                                "answers; give --shot-pool SPEC (e.g. another benchmark or your own custom: file)")
-            pool_bench = load_benchmark(pool_spec, data_root, allow_outside_paths=cfg.allow_outside_paths)
+            pool_spec = _pool_spec(cfg, spec)
+            pool_bench = ((loaded or {}).get(pool_spec)
+                          or load_benchmark(pool_spec, data_root, allow_outside_paths=cfg.allow_outside_paths))
             files += pool_bench.files
             pool = [q for q in pool_bench.questions if not q.is_numeric and q.selection == "n"]
         for q in questions:
@@ -316,10 +336,11 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None) -> Pat
     if not cfg.out:
         raise EvalError("no output directory given (--out DIR)")
     data_root = _data_root_for(cfg)
+    loaded = load_benchmarks(cfg, data_root) if cfg.benchmarks and cfg.mode in MODES else None
     if engine is None:
         engine = load_engine_for(cfg)
     format_chat = getattr(engine, "format_chat", None)
-    prepared = prepare_items(cfg, data_root, format_chat)
+    prepared = prepare_items(cfg, data_root, format_chat, loaded)
     items = prepared.items
     identity = _identity(cfg, engine.describe(), prepared.data_hashes)
     run = open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg),
