@@ -171,3 +171,29 @@ def test_asking_for_more_answers_than_choices_is_an_error():
     q = Question("bad", "x", "3つ選べ。", ("p", "q"), {0}, 3, "ja")
     with pytest.raises(ValueError, match="bad: asks for 3 of 2 choices"):
         score_generation(q, "a")
+
+
+def test_generation_answer_pattern_from_the_call_or_the_question():
+    out = "選んだのは b。答え：c"
+    pattern = r"選んだのは\s*(?P<answer>[a-e])"
+    v = score_generation(q116a3(), out, answer_pattern=pattern)
+    assert (v.predicted, v.method, v.correct) == (frozenset({1}), "answer_pattern", False)
+    # a custom mapping's pattern travels in meta["answer_pattern"]
+    v = score_generation(q116a3(answer_pattern=pattern), out)
+    assert (v.predicted, v.method) == (frozenset({1}), "answer_pattern")
+    # without any pattern: the built-in chain (the last statement)
+    assert score_generation(q116a3(), out).predicted == frozenset({2})
+
+
+def test_generation_mark_sheet_digits_from_the_answer_template():
+    # 120D-75-like item: template ①② (two boxes); the model fills them with a space
+    q = Question("n2", "igakuqa", "BMIを求めよ。\n解答：①②", (), frozenset(), 0, "ja", numeric_answer="28",
+                 meta={"answer_template": "①②"})
+    v = score_generation(q, "【回答】2 8")
+    assert (v.numeric_predicted, v.method, v.correct) == ("28", "mark_sheet", True)
+
+
+def test_generation_select_all_passes_the_selection():
+    q = Question("sa", "custom", "正しいものをすべて選べ。", JA, {0, 2, 4}, 0, "ja", selection="all")
+    v = score_generation(q, "a. 夜盲\nc. 自然治癒\ne. OCT")
+    assert (v.predicted, v.correct) == (frozenset({0, 2, 4}), True)

@@ -119,7 +119,7 @@ def extract_choices(
         lambda: pick_label_only(text, n),
         lambda: pick_answer_statement(text, n),
         lambda: pick_final_label(text, n),
-        lambda: pick_leading_label(text, n),
+        lambda: pick_leading_label(text, n, choices),
         lambda: pick_choice_text(text, choices, n_select, selection),
         lambda: pick_label_mention(text, n, n_select) if selection == "n" else None,
         lambda: pick_choice_text_contained(text, choices, n_select, selection),

@@ -5,13 +5,16 @@ Every step keeps the length of ``nfkc(output)``: characters are blanked with spa
 
 1. ``normalize_output``   NFKC (full-width letters, digits, brackets and colons fold to
                           ASCII); mark-sheet slot markers ①..⑳ become ``§`` (NFKC would
-                          turn them into digits); markdown emphasis (``*``, backticks),
+                          turn them into digits); fenced program code (```python …```;
+                          JSON and untagged blocks stay) blanked; markdown emphasis (``*``, backticks),
                           heading marks (``#`` opening a line) and LaTeX wrappers
                           (``$``, ``\\(``, ``\\text{…}``, ``\\mathrm{…}``, ``\\textbf{…}``) blanked,
                           their content kept; ``\\boxed{…}`` is kept (an answer marker).
 2. ``strip_think``        reasoning blocks blanked: ``<think>…</think>`` (also ``thinking``,
                           ``thought(s)``, ``reasoning``), an unclosed block to the end, all
                           before a stray closing tag, and a harmony-format analysis channel.
+   ``strip_control_tokens`` chat-template tokens (``<|im_end|>``, ``<end_of_turn>``, …)
+                          blanked; the first end-of-turn token after the answer cuts the rest.
 3. ``first_line``         only with ``first_line_only=True``.
 4. ``cut_next_question``  a follow-on exam item written by a base model is cut (the
                           extractors keep the cut only when an answer stands before it: a
@@ -54,10 +57,23 @@ def _unwrap_latex(text: str) -> str:
     return _LATEX_DELIMS.sub(_blank_match, text)
 
 
+# A fenced block of program code (```python …```) is no answer: a run-on model writing
+# `answer = "C"` in code has not answered. JSON and untagged blocks are kept (an answer format).
+_CODE_FENCE = re.compile(
+    r"```[ \t]*(?:python|py|javascript|js|typescript|ts|bash|sh|shell|c|cpp|c\+\+|java|r|sql|go|rust)[ \t]*\n.*?(?:```|\Z)",
+    re.DOTALL | re.IGNORECASE,
+)
+
+
+def blank_code(text: str) -> str:
+    """Blank fenced blocks of program code (an unclosed one to the end)."""
+    return _CODE_FENCE.sub(_blank_match, text) if "```" in text else text
+
+
 def normalize_output(text: str) -> str:
     """NFKC with slot markers kept, markdown emphasis / heading marks and LaTeX wrappers blanked."""
     text = nfkc(text.translate(str.maketrans(_CIRCLED)))
-    text = text.replace("\r", " ").replace("*", " ").replace("`", " ")
+    text = blank_code(text).replace("\r", " ").replace("*", " ").replace("`", " ")
     text = _HEADING.sub(_blank_match, text)
     return _unwrap_latex(text) if ("\\" in text or "$" in text) else text
 
@@ -89,6 +105,26 @@ def strip_think(text: str) -> str:
     return text
 
 
+# Chat-template control tokens a model (or a server that did not strip them) leaves in the text.
+_CONTROL = re.compile(r"<\|[^|<>\n]{1,40}\|>|<[｜|][^<>\n]{1,40}[｜|]>|</?s>|<(?:start|end)_of_turn>|<\|?im_(?:start|end|sep)\|?>")
+_END_OF_TURN = re.compile(
+    r"<\|(?:end|eot_id|im_end|endoftext|END_RESPONSE|END_OF_TURN_TOKEN|return|user)\|?>?|<end_of_turn>|</s>|<[｜|]end[▁_ ]of[▁_ ]sentence[｜|]>",
+    re.IGNORECASE,
+)
+
+
+def strip_control_tokens(text: str) -> str:
+    """Blank chat-template control tokens; the first end-of-turn token after the answer has begun
+    ends it (a model that goes on to write the next user turn is cut there)."""
+    start = 0
+    for m in _END_OF_TURN.finditer(text):
+        if text[start:m.start()].strip():
+            text = blank(text, m.start(), len(text))
+            break
+        start = m.end()
+    return _CONTROL.sub(_blank_match, text)
+
+
 def first_line(text: str) -> str:
     """Keep the first non-empty line only (later lines blanked).
 
@@ -101,7 +137,10 @@ def first_line(text: str) -> str:
     return blank(text, m.end(), len(text))
 
 
-_NEXT_QUESTION = re.compile(r"\n\s*(?:問題|設問|質問|Question|Q\s*\d+)\s*\d*\s*[:.)]", re.IGNORECASE)
+_NEXT_QUESTION = re.compile(
+    r"\n\s*(?:(?:問題|設問|質問|Question|Q\s*\d+)\s*\d*\s*[:.)]|(?:Medical\s+|Next\s+|New\s+)?Question\s*\d*[ \t]*\n)",
+    re.IGNORECASE,
+)
 
 
 def cut_next_question(text: str) -> str:
@@ -165,7 +204,7 @@ def clean_output(
     output: str, *, n_choices: int = 0, n_select: int = 1, first_line_only: bool = False, cut_next: bool = True
 ) -> str:
     """Run the cleaning steps; the result has the same length as ``nfkc(output)``."""
-    text = strip_think(normalize_output(output))
+    text = strip_control_tokens(strip_think(normalize_output(output)))
     if first_line_only:
         text = first_line(text)
     if cut_next:
