@@ -101,6 +101,28 @@ class Prepared:
     skipped_images: list[str] = field(default_factory=list)  # keys of image items a text-only engine skips
 
 
+def _pool_spec(cfg: EvalConfig, spec: str) -> str:
+    """The few-shot pool for ``spec``: --shot-pool, else a default disjoint from the evaluated items."""
+    pool = cfg.shot_pool or default_shot_pool(spec)
+    if pool is None:
+        raise EvalError(f"--shots {cfg.shots} on {spec}: the data holds no split of {spec.split(':')[0]} "
+                        "apart from the evaluated items, and exemplars drawn from them would leak "
+                        "answers; give --shot-pool SPEC (e.g. another benchmark or your own custom: file)")
+    return pool
+
+
+def load_benchmarks(cfg: EvalConfig, data_root: Path | None) -> dict[str, Any]:
+    """Every benchmark the run reads (evaluated specs and shot pools), loaded once: run_eval
+    calls it before loading the model, so that bad data or a bad spec fails in seconds."""
+    from jmedllm.benchmarks import load_benchmark
+
+    specs = list(cfg.benchmarks)
+    if cfg.shots > 0:
+        specs += [_pool_spec(cfg, s) for s in cfg.benchmarks]
+    return {spec: load_benchmark(spec, data_root, allow_outside_paths=cfg.allow_outside_paths)
+            for spec in dict.fromkeys(specs)}
+
+
 def _engine_input(prompt, format_chat: Callable | None, caps, question: Question, key: str):
     """What the engine is given for one prompt: a rendered string, or chat messages (an engine
     taking messages natively; always so for an item with images)."""
@@ -122,14 +144,15 @@ def _engine_input(prompt, format_chat: Callable | None, caps, question: Question
     return value
 
 
-def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable | None, caps=None, *,
-                  render: bool = True) -> Prepared:
+def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable | None, caps=None,
+                  loaded: dict[str, Any] | None = None, *, render: bool = True) -> Prepared:
     """Load benchmarks, apply limit / shuffle / shots, render prompts. Pure given the data.
 
     ``caps`` (the engine's base.Capabilities) decides whether prompts go as chat messages and
     whether image items are asked (else they are skipped and listed in ``skipped_images``).
     ``render=False`` (outputs produced elsewhere, `jmedllm score`): no prompt, shots or
     shuffling; ``cfg.prompt``, if given, only contributes the answer pattern its file declares.
+    ``loaded``: benchmarks already read by :func:`load_benchmarks` (by spec).
     """
     from jmedllm import answer_pattern as AP
     from jmedllm import prompts as P
@@ -163,7 +186,7 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
     warnings: list[str] = []
     excluded: list[str] = []
     for spec in cfg.benchmarks:
-        bench = load_benchmark(spec, data_root, allow_outside_paths=cfg.allow_outside_paths)
+        bench = (loaded or {}).get(spec) or load_benchmark(spec, data_root, allow_outside_paths=cfg.allow_outside_paths)
         files += bench.files
         warnings += [f"{bench.name}: {w}" for w in bench.warnings]
         excluded += [f"{bench.name}: {e}" for e in bench.excluded]
@@ -172,12 +195,9 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
             questions = questions[: cfg.limit]
         pool: list[Question] = []
         if cfg.shots > 0:
-            pool_spec = cfg.shot_pool or default_shot_pool(spec)
-            if pool_spec is None:
-                raise EvalError(f"--shots {cfg.shots} on {spec}: the data holds no split of {spec.split(':')[0]} "
-                                "apart from the evaluated items, and exemplars drawn from them would leak "
-                                "answers; give --shot-pool SPEC (e.g. another benchmark or your own custom: file)")
-            pool_bench = load_benchmark(pool_spec, data_root, allow_outside_paths=cfg.allow_outside_paths)
+            pool_spec = _pool_spec(cfg, spec)
+            pool_bench = ((loaded or {}).get(pool_spec)
+                          or load_benchmark(pool_spec, data_root, allow_outside_paths=cfg.allow_outside_paths))
             files += pool_bench.files
             pool = [q for q in pool_bench.questions if not q.is_numeric and q.selection == "n"]
         for q in questions:
@@ -479,6 +499,8 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
     data_root = _data_root_for(cfg)
     if cfg.extract_with and cfg.mode != "generate":
         raise EvalError(f"--extract-with reads generated answers; mode {cfg.mode!r} has none (use --mode generate)")
+    # every benchmark read (and checked) before --out is touched and before the model loads
+    loaded = load_benchmarks(cfg, data_root) if cfg.benchmarks and cfg.mode in MODES else None
     with lock_run_dir(cfg.out) as lock:
         if engine is None:
             engine = load_engine_for(cfg)
@@ -487,7 +509,7 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
             raise EvalError(f"engine {getattr(engine, 'kind', '?')!r} cannot run {cfg.mode} mode"
                             + ("".join(f" ({n})" for n in caps.notes)) + f"; it can run: {', '.join(caps.modes())}")
         format_chat = getattr(engine, "format_chat", None)
-        prepared = prepare_items(cfg, data_root, format_chat, caps)
+        prepared = prepare_items(cfg, data_root, format_chat, caps, loaded)
         if judge_engine is None and cfg.extract_with:
             judge_engine = load_judge_for(cfg, engine)
         judge_desc = judge.describe(judge_engine, cfg.extract_with) if judge_engine is not None else None

@@ -226,3 +226,24 @@ def test_data_check_on_the_exam(tmp_path, monkeypatch, capsys):
     assert "2 record(s) excluded: no official answer key" in out and "120A6 (exam120.json:" in out
     assert "more gold keys" not in out  # a select-all item asks for no fixed number
     assert "ordering): all: 1, n: 9, order: 1" in out
+
+
+@pytest.mark.parametrize("mode", ["generate", "loglik"])
+def test_the_exam_end_to_end_on_a_tiny_real_model(mode, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """`jmedllm eval` over the exam file with a real (tiny, random) model, no data root: every item
+    scored or listed as not applicable, points and a verdict from the declared rules."""
+    from jmedllm.cli import main
+
+    monkeypatch.delenv("JMEDLLM_DATA_ROOT", raising=False)
+    spec = build(tmp_path)
+    out = tmp_path / mode
+    assert main(["eval", "--model", str(tiny_model_dir), "--benchmark", spec, "--out", str(out), "--mode", mode,
+                 "--max-new-tokens", "4", "--bootstrap", "20"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    (exam,) = summary["exams"]
+    assert exam["exam"] == 120 and isinstance(exam["passed"], bool)
+    assert (exam["hisshu"]["official_max"], exam["ippan"]["official_max"]) == (9, 6)
+    na = summary["run"]["not_applicable"]["count"]
+    assert summary["run"]["items_done"] + na == 11 and na == (3 if mode == "loglik" else 0)
+    assert summary["run"]["excluded"]["count"] == 2
+    assert "exam120" in capsys.readouterr().out

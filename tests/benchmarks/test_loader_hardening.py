@@ -136,3 +136,10 @@ def test_data_check_on_a_custom_mapping_needs_no_data_root(tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert "questions: 1" in out and "1 record(s) excluded: no official answer key" in out
     assert "2 (x.jsonl:2): no official answer key ('NA')" in out
+
+
+def test_eval_with_an_unknown_year_fails_before_loading_any_model(data_root, tmp_path, capsys):
+    code = main(["eval", "--model", str(tmp_path / "no-such-model"), "--benchmark", "igakuqa:2031",
+                 "--out", str(tmp_path / "run"), "--data-root", str(data_root)])
+    assert code == 2 and "IgakuQA has no year 2031" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

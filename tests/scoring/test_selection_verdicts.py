@@ -156,3 +156,20 @@ def test_shuffling_an_ordering_question_remaps_its_sequence():
     shuffled = permute_choices(q, (3, 2, 1, 0))  # new order: s, r, q, p
     assert [shuffled.choices[i] for i in shuffled.answer_order] == ["r", "p", "q", "s"]
     assert score_generation(shuffled, "答え：b, d, c, a").correct is True
+
+
+@pytest.mark.parametrize("selection, language, style, expected", [
+    ("all", "ja", "text", "当てはまる選択肢をすべて選び、選んだ選択肢の文を「、」で区切ってそのまま書いてください。"),
+    ("all", "en", "letter", 'Select all options that answer the question and write their letters, separated by ", ".'),
+    ("order", "ja", "letter", "選択肢を正しい順に並べ、記号をその順に「, 」で区切って書いてください。"),
+    ("order", "en", "explanation", "Put the options in the correct order. Explain your reasoning step by step, then "
+     'write the final answer on its own last line as "Answer: " followed by their letters in that order, '
+     'separated by ", ".'),
+])
+def test_prompts_ask_for_all_or_the_order(selection, language, style, expected):
+    from jmedllm.prompts.wording import task_sentence, terse_hint
+
+    kw = dict(n_select=0, numeric=False, style=style, list_choices=True, language=language, selection=selection)
+    assert task_sentence(**kw) == expected
+    assert terse_hint(**kw).startswith({"all": ("すべて選べ", "Select all"), "order": ("正しい順", "Put them")}
+                                       [selection][language == "en"])

@@ -3,10 +3,12 @@
 ``aggregate`` reports, overall and per benchmark / benchmark+language / language /
 section / category / n_select / text_only: the number of items, the unparsed count,
 and each metric's mean with a percentile bootstrap 95 % interval (over the items
-where the metric applies). Where IgakuQA exam metadata is present it adds one exam
-result per (benchmark, language, exam): points per section against the official
-maxima and lines, a bootstrap interval of the points, forbidden-choice selections,
-pass/fail and the margin on each criterion.
+where the metric applies). Where exam rules apply (built-in IgakuQA exams, or rules a
+custom mapping declares) it adds one exam result per (benchmark, language, exam): points
+per section against the maxima and lines, a bootstrap interval of the points,
+forbidden-choice selections, pass/fail and the margin on each criterion. Exams present
+without a verdict are listed in ``exams_without_verdict`` with the reason (no pass lines
+known, no points in the source, part of the exam missing from the data root).
 
 Deterministic given ``seed``: each (group, metric) draws from its own generator,
 seeded by ``SeedSequence([seed, crc32(group name + metric)])``, and items are put in

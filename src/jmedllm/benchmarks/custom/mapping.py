@@ -146,7 +146,7 @@ def is_file(path: Path) -> bool:
         return False
 
 
-def _load_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+def _load_yaml(path: Path, what: str = "data, question, choices, answer, ...") -> tuple[dict[str, Any], dict[str, int]]:
     text = read_text(path)
     try:
         node = yaml.compose(text)
@@ -155,7 +155,7 @@ def _load_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         mark = getattr(exc, "problem_mark", None)
         raise LoaderError(path, mark.line + 1 if mark else None, None, f"invalid YAML: {exc}") from None
     if not isinstance(values, dict) or node is None or not isinstance(node, yaml.MappingNode):
-        raise LoaderError(path, 1, None, "expected a mapping of keys (data, question, choices, answer, ...)")
+        raise LoaderError(path, 1, None, f"expected a mapping of keys ({what})")
     lines: dict[str, int] = {}
     for k, _ in node.value:
         if k.value in lines:
@@ -356,5 +356,5 @@ def _exam_rules(value: Any, mapping_path: Path, allow_outside: bool,
     rules_path = confined(mapping_path.parent, value, allow_outside, fail)
     if is_dir(rules_path):
         raise fail(f"{value!r} is a folder; name the exam-rules YAML file")
-    values, lines = _load_yaml(rules_path)
+    values, lines = _load_yaml(rules_path, "exam, points, sections, ...")
     return parse_exam_rules(values, lambda key, m: LoaderError(rules_path, lines.get(key, 1), key, m))
