@@ -24,7 +24,7 @@ folder          repository                            what is compared
 ==============  ====================================  =============================================
 
 Each source is split into TUNE (read while the extractor was built) and HELD-OUT (first
-read after it was frozen), fixed in ``SPLIT`` below before any tuning. A missing folder
+read after it was frozen), fixed in ``extraction_sources.split_of`` before any tuning. A missing folder
 is reported and skipped. Prints per source and split: items, agreement with the
 publisher, unparsed rate; then up to ``--show`` disagreements per source with both readings.
 No model runs here; the extractor is pure, so the figures do not depend on load.
@@ -33,198 +33,17 @@ No model runs here; the extractor is pure, so the figures do not depend on load.
 from __future__ import annotations
 
 import argparse
-import glob
-import html
 import json
 import re
 import sys
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable, Iterator
 
 from jmedllm.schema import LETTERS
 from jmedllm.scoring.extract import extract_choices, extract_number, parse_number, template_digits
 
 
-@dataclass(frozen=True)
-class Item:
-    source: str
-    part: str  # model / prompt / file within the source
-    qid: str
-    raw: str
-    choices: tuple[str, ...]  # empty: numeric item
-    n_select: int
-    reference: object  # frozenset of letters / str number (publisher's parse) or bool verdict; None: publisher failed
-    kind: str  # "parse" | "number" | "verdict" | "excluded" (the stored output cannot be compared)
-    gold: frozenset[int] = frozenset()
-    template: str | None = None
-    selection: str = "n"
-
-
-# TUNE or HELD-OUT per (source, part); decided before tuning.
-def split_of(item: Item) -> str:
-    """cotlab and akiwada are held out whole; the newest exam's open-weight models too."""
-    if item.source == "igakuqa":
-        return "tune"
-    if item.source == "jmle2026":
-        tune = ("openai_gpt-5.2", "anthropic_claude-opus-4.6", "anthropic_claude-sonnet-4.6",
-                "google_gemini-3.1-pro-preview", "Qwen_Qwen3-32B", "Qwen_Qwen3-32B_nothink")
-        return "tune" if item.part in tune else "held-out"
-    if item.source == "medreason":
-        return "tune" if item.part.startswith("medmcqa") else "held-out"
-    return "held-out"
-
-
-# ---------------------------------------------------------------------------
-# sources
-# ---------------------------------------------------------------------------
-
-def _letters(value: str) -> frozenset[str]:
-    return frozenset(ch for ch in value.lower() if ch in LETTERS)
-
-
-def igakuqa_items(root: Path) -> Iterator[Item]:
-    from jmedllm.benchmarks import igakuqa
-
-    questions = {}
-    for lang in ("ja", "en"):
-        for q in igakuqa.load(root, lang).questions:
-            questions[(lang, q.id)] = q
-    for path in sorted(glob.glob(str(root / "igakuqa" / "baseline_results" / "*" / "*.jsonl"))):
-        model = Path(path).stem.split("_", 1)[1]
-        if model == "student-majority":
-            continue  # not a model output: the students' majority letters
-        lang = "en" if model.endswith("-en") else "ja"
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            rec = json.loads(line)
-            q = questions[(lang, rec["problem_id"])]
-            pred = rec["prediction"].strip()
-            # their scorer splits the prediction at commas; anything else (the whole
-            # output copied, letters beyond the choices) is their parse failure
-            if q.is_numeric:
-                yield Item("igakuqa", model, q.id, rec["explanation"], (), 0,
-                           pred if re.fullmatch(r"[\d.]+", pred) else None, "number",
-                           template=q.meta.get("answer_template"))
-            else:
-                # a repeated letter ("a,e,e"): their scorer compares the list as written, so it matches no answer
-                ok = re.fullmatch(rf"[{q.letters}](,[{q.letters}])*", pred) and len(set(pred.split(","))) == len(pred.split(","))
-                yield Item("igakuqa", model, q.id, rec["explanation"], q.choices, max(q.n_select, 1),
-                           _letters(pred) if ok else None, "parse")
-
-
-_EMBEDDED = re.compile(r"^[ \t\u3000]*\|?[ \t\u3000]*([a-e])[ \t\u3000]*[ \t\u3000|][ \t\u3000]*(\S.*)$", re.MULTILINE)
-
-
-def jmle2026_items(root: Path) -> Iterator[Item]:
-    folder = root / "jmle2026"
-    dataset = {q["question_id"]: q for q in json.loads((folder / "jmle2026_dataset.json").read_text(encoding="utf-8"))}
-    for path in sorted((folder / "results").glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        for rec in data["results"]:
-            q = dataset[rec["question_id"]]
-            raw = rec.get("raw_response") or ""
-            pred = rec.get("predicted") or []
-            ok = bool(rec.get("parse_success"))
-            if q["question_type"] == "calculation":
-                template = re.search(r"解答[:：]\s*(.+)", q["question_text"])
-                yield Item("jmle2026", path.stem, q["question_id"], raw, (), 0,
-                           pred[0] if ok and pred else None, "number",
-                           template=template.group(1) if template else None)
-                continue
-            choices = tuple(m.group(2).strip() for m in _EMBEDDED.finditer(q["question_text"]))
-            yield Item("jmle2026", path.stem, q["question_id"], raw, choices, int(q["num_choices_to_select"]),
-                       frozenset(p.lower() for p in pred) if ok and pred else None, "parse")
-
-
-_ROW = re.compile(r"<tr data-qid=(\w+)>\s*(.*?)\s*</tr>", re.DOTALL)
-_CELL = re.compile(r"<td[^>]*>(.*?)</td>", re.DOTALL)
-_OPTION = re.compile(r"^(<strong>)?([A-J])\) (.*?)(</strong>)?$", re.MULTILINE)
-
-
-def medreason_items(root: Path) -> Iterator[Item]:
-    for path in sorted((root / "medreason" / "docs" / "samples").glob("*.html")):
-        if path.stem.startswith("pubmedqa"):
-            continue  # yes / no / maybe, not lettered choices
-        text = path.read_text(encoding="utf-8")
-        choices: tuple[str, ...] = ()
-        gold: frozenset[int] = frozenset()
-        qid = ""
-        for m in _ROW.finditer(text):
-            cells = _CELL.findall(m.group(2))
-            if len(cells) == 1 and "colspan" in m.group(2):
-                options = _OPTION.findall(cells[0])
-                choices = tuple(html.unescape(o[2]) for o in options)
-                gold = frozenset(i for i, o in enumerate(options) if o[0])
-                qid = re.sub(r"<[^>]+>", "", cells[0]).split("]")[0].split("[")[-1]
-                continue
-            for col, cell in enumerate(cells):
-                body = html.unescape(cell)
-                if body[:1] not in ("✅", "❌"):
-                    continue
-                # no option in bold: the page shows no gold, so the verdict cannot be checked
-                yield Item("medreason", f"{path.stem}/prompt{col}", qid, body[1:], choices, 1,
-                           body[0] == "✅" if gold else None, "verdict", gold=gold)
-
-
-def cotlab_items(root: Path) -> Iterator[Item]:
-    folder = root / "cotlab"
-    for path in sorted(folder.glob("**/results.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        run = path.parent.name
-        if not re.search(r"_mcq_(?:plain|json|\w+)_(medqa|medmcqa|mmlu_medical)$", run):
-            continue
-        for s in data.get("samples", []):
-            pred = s.get("predicted")
-            if not isinstance(pred, str) or s.get("response") is None:
-                continue
-            n = 4
-            yield Item("cotlab", run, str(s.get("sample_idx", s.get("idx"))), s["response"],
-                       tuple(f"option {LETTERS[i]}" for i in range(n)), 1,
-                       _letters(pred) if re.fullmatch(r"[A-Da-d]", pred.strip()) else None, "parse")
-
-
-_AKIWADA_FILE = re.compile(r"(?P<model>.+)_(?P<year>20\d\d)_(?P<block>[A-F])\.json")
-
-
-def akiwada_items(root: Path) -> Iterator[Item]:
-    from jmedllm.benchmarks import igakuqa
-
-    questions = {q.id: q for q in igakuqa.load(root, "ja").questions}
-    for path in sorted((root / "akiwada" / "results").glob("*.json")):
-        m = _AKIWADA_FILE.fullmatch(path.name)
-        if not m:
-            continue  # summaries
-        data = json.loads(path.read_text(encoding="utf-8"))
-        for prompt, rows in (data.get("details") or {}).items():
-            for rec in rows:
-                q = questions.get(rec.get("problem_id"))
-                raw = rec.get("response")
-                if q is None or not isinstance(raw, str):
-                    continue
-                pred = (rec.get("prediction") or "").strip()
-                part = f"{m['model']}/{prompt}"
-                if len(raw) >= 200:  # the publisher stored only the first 200 characters of each response
-                    yield Item("akiwada", part, q.id, raw, q.choices, 1, None, "excluded")
-                    continue
-                if q.is_numeric:
-                    yield Item("akiwada", part, q.id, raw, (), 0, pred if re.fullmatch(r"[\d.]+", pred) else None,
-                               "number", template=q.meta.get("answer_template"))
-                    continue
-                ok = re.fullmatch(rf"[{q.letters}](,[{q.letters}])*", pred)
-                yield Item("akiwada", part, q.id, raw, q.choices, max(q.n_select, 1),
-                           _letters(pred) if ok else None, "parse")
-
-
-SOURCES: dict[str, Callable[[Path], Iterator[Item]]] = {
-    "igakuqa": igakuqa_items,
-    "jmle2026": jmle2026_items,
-    "medreason": medreason_items,
-    "cotlab": cotlab_items,
-    "akiwada": akiwada_items,
-}
+from extraction_sources import SOURCES, Item, split_of  # noqa: E402  (a sibling script module)
 
 
 # ---------------------------------------------------------------------------
@@ -288,6 +107,32 @@ def _akiwada_rule(raw: str) -> tuple[str, str]:
     return "fallback: every a-e letter in the first 20 characters", letters
 
 
+def _cotlab_rule(raw: str) -> tuple[str, str]:
+    """Which step of the publisher's documented parser (CoTLab ``MCQPromptStrategy.parse_response``,
+    described in docs/scoring.md) gives its reading of ``raw``. Written from the description."""
+    obj = re.search(r"\{[^{}]*\}", raw, re.DOTALL)
+    if obj:
+        try:
+            value = json.loads(obj.group())
+            if isinstance(value, dict):
+                return "the FIRST JSON object's 'answer'", str(value.get("answer", "")).strip().lower()
+        except json.JSONDecodeError:
+            pass
+    steps = (
+        ("the FIRST 'answer' / 'choice' / 'selection' followed by any letter (the echoed instruction "
+         "'best answer (A, B, C, or D)' reads A, 'answer is' reads I)", r"(?:answer|selection|choice)[:\s]*([A-Z])"),
+        ("the FIRST 'X is the correct'", r"\b([A-Z])\s*(?:is|would be)\s+(?:the\s+)?(?:correct|best|right)"),
+        ("the FIRST line opening with 'X)' / 'X.' / 'X:'", r"(?:^|\n)\s*([A-Z])\s*(?:\)|\.|\:)"),
+        ("the FIRST '**X**'", r"\*\*([A-Z])\*\*"),
+    )
+    for name, rx in steps:
+        m = re.search(rx, raw, re.IGNORECASE)
+        if m:
+            return name, m.group(1).lower()
+    lone = re.findall(r"\b([A-Z])\b", raw)
+    return "the LAST lone capital letter", lone[-1].lower() if lone else ""
+
+
 def explain(item: Item, ours: str, theirs: str) -> str:
     """The publisher behaviour that explains a disagreement, read off the item; "" when none does.
 
@@ -310,6 +155,10 @@ def explain(item: Item, ours: str, theirs: str) -> str:
         return ""
     if not ours_letters and re.search(r"<think>", raw) and not re.search(r"</think>", raw):
         return "no answer: the reasoning block never closed (cut by the token limit); the publisher read a letter anyway"
+    if item.source == "cotlab":
+        rule, letters = _cotlab_rule(raw)
+        if letters == theirs:
+            return f"publisher rule: {rule}"
     if item.source == "akiwada":
         rule, letters = _akiwada_rule(raw)
         if letters == theirs:
@@ -336,10 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=("tune", "held-out", "all"), default="all")
     ap.add_argument("--show", type=int, default=20, help="disagreements listed per source (default 20)")
     ap.add_argument("--tail", type=int, default=240, help="characters of the raw output shown")
+    ap.add_argument("--listing", type=Path, help="write every disagreement, with its explanation, to this Markdown file")
     ap.add_argument("--explained", action="store_true",
                     help="also list disagreements a known publisher behaviour explains (default: count them only)")
     args = ap.parse_args(argv)
     rows = []
+    listing: list[str] = []
     for name in args.source or list(SOURCES):
         if not (args.root / name).is_dir():
             print(f"{name}: folder {args.root / name} not found, skipped")
@@ -375,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
             reasons[why or "UNEXPLAINED"] = reasons.get(why or "UNEXPLAINED", 0) + 1
             if not why or args.explained:
                 unexplained.append((item, ours, theirs, why))
+        listing.append(f"\n## {name}: {len(disagreements)} disagreements\n")
+        listing.append("| split | part | item | jmedllm | publisher | explanation |")
+        listing.append("|---|---|---|---|---|---|")
+        for item, ours, theirs in disagreements:
+            why = explain(item, ours, theirs) or "see docs/scoring.md (read by hand)"
+            listing.append(f"| {split_of(item)} | {item.part} | {item.qid} | {ours} | {theirs} | {why} |")
         print(f"\n## {name}: {len(disagreements)} disagreements")
         for why, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
             print(f"  {count:5d}  {why}")
@@ -385,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             tail = item.raw.strip()[-args.tail:].replace("\n", "⏎")
             print(f"- [{split_of(item)}] {item.part} {item.qid}: jmedllm {ours} | publisher {theirs}"
                   f"{' | ' + why if why else ''} | …{tail}")
+    if args.listing:
+        args.listing.write_text(
+            "# Every disagreement with the publishers' parses\n\nWritten by `bench/extraction_agreement.py "
+            "--listing`; see docs/scoring.md for the sources and the explanations.\n" + "\n".join(listing) + "\n",
+            encoding="utf-8")
     print("\n| source | split / part | items | agree | agreement | unparsed | publisher no parse (jmedllm read) "
           "| excluded |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")

@@ -336,3 +336,41 @@ def test_order_is_filled_for_every_multi_letter_answer():
 def test_bad_selection_is_an_error():
     with pytest.raises(ValueError, match="selection"):
         extract_choices("a", JA, 1, selection="some")
+
+
+def test_program_code_is_no_answer():
+    # CoTLab, MedGemma 4B running on into Python after its answer (MedMCQA sample 645)
+    out = 'Final Answer: B\n```python\nanswer = "C"\nreasoning = analyze_question(question, answer)\n```'
+    assert pick(out, EN4) == ("b", "answer_statement")
+    assert pick('```python\nanswer = "C"\n', EN4) == ("", UNPARSED)
+    # a JSON block is an answer format, kept
+    assert pick('```json\n{"answer": "D", "reasoning": "…"}\n```', EN4) == ("d", "answer_statement")
+
+
+@pytest.mark.parametrize("output, n, expected", [
+    ("Ans: C", 1, "c"),
+    ("C is the answer.", 1, "c"),
+    ("Correct answer → C", 1, "c"),
+    ("Answer: Both A and C", 2, "ac"),
+    ("【最終回答】b", 1, "b"),
+    ("【正解】c", 1, "c"),
+    ("The answers are (A) and (C).", 2, "ac"),
+    (r"\( \boxed{B} \)", 1, "b"),
+])
+def test_more_statement_spellings(output, n, expected):
+    assert pick(output, EN, n) == (expected, "answer_statement")
+
+
+def test_a_label_list_named_together_in_reasoning():
+    assert pick("aとcが正しい。", JA, 2) == ("ac", "label_mention")
+    # but not when the question asks for one answer: ambiguous
+    assert pick("aとcが正しい。", JA, 1) == ("", UNPARSED)
+
+
+def test_slot_digits_around_a_point():
+    assert extract_number("①0．②4③0", digits=3, decimals=2).number == "0.40"
+
+
+def test_a_keyword_pointing_ahead_does_not_stop_the_reading():
+    out = "正解は以下のとおりです。\n\n検討の結果、選択肢cが正しい。"
+    assert pick(out) == ("c", "label_mention")

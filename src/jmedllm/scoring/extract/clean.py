@@ -5,7 +5,8 @@ Every step keeps the length of ``nfkc(output)``: characters are blanked with spa
 
 1. ``normalize_output``   NFKC (full-width letters, digits, brackets and colons fold to
                           ASCII); mark-sheet slot markers ①..⑳ become ``§`` (NFKC would
-                          turn them into digits); markdown emphasis (``*``, backticks),
+                          turn them into digits); fenced program code (```python …```;
+                          JSON and untagged blocks stay) blanked; markdown emphasis (``*``, backticks),
                           heading marks (``#`` opening a line) and LaTeX wrappers
                           (``$``, ``\\(``, ``\\text{…}``, ``\\mathrm{…}``, ``\\textbf{…}``) blanked,
                           their content kept; ``\\boxed{…}`` is kept (an answer marker).
@@ -56,10 +57,23 @@ def _unwrap_latex(text: str) -> str:
     return _LATEX_DELIMS.sub(_blank_match, text)
 
 
+# A fenced block of program code (```python …```) is no answer: a run-on model writing
+# `answer = "C"` in code has not answered. JSON and untagged blocks are kept (an answer format).
+_CODE_FENCE = re.compile(
+    r"```[ \t]*(?:python|py|javascript|js|typescript|ts|bash|sh|shell|c|cpp|c\+\+|java|r|sql|go|rust)[ \t]*\n.*?(?:```|\Z)",
+    re.DOTALL | re.IGNORECASE,
+)
+
+
+def blank_code(text: str) -> str:
+    """Blank fenced blocks of program code (an unclosed one to the end)."""
+    return _CODE_FENCE.sub(_blank_match, text) if "```" in text else text
+
+
 def normalize_output(text: str) -> str:
     """NFKC with slot markers kept, markdown emphasis / heading marks and LaTeX wrappers blanked."""
     text = nfkc(text.translate(str.maketrans(_CIRCLED)))
-    text = text.replace("\r", " ").replace("*", " ").replace("`", " ")
+    text = blank_code(text).replace("\r", " ").replace("*", " ").replace("`", " ")
     text = _HEADING.sub(_blank_match, text)
     return _unwrap_latex(text) if ("\\" in text or "$" in text) else text
 

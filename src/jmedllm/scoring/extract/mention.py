@@ -17,14 +17,14 @@ import re
 from functools import lru_cache
 
 from jmedllm.schema import LETTERS
-from jmedllm.scoring.extract.labels import CLOSE, OPEN, label_class
+from jmedllm.scoring.extract.labels import CLOSE, OPEN, label_class, list_re, parse_list
 from jmedllm.scoring.extract.types import Extraction, picked
 
 
 @lru_cache(maxsize=None)
 def _mention_re(n_choices: int) -> re.Pattern[str]:
     L = label_class(n_choices)
-    bare = rf"(?<![A-Za-z0-9ァ-ヶー一-龯]){L}(?![A-Za-z0-9])"
+    bare = rf"(?<![A-Za-z0-9ァ-ヶー一-龯]){list_re(n_choices)}(?![A-Za-z0-9])"
     return re.compile(
         rf"(?:\b(?:option|choice)s?\s*|選択肢\s*)({OPEN}?\s*({L})\s*{CLOSE}?)(?![A-Za-z0-9])(?!\s*[:])"
         rf"|({bare})(?=\s*(?:が|を|です|である|だ|と考え|は|is\s+(?:correct|right|the\s+(?:correct|best)\s+answer|"
@@ -71,16 +71,22 @@ def pick_label_mention(text: str, n_choices: int, n_select: int) -> Extraction |
             label, group = m.group(3), 3
         else:
             label, group = m.group(4), 4
-        index = LETTERS.index(label.lower())
+        if group == 3:  # "aとcが正しい": a label list named together
+            got = parse_list(text, m.start(3), m.end(3), n_choices)
+            if not got:
+                continue
+            indices: tuple[int, ...] = got
+        else:
+            indices = (LETTERS.index(label.lower()),)
         clause = _clause_after(text, m.end(group))
         if _POSITIVE_ONLY.match(clause):
-            positive.append((index, m, group))
+            positive.extend((i, m, group) for i in indices)
         elif _NEGATIVE.search(clause):
-            negated.add(index)
+            negated.update(indices)
         elif group == 3 and not _IS_POSITIVE.match(clause):
             continue  # "a は…" without a verdict says nothing
         else:
-            positive.append((index, m, group))
+            positive.extend((i, m, group) for i in indices)
     candidates: list[int] = []
     for index, _, _ in positive:
         if index not in negated and index not in candidates:

@@ -30,7 +30,7 @@ def _place_point(digits: str, decimals: int) -> str:
 def _mark_sheet(text: str, digits: int, decimals: int) -> Extraction | None:
     """Digits written box by box: "① 2 ② 8" / "①2②8" (slot markers) or "2 8" after an answer
     keyword or alone; exactly ``digits`` single digits; the last such group wins."""
-    slot_digit = rf"{SLOT}[ \t]*[:=]?[ \t]*(\d)[ \t]*[,、]?[ \t]*"
+    slot_digit = rf"{SLOT}[ \t]*[:=]?[ \t]*(\d)[ \t]*[,、.]?[ \t]*"
     slotted = re.compile(rf"(?:{slot_digit}){{{digits}}}(?![ \t]*\d)")
     spaced = re.compile(
         rf"(?:(?:{OPEN}[ \t]*)?(?:{_KEY})[ \t]*(?:{CLOSE})?[ \t]*(?:は|:|=|is)?[ \t]*|^[ \t]*)"

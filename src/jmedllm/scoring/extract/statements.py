@@ -25,7 +25,7 @@ from jmedllm.text import normalize_answer_text
 _JA_KEY = r"(?:最終(?:的な)?)?(?:答え|解答|正解|回答|正答|答)|結論|最終選択"
 _EN_KEY = (
     r"\b(?:(?:my|the|final|correct|best|right|most\s+likely|true|appropriate|single)\s+){0,3}"
-    r"(?:answer|option|choice|selection)s?(?:\s+choice)?(?:\s+(?:here|then|therefore|thus))?"
+    r"(?:answer|ans\.?|option|choice|selection)s?(?:\s+choice)?(?:\s+(?:here|then|therefore|thus))?"
 )
 _COLON_GAP = r":[ \t]*(?:\n[ \t]*){0,3}"  # "Answer:" then the labels on the same or a later line
 _STATEMENT_PREFIX = (
@@ -35,7 +35,8 @@ _STATEMENT_PREFIX = (
     # English: Answer: (C) / The correct answer is C / answers are a and c / Final Answer:\n\nC
     rf"|{OPEN}[ \t]*{_EN_KEY}[ \t]*{CLOSE}[ \t]*(?:{_COLON_GAP}|-[ \t]*)?"
     rf"|(?:{OPEN}[ \t]*)?{_EN_KEY}[ \t]*(?:{CLOSE})?[ \t]*"
-    rf"(?:(?:is|are|would\s+be|will\s+be|should\s+be|must\s+be|remains)[ \t]*(?:{_COLON_GAP})?|{_COLON_GAP}|=[ \t]*|-[ \t]*)"
+    rf"(?:(?:is|are|would\s+be|will\s+be|should\s+be|must\s+be|remains)[ \t]*(?:{_COLON_GAP})?|{_COLON_GAP}|=[ \t]*|-[ \t]*|→[ \t]*)"
+    r"(?:both[ \t]+)?"
     r"(?:(?:most\s+|very\s+)?(?:probably|likely|definitely|clearly|therefore|thus|then)[ \t]+)?"
     r"(?:(?:option|choice|answer)s?[ \t]*:?[ \t]*)?"
     r"|\bI\s+(?:would\s+|will\s+|'d\s+)?(?:choose|select|pick|go\s+with)\s+(?:(?:option|choice)s?\s+)?"
@@ -62,7 +63,7 @@ def _post_statement_re(n_choices: int) -> re.Pattern[str]:
     return re.compile(
         rf"(?<![A-Za-z0-9ァ-ヶー一-龯])({list_re(n_choices)})[ \t]*(?:が|を)?[ \t]*"
         r"(?=(?:最終的な)?(?:正解|答え|正答|解答)(?!\S{0,6}?(?:ではな|でな|とは言え|とは限ら|じゃな))"
-        r"|is\s+(?:the\s+)?(?:final\s+|correct\s+|best\s+|right\s+)+(?:answer|option|choice))",
+        r"|is\s+(?:the\s+|my\s+)?(?:final\s+|correct\s+|best\s+|right\s+)*(?:answer|option|choice)\b(?!\s+(?:is|to|for|of)\b))",
         re.IGNORECASE,
     )
 
@@ -110,10 +111,18 @@ _KEYWORD_ONLY = re.compile(
 )
 
 
+_POINTER = re.compile(r"[ \t]*(?:以下|次の|次に|下記|後述|as\s+follows|the\s+following|below)", re.IGNORECASE)
+
+
 def has_answer_keyword(text: str) -> bool:
-    """The text states an answer ("答え：", "The answer is") whatever follows: when no statement
-    could be read from it, the reasoning fallbacks must not guess instead."""
-    return _KEYWORD_ONLY.search(text) is not None
+    """The text states an answer ("答え：", "The answer is") that cannot be read: something
+    follows the keyword on its line, and it is not a pointer to what comes later ("以下の通り",
+    "as follows"). Then the reasoning fallbacks must not guess instead."""
+    for m in _KEYWORD_ONLY.finditer(text):
+        rest = text[m.end(): text.find("\n", m.end()) if "\n" in text[m.end():] else len(text)]
+        if rest.strip() and not _POINTER.match(rest):
+            return True
+    return False
 
 
 def pick_answer_statement(text: str, n_choices: int) -> Extraction | None:
