@@ -204,7 +204,9 @@ _VOLATILE_ENGINE = ("device", "batch_size", "batch_size_now", "adapters", "activ
 
 
 def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, answer_patterns: dict | None = None,
-              judge_desc: dict | None = None) -> dict:
+              judge_desc: dict | None = None, *, local_model: bool = True) -> dict:
+    """Everything that changes the results; ``local_model=False`` when ``cfg.model`` is only a label
+    (outputs produced elsewhere), so that no folder of that name is fingerprinted."""
     resolved = to_dict(cfg)
     for volatile in ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap"):
         resolved.pop(volatile, None)
@@ -225,7 +227,7 @@ def _identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, answer_patterns:
     if judge_desc:
         identity["judge"] = judge_desc | {"engine": {k: v for k, v in judge_desc["engine"].items()
                                                       if k not in _VOLATILE_ENGINE}}
-    if cfg.model and Path(cfg.model).is_dir():
+    if local_model and cfg.model and Path(cfg.model).is_dir():
         identity["model_fingerprint"] = model_fingerprint(Path(cfg.model))
     return identity
 

@@ -26,8 +26,10 @@ def _items(out):
     return {r["id"]: r for r in map(json.loads, (out / "items.jsonl").read_text(encoding="utf-8").splitlines())}
 
 
-def test_published_grading_rows_rescored_against_the_119th_exam(data_root, tmp_path, capsys):
+def test_published_grading_rows_rescored_against_the_119th_exam(data_root, tmp_path, capsys, monkeypatch):
     out = tmp_path / "pfn"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / GRADING.stem).mkdir()  # a folder named like the run's label
     assert _score(GRADING, out, data_root, "--benchmark", "igakuqa119", *CSV_ARGS) == 0
     shown = capsys.readouterr().out
     items = _items(out)
@@ -60,6 +62,7 @@ def test_published_grading_rows_rescored_against_the_119th_exam(data_root, tmp_p
     assert engine["kind"] == "score" and len(engine["input"]["sha256"]) == 64
     assert engine["input"]["fields"]["id"] == "question_number"
     assert config["context"]["source"]["path"] == str(GRADING.resolve())
+    assert "model_fingerprint" not in config["identity"]  # the label is no model folder, even where one exists
     assert "agreement with the reference verdict (is_correct): 10 / 10 = 100.0 %" in shown
     assert "390 missing item(s), without a response in the input (not scored): igakuqa119::119A3" in shown
     md = (out / "summary.md").read_text()

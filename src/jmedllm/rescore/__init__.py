@@ -166,7 +166,8 @@ def run_score(cfg: ScoreConfig, argv: list[str] | None = None, judge_engine=None
               "fields": {k: getattr(cfg, v) for k, v in FIELD_KEYS.items() if v.endswith("_field")},
               "id_normalize": cfg.id_normalize}
     engine_desc = {"kind": "score", "input": source}
-    identity = _identity(ecfg, engine_desc, prepared.data_hashes, prepared.answer_patterns, judge_desc)
+    identity = _identity(ecfg, engine_desc, prepared.data_hashes, prepared.answer_patterns, judge_desc,
+                         local_model=False)
     context = run_context(argv) | {
         "resolved_config": to_dict(cfg), "data_warnings": prepared.warnings,
         "source": {"path": str(path.resolve()), **source, "rows": len(rows), "matched": len(matched.by_key),
