@@ -70,6 +70,8 @@ def test_bad_rows_name_the_file_line_and_field(tmp_path):
         _rows(tmp_path, '{"id": "1", "r": "a"\n')
     with pytest.raises(LoaderError, match="2 columns where the header has 3"):
         _rows(tmp_path, "id,r,x\n1,a\n", name="x.csv")
+    with pytest.raises(LoaderError, match="--records applies to JSON input, and this file is jsonl"):
+        _rows(tmp_path, '{"id": "1", "r": "a"}\n', records="results")
     with pytest.raises(LoaderError, match="give --format"):
         format_of(tmp_path / "x.txt", None)
 

@@ -85,6 +85,10 @@ def read_records(path: Path, fmt: str, *, records: str | None = None,
     """``(where, record)`` for every record of the file, in order."""
     if not path.is_file():
         raise LoaderError(path, None, None, "file not found")
+    if records and fmt != "json":
+        raise LoaderError(path, None, None, f"--records applies to JSON input, and this file is {fmt}")
+    if delimiter and fmt != "csv":
+        raise LoaderError(path, None, None, f"--delimiter applies to CSV input, and this file is {fmt}")
     out: list[tuple[str, Mapping[str, Any]]] = []
     if fmt == "jsonl":
         out = [(f"{path}:{line}", obj) for line, obj in read_jsonl(path)]
