@@ -92,6 +92,7 @@ def test_eval_with_the_evaluated_model_as_its_own_judge(tiny_model_dir, data_roo
     assert main(["eval", "--model", str(tiny_model_dir), "--out", str(out), "--data-root", str(data_root),
                  "--benchmark", "igakuqa:2022:A:limit=3", "--max-new-tokens", "6", "--bootstrap", "100",
                  "--extract-with", str(tiny_model_dir)]) == 0
+    assert f"## Judge extraction ({tiny_model_dir})" in capsys.readouterr().out
     records = _records(out)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["judge"]["asked"] == sum("judge" in r for r in records) == sum(
