@@ -84,6 +84,7 @@ def test_score_with_a_judge_model(tiny_model_dir, data_root, tmp_path):
     assert summary["overall"]["methods"].get(judge.METHOD) is None  # never mixed into the headline
     config = json.loads((tmp_path / "judged" / "config.json").read_text(encoding="utf-8"))
     assert config["identity"]["judge"]["engine"]["kind"] == "hf"
+    assert "model.safetensors" in config["identity"]["judge"]["model_fingerprint"]
     assert "## Judge extraction" in (tmp_path / "judged" / "summary.md").read_text(encoding="utf-8")
 
 
