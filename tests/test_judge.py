@@ -84,6 +84,7 @@ def test_score_with_a_judge_model(tiny_model_dir, data_root, tmp_path):
     assert summary["overall"]["methods"].get(judge.METHOD) is None  # never mixed into the headline
     config = json.loads((tmp_path / "judged" / "config.json").read_text(encoding="utf-8"))
     assert config["identity"]["judge"]["engine"]["kind"] == "hf"
+    assert "model.safetensors" in config["identity"]["judge"]["model_fingerprint"]
     assert "## Judge extraction" in (tmp_path / "judged" / "summary.md").read_text(encoding="utf-8")
 
 
@@ -92,6 +93,7 @@ def test_eval_with_the_evaluated_model_as_its_own_judge(tiny_model_dir, data_roo
     assert main(["eval", "--model", str(tiny_model_dir), "--out", str(out), "--data-root", str(data_root),
                  "--benchmark", "igakuqa:2022:A:limit=3", "--max-new-tokens", "6", "--bootstrap", "100",
                  "--extract-with", str(tiny_model_dir)]) == 0
+    assert f"## Judge extraction ({tiny_model_dir})" in capsys.readouterr().out
     records = _records(out)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["judge"]["asked"] == sum("judge" in r for r in records) == sum(

@@ -19,8 +19,10 @@ Pure helpers (prompt, verdict) are separate from the one function that calls the
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Sequence
 
+from jmedllm.runs import model_fingerprint
 from jmedllm.schema import LETTERS, GenerationParams, Question
 
 METHOD = "judge"
@@ -102,8 +104,10 @@ def attach(engine: Any, model: str, pending: Sequence[tuple[Question, dict[str, 
 
 
 def describe(engine: Any, model: str) -> dict[str, Any]:
-    """What the judge is, for the run identity: its engine description and the fixed prompt."""
-    return {"model": model, "engine": engine.describe(), "params": dataclasses.asdict(PARAMS),
+    """What the judge is, for the run identity: its engine description, the fingerprint of local
+    weights, and the fixed prompt."""
+    local = {"model_fingerprint": model_fingerprint(Path(model))} if Path(model).is_dir() else {}
+    return {"model": model, "engine": engine.describe(), **local, "params": dataclasses.asdict(PARAMS),
             "max_response_chars": MAX_RESPONSE_CHARS, "instruction": _INSTRUCTION, "order": _ORDER_NOTE,
             "numeric": _NUMERIC_INSTRUCTION}
 

@@ -51,9 +51,11 @@ def normalize_identity(identity: dict) -> dict:
 
 
 def identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, answer_patterns: dict | None = None,
-             judge_desc: dict | None = None) -> dict:
+             judge_desc: dict | None = None, *, local_model: bool = True) -> dict:
     """The identity of an evaluation: resolved config, engine description, data and model hashes,
-    the answer patterns in force and the judge model (when one reads unparsed answers)."""
+    the answer patterns in force and the judge model (when one reads unparsed answers).
+    ``local_model=False`` when ``cfg.model`` is only a label (outputs produced elsewhere), so that
+    no folder of that name is fingerprinted."""
     resolved = to_dict(cfg)
     stable_engine = {k: v for k, v in engine_desc.items() if k not in VOLATILE_ENGINE}
     # only the adapter that computes this run's scores: weights' sha256 and recorded base
@@ -67,7 +69,7 @@ def identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, answer_patterns: 
     if judge_desc:
         ident["judge"] = judge_desc | {"engine": {k: v for k, v in judge_desc["engine"].items()
                                                   if k not in VOLATILE_ENGINE}}
-    if cfg.model and (Path(cfg.model).is_dir() or Path(cfg.model).is_file()):  # a folder, or one weights file (GGUF)
+    if local_model and cfg.model and (Path(cfg.model).is_dir() or Path(cfg.model).is_file()):  # a folder, or one weights file (GGUF)
         ident["model_fingerprint"] = model_fingerprint(Path(cfg.model))
     return normalize_identity(ident)
 

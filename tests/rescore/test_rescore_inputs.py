@@ -70,6 +70,8 @@ def test_bad_rows_name_the_file_line_and_field(tmp_path):
         _rows(tmp_path, '{"id": "1", "r": "a"\n')
     with pytest.raises(LoaderError, match="2 columns where the header has 3"):
         _rows(tmp_path, "id,r,x\n1,a\n", name="x.csv")
+    with pytest.raises(LoaderError, match="--records applies to JSON input, and this file is jsonl"):
+        _rows(tmp_path, '{"id": "1", "r": "a"}\n', records="results")
     with pytest.raises(LoaderError, match="give --format"):
         format_of(tmp_path / "x.txt", None)
 
@@ -92,5 +94,19 @@ def test_match_lists_unknown_and_missing_and_refuses_duplicates_and_ambiguity(tm
     with pytest.raises(InputError, match=r"d.jsonl:2: a second response for item igakuqa:2022::116A1 \(the first"):
         match_rows(dup, keys, "loose")
     both = [("igakuqa:2022::116A1", "116A1"), ("igakuqa-en:2022::116A1", "116A1")]
-    with pytest.raises(InputError, match="matches several items .*BENCHMARK::ID"):
+    with pytest.raises(InputError, match="matches several items .*BENCHMARK::ID.*--benchmark-field"):
         match_rows(rows[:1], both)
+
+
+def test_a_key_or_a_benchmark_field_picks_the_benchmark(tmp_path):
+    both = [("igakuqa:2022::116A1", "116A1"), ("igakuqa-en:2022::116A1", "116A1")]
+    rows = _rows(tmp_path, '{"id": "116A1", "r": "a", "b": "igakuqa-en"}\n{"id": "116A1", "r": "b", "b": "igakuqa:2022"}\n'
+                 '{"id": "116A1", "r": "c", "b": "medqa"}\n', benchmark_field="b")
+    m = match_rows(rows, both)
+    assert {k: r.response for k, r in m.by_key.items()} == {"igakuqa-en:2022::116A1": "a", "igakuqa:2022::116A1": "b"}
+    assert [r.raw_id for r in m.unknown] == ["116A1"] and m.unknown[0].benchmark == "medqa"
+    # a key of another benchmark never lands on this one's item of the same id
+    keyed = _rows(tmp_path, '{"id": "igakuqa-en:2022::116A1", "r": "a"}\n', name="k.jsonl")
+    assert [r.raw_id for r in match_rows(keyed, both[:1]).unknown] == ["igakuqa-en:2022::116A1"]
+    with pytest.raises(InputError, match=r"out.jsonl:1: field 'b' \(the benchmark\) is missing"):
+        _rows(tmp_path, '{"id": "116A1", "r": "a"}\n', benchmark_field="b")

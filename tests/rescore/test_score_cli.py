@@ -26,8 +26,10 @@ def _items(out):
     return {r["id"]: r for r in map(json.loads, (out / "items.jsonl").read_text(encoding="utf-8").splitlines())}
 
 
-def test_published_grading_rows_rescored_against_the_119th_exam(data_root, tmp_path, capsys):
+def test_published_grading_rows_rescored_against_the_119th_exam(data_root, tmp_path, capsys, monkeypatch):
     out = tmp_path / "pfn"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / GRADING.stem).mkdir()  # a folder named like the run's label
     assert _score(GRADING, out, data_root, "--benchmark", "igakuqa119", *CSV_ARGS) == 0
     shown = capsys.readouterr().out
     items = _items(out)
@@ -60,6 +62,7 @@ def test_published_grading_rows_rescored_against_the_119th_exam(data_root, tmp_p
     assert engine["kind"] == "score" and len(engine["input"]["sha256"]) == 64
     assert engine["input"]["fields"]["id"] == "question_number"
     assert config["context"]["source"]["path"] == str(GRADING.resolve())
+    assert "model_fingerprint" not in config["identity"]  # the label is no model folder, even where one exists
     assert "agreement with the reference verdict (is_correct): 10 / 10 = 100.0 %" in shown
     assert "390 missing item(s), without a response in the input (not scored): igakuqa119::119A3" in shown
     md = (out / "summary.md").read_text()
@@ -212,3 +215,21 @@ def test_a_jmedllm_items_file_rescores_to_the_same_verdicts(data_root, tmp_path)
     a, b = _items(first), _items(again)
     assert {i: r["verdict"] for i, r in a.items()} == {i: r["verdict"] for i, r in b.items()}
     assert b["119A6"]["source"]["id"] == "igakuqa119::119A6"
+
+
+def test_one_file_for_two_benchmarks_that_share_ids(data_root, tmp_path):
+    src = tmp_path / "both.csv"
+    src.write_text("id,lang,response\n116A1,igakuqa,答え：c\n116A1,igakuqa-en,Answer: (a)\n116A2,igakuqa-en,C\n",
+                   encoding="utf-8")
+    out = tmp_path / "run"
+    assert _score(src, out, data_root, "--benchmark", "igakuqa:2022:A:limit=2,igakuqa-en:2022:A:limit=2",
+                  "--benchmark-field", "lang") == 0
+    records = [json.loads(x) for x in (out / "items.jsonl").read_text(encoding="utf-8").splitlines()]
+    got = {r["key"]: (r["output"], r["verdict"]["predicted_letters"], r["verdict"]["correct"]) for r in records}
+    # gold 116A1 c, 116A2 c in both languages
+    assert got == {"igakuqa:2022:A:limit=2::116A1": ("答え：c", "c", True),
+                   "igakuqa-en:2022:A:limit=2::116A1": ("Answer: (a)", "a", False),
+                   "igakuqa-en:2022:A:limit=2::116A2": ("C", "c", True)}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["score"]["missing"]["items"] == ["igakuqa:2022:A:limit=2::116A2"]
+    assert set(summary["by"]["benchmark_language"]) == {"igakuqa/ja", "igakuqa-en/en"}

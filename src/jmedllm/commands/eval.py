@@ -147,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-HEADLINE_SECTIONS = ("# Summary", "## Overall", "## By benchmark language", "## Exams", "## Notes")
+HEADLINE_SECTIONS = ("# Summary", "## Overall", "## By benchmark language", "## Exams", "## Judge extraction",
+                     "## Notes")
 
 
 def headline(summary_md) -> str:

@@ -12,7 +12,7 @@ _FLAGS = {
     "benchmark": "benchmarks", "out": "out", "data_root": "data_root", "name": "name", "format": "format",
     "records": "records", "delimiter": "delimiter", "id_field": "id_field", "response_field": "response_field",
     "reference_verdict_field": "reference_verdict_field", "reference_answer_field": "reference_answer_field",
-    "id_normalize": "id_normalize", "prompt": "prompt", "answer_pattern": "answer_pattern",
+    "id_normalize": "id_normalize", "benchmark_field": "benchmark_field", "prompt": "prompt", "answer_pattern": "answer_pattern",
     "extract_with": "extract_with", "extract_engine": "extract_engine", "device": "device", "dtype": "dtype",
     "limit": "limit", "seed": "seed", "bootstrap": "bootstrap",
 }
@@ -28,11 +28,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run directory to write (re-running the same command resumes it)")
     p.add_argument("--data-root", help="data root (default: $JMEDLLM_DATA_ROOT; not needed for custom: only)")
     p.add_argument("--fields", help="YAML file naming the input's fields (keys: id, response, reference_verdict, "
-                                    "reference_answer, records, format, delimiter, id_normalize); flags override it")
+                                    "reference_answer, benchmark, records, format, delimiter, id_normalize); flags override it")
     p.add_argument("--id-field", help="field holding the item id (default id; dotted paths reach nested values)")
     p.add_argument("--response-field", help="field holding the raw response (default response)")
     p.add_argument("--reference-verdict-field", help="field holding the other tool's verdict (true/false, 1/0, ○/×)")
     p.add_argument("--reference-answer-field", help="field holding the other tool's parsed answer (letters or number)")
+    p.add_argument("--benchmark-field", help="field naming each row's benchmark (a spec or a name such as "
+                                             "igakuqa-en), when several --benchmark specs share ids")
     p.add_argument("--id-normalize", choices=["exact", "loose"],
                    help="exact (default): ids as jmedllm writes them; loose: ignore case, width, separators and "
                         "leading zeros (116-A-001 = 116A1)")

@@ -37,7 +37,7 @@ SHOWN_IN_MARKDOWN = 30  # ids listed in summary.md; summary.json lists every one
 FIELD_KEYS = {
     "id": "id_field", "response": "response_field", "reference_verdict": "reference_verdict_field",
     "reference_answer": "reference_answer_field", "records": "records", "format": "format",
-    "delimiter": "delimiter", "id_normalize": "id_normalize",
+    "delimiter": "delimiter", "id_normalize": "id_normalize", "benchmark": "benchmark_field",
 }
 
 
@@ -57,6 +57,7 @@ class ScoreConfig:
     response_field: str = "response"
     reference_verdict_field: str | None = None
     reference_answer_field: str | None = None
+    benchmark_field: str | None = None  # a field naming each row's benchmark (when several share ids)
     id_normalize: str = "exact"  # exact | loose (see rescore.inputs)
     prompt: str = ""  # a prompt template file whose declared answer pattern applies (nothing is rendered)
     answer_pattern: str | None = None
@@ -146,7 +147,7 @@ def run_score(cfg: ScoreConfig, argv: list[str] | None = None, judge_engine=None
     fmt = format_of(path, cfg.format)
     rows = read_rows(path, fmt, id_field=cfg.id_field, response_field=cfg.response_field, records=cfg.records,
                      delimiter=cfg.delimiter, reference_verdict_field=cfg.reference_verdict_field,
-                     reference_answer_field=cfg.reference_answer_field)
+                     reference_answer_field=cfg.reference_answer_field, benchmark_field=cfg.benchmark_field)
     if not rows:
         raise EvalError(f"{path}: no records")
     ecfg = cfg.eval_config()
@@ -168,7 +169,8 @@ def run_score(cfg: ScoreConfig, argv: list[str] | None = None, judge_engine=None
               "fields": {k: getattr(cfg, v) for k, v in FIELD_KEYS.items() if v.endswith("_field")},
               "id_normalize": cfg.id_normalize}
     engine_desc = {"kind": "score", "input": source}
-    identity = run_identity(ecfg, engine_desc, prepared.data_hashes, prepared.answer_patterns, judge_desc)
+    identity = run_identity(ecfg, engine_desc, prepared.data_hashes, prepared.answer_patterns, judge_desc,
+                            local_model=False)
     context = run_context(argv) | {
         "resolved_config": to_dict(cfg), "data_warnings": prepared.warnings,
         "source": {"path": str(path.resolve()), **source, "rows": len(rows), "matched": len(matched.by_key),

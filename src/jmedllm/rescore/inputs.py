@@ -43,6 +43,7 @@ class Row:
     response_missing: bool  # the field held null (an API error, a timeout): scored as an empty answer
     reference_verdict: Any = None
     reference_answer: Any = None
+    benchmark: str | None = None  # the benchmark the row names (a --benchmark-field), if any
 
 
 def format_of(path: Path, given: str | None) -> str:
@@ -85,6 +86,10 @@ def read_records(path: Path, fmt: str, *, records: str | None = None,
     """``(where, record)`` for every record of the file, in order."""
     if not path.is_file():
         raise LoaderError(path, None, None, "file not found")
+    if records and fmt != "json":
+        raise LoaderError(path, None, None, f"--records applies to JSON input, and this file is {fmt}")
+    if delimiter and fmt != "csv":
+        raise LoaderError(path, None, None, f"--delimiter applies to CSV input, and this file is {fmt}")
     out: list[tuple[str, Mapping[str, Any]]] = []
     if fmt == "jsonl":
         out = [(f"{path}:{line}", obj) for line, obj in read_jsonl(path)]
@@ -131,7 +136,7 @@ def _text(value: Any, where: str, name: str) -> str:
 
 def read_rows(path: Path, fmt: str, *, id_field: str, response_field: str, records: str | None = None,
               delimiter: str | None = None, reference_verdict_field: str | None = None,
-              reference_answer_field: str | None = None) -> list[Row]:
+              reference_answer_field: str | None = None, benchmark_field: str | None = None) -> list[Row]:
     """Every record as a Row; a record without the id or response field is an error naming it."""
     rows = []
     for where, rec in read_records(path, fmt, records=records, delimiter=delimiter):
@@ -144,6 +149,11 @@ def read_rows(path: Path, fmt: str, *, id_field: str, response_field: str, recor
             raise InputError(f"{where}: field {response_field!r} (the response) is missing; "
                              f"fields here: {', '.join(map(str, rec))}")
         refs = {}
+        if benchmark_field:
+            bench = get_field(rec, benchmark_field)
+            if bench is _MISSING or bench in (None, ""):
+                raise InputError(f"{where}: field {benchmark_field!r} (the benchmark) is missing or empty")
+            refs["benchmark"] = _text(bench, where, benchmark_field).strip()
         for key, name in (("reference_verdict", reference_verdict_field), ("reference_answer", reference_answer_field)):
             if name:
                 value = get_field(rec, name)
@@ -172,6 +182,13 @@ class Matched:
     missing: list[str] = field(default_factory=list)  # item keys with no row
 
 
+def _same_benchmark(key: str, bench: str) -> bool:
+    """Whether item ``key`` belongs to ``bench``: its spec, or the same benchmark name
+    (``igakuqa-en`` and ``igakuqa-en:2022:A`` name the items of ``igakuqa-en:2022``)."""
+    spec = key.rpartition("::")[0]
+    return spec == bench or spec.split(":")[0] == bench.split(":")[0]
+
+
 def match_rows(rows: Sequence[Row], keys: Iterable[tuple[str, str]], how: str = "exact") -> Matched:
     """Match rows to items given as ``(key, id)``; ambiguities and duplicates are errors."""
     if how not in ID_NORMALIZATIONS:
@@ -187,13 +204,18 @@ def match_rows(rows: Sequence[Row], keys: Iterable[tuple[str, str]], how: str = 
         if row.raw_id in known_keys:
             candidates = [row.raw_id]
         else:  # a bare id, or a key written under another spec of the same benchmark
-            candidates = by_id.get(normalize_id(row.raw_id.rpartition("::")[2], how), [])
+            prefix, _, bare = row.raw_id.rpartition("::")
+            candidates = by_id.get(normalize_id(bare, how), [])
+            for bench in (prefix, row.benchmark):
+                if bench:
+                    candidates = [k for k in candidates if _same_benchmark(k, bench)]
         if not candidates:
             out.unknown.append(row)
             continue
         if len(candidates) > 1:
             raise InputError(f"{row.where}: id {row.raw_id!r} matches several items ({', '.join(candidates[:4])}): "
-                             "give ids as BENCHMARK::ID (the key jmedllm writes), or score one benchmark at a time"
+                             "give ids as BENCHMARK::ID (the key jmedllm writes), name the benchmark per row "
+                             "(--benchmark-field), or score one benchmark at a time"
                              + (", or use --id-normalize exact" if how != "exact" else ""))
         key = candidates[0]
         if key in first_row:
