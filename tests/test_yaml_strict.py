@@ -75,7 +75,7 @@ def test_recipe_kind_cannot_change_through_a_duplicate_key(tmp_path):
     ("max_steps: 8", "max_steps: -5", r"line 9: stages\[0\].training.max_steps: must be -1 \(train for `epochs`\) "
                                       r"or >= 1, got -5"),
     ("max_steps: 8", "max_steps: 0", r"line 9: .*max_steps: must be -1"),
-    ("learning_rate: 1.0e-4", "learning_rate: -1", r"line 10: stages\[0\].training.learning_rate: must be in \(0, 1\)"),
+    ("learning_rate: 1.0e-4", "learning_rate: -1", r"line 10: stages\[0\].training.learning_rate: must be >= 0"),
     ("max_steps: 8", "batch_size: 0", r"line 9: stages\[0\].training.batch_size: must be >= 1, got 0"),
     ("max_steps: 8", "warmup_ratio: 1.5", r"line 9: .*warmup_ratio: must be in \[0, 1\)"),
     ("seed: 0", "seed: -1", r"line 2: seed: must be in \[0, 2\*\*32\)"),

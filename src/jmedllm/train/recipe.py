@@ -282,7 +282,7 @@ _RATIO = (lambda v: 0 <= v < 1, "in [0, 1)")
 RANGES: dict[tuple[str, str], tuple[Any, str]] = {
     ("training", "epochs"): _POSITIVE,
     ("training", "max_steps"): (lambda v: v == -1 or v >= 1, "-1 (train for `epochs`) or >= 1"),
-    ("training", "learning_rate"): (lambda v: 0 < v < 1, "in (0, 1)"),
+    ("training", "learning_rate"): _NON_NEGATIVE,  # 0: a run that looks at the batches without learning
     ("training", "warmup_ratio"): _RATIO,
     ("training", "warmup_steps"): _NON_NEGATIVE,
     ("training", "weight_decay"): _NON_NEGATIVE,
