@@ -6,6 +6,8 @@ place of a model (each run its own seed and its own bias towards one answer posi
 that the report has real prompts, real questions and varied verdicts. Writing the runs is
 not timed (they are kept in --work and reused); building the report is: collecting the runs
 and their questions, every interval and paired test, the plots, the HTML and the Markdown.
+Wall time and the process's CPU time are both printed: on a shared machine the first
+depends on the load (printed too), the second much less.
 
     JMEDLLM_DATA_ROOT=../shared/data .venv/bin/python bench/bench_report.py --runs 20
 """
@@ -13,6 +15,7 @@ and their questions, every interval and paired test, the plots, the HTML and the
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 from pathlib import Path
@@ -64,12 +67,14 @@ def main() -> None:
     t = time.perf_counter()
     paths = make_runs(work, args.runs, args.data_root)
     print(f"{len(paths)} run directories ready in {time.perf_counter() - t:.1f} s (not part of the timing)")
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     written = build_report(paths, work / "report.html", data_root=args.data_root, title="bench_report")
-    elapsed = time.perf_counter() - t
+    elapsed, cpu = time.perf_counter() - t, time.process_time() - cpu
     items = sum(1 for p in paths for _ in open(p / "items.jsonl", encoding="utf-8"))
     size = written.html.stat().st_size / 1e6
-    print(f"report over {written.n_runs} runs / {items} item records: {elapsed:.2f} s "
+    load = os.getloadavg()[0]
+    print(f"report over {written.n_runs} runs / {items} item records: {elapsed:.2f} s wall, {cpu:.2f} s CPU "
+          f"(load average {load:.1f} on {os.cpu_count()} cores) "
           f"({written.html}, {size:.1f} MB; {written.markdown})")
 
 

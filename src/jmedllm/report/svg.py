@@ -149,7 +149,9 @@ def lines(name: str, title: str, series: Sequence[tuple[str, Sequence[dict[str, 
     fmt = ".0f" if percent or abs(ymax - ymin) >= 10 else (".3g")
     body = [_text(x0, 14, title, extra='font-weight="bold"')]
     body += _axis_y(y0, y1, x0, ymin * scale, ymax * scale, fmt, y_label, 4)
-    body += _axis_x(x0, x1, y0, xmin, xmax, ".0f", x_label)
+    integer_x = all(float(p["x"]).is_integer() for p in pts)
+    x_ticks = max(1, min(5, int(xmax - xmin))) if integer_x else 5  # no repeated labels on a short step axis
+    body += _axis_x(x0, x1, y0, xmin, xmax, ".0f" if integer_x else ".3g", x_label, x_ticks)
     for i, (label, ps) in enumerate(series):
         ps = sorted(ps, key=lambda p: p["x"])
         if band and all("low" in p for p in ps) and len(ps) > 1:
