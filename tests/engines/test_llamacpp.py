@@ -74,3 +74,24 @@ def test_not_a_gguf_is_a_clear_error(tmp_path):
 
     with pytest.raises(EngineError, match="jmedllm export gguf"):
         LlamaCppEngine(tmp_path / "model.safetensors")
+
+
+def test_export_base_plus_adapter(tiny_sp_dir, tmp_path):
+    """`jmedllm export gguf --model BASE --adapter A`: the GGUF scores as the HF engine with A applied."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from jmedllm.cli import main
+
+    torch.manual_seed(3)
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_sp_dir),
+                                LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    out = tmp_path / "merged.gguf"
+    assert main(["export", "gguf", "--model", str(tiny_sp_dir), "--adapter", str(tmp_path / "adapter"),
+                 "--outtype", "f32", "--out", str(out)]) == 0
+    hf = HFEngine(tiny_sp_dir, device="cpu", dtype="float32", adapter=tmp_path / "adapter", check_adapter_base=False)
+    with LlamaCppEngine(out, n_threads=1) as merged:
+        for a, b in zip(merged.loglikelihoods(REQUESTS[:2]), hf.loglikelihoods(REQUESTS[:2])):
+            assert [x.logprob for x in a] == pytest.approx([y.logprob for y in b], abs=1e-3)
