@@ -45,6 +45,7 @@ class EvalConfig:
     language: str | None = None  # prompt language; default: each question's own
     shots: int = 0
     shot_pool: str | None = None  # benchmark spec; default: see default_shot_pool()
+    shared_shots: bool = False  # the same exemplars for every question (see select_shots)
     shuffle: bool = False
     seed: int = 0
     limit: int | None = None
@@ -135,7 +136,7 @@ def prepare_items(cfg: EvalConfig, data_root: Path, format_chat: Callable | None
                 not_applicable.append(item_key(bench.name, q.id))
                 continue
             shown = P.shuffle_choices(q, cfg.seed) if cfg.shuffle and not q.is_numeric else q
-            shots = P.select_shots(q, pool, cfg.shots, cfg.seed) if cfg.shots > 0 else []
+            shots = P.select_shots(q, pool, cfg.shots, cfg.seed, shared=cfg.shared_shots) if cfg.shots > 0 else []
             if cfg.shuffle:
                 shots = [P.shuffle_choices(s, cfg.seed) for s in shots]
             prompt = P.build_prompt(shown, family=family, mode=cfg.mode, language=cfg.language, shots=shots,
