@@ -99,3 +99,22 @@ def _common_prefix(texts: list[str]) -> str:
     import os
 
     return os.path.commonprefix(texts)
+
+
+@pytest.mark.parametrize("shots", [0, 3])
+def test_cached_prefix_generation_equals_uncached(shots, engine_pair, tiny_model_dir, data_root):
+    from jmedllm.schema import GenerationParams
+
+    cached, plain = engine_pair
+    cfg = EvalConfig(model=str(tiny_model_dir), benchmarks=["igakuqa:2022:text_only=true:n_choices=5:limit=6"],
+                     mode="generate", prompt="alpaca", out="-", shots=shots, shared_shots=True)
+    prompts = [it.prompt for it in prepare_items(cfg, data_root, None).items]
+    params = GenerationParams(max_new_tokens=8, stop=("\n\n###",))
+    cached.prefix_cache.clear()
+    misses = cached.prefix_cache.misses
+    got = cached.generate(prompts, params)
+    assert cached.prefix_cache.misses == misses + 1  # one shared prefix for the six prompts
+    want = plain.generate(prompts, params)
+    assert [(c.text, c.n_prompt_tokens, c.n_completion_tokens, c.finish_reason) for c in got] == [
+        (c.text, c.n_prompt_tokens, c.n_completion_tokens, c.finish_reason) for c in want
+    ]

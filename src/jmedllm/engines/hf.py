@@ -24,7 +24,9 @@ import torch
 
 from jmedllm.engines.adapters import AdapterError, AdapterInfo, check_adapter_base, commit_of, read_adapter_dir
 from jmedllm.engines.batching import AdaptiveBatcher, rows_within_limits
-from jmedllm.engines.prefix_cache import DEFAULT_MIN_PREFIX_TOKENS, PrefixKVCache, group_by_prefix, pack_after_prefix, prefix_tree_mask
+from jmedllm.engines.prefix_cache import (
+    DEFAULT_MIN_PREFIX_TOKENS, PrefixKVCache, group_by_prefix, group_ids_by_prefix, pack_after_prefix, prefix_tree_mask,
+)
 from jmedllm.engines.prefix_sharing import EncodedRequest, encode_request, left_pad, pack_batch, tree_attention_mask
 from jmedllm.schema import Completion, ContinuationScore, GenerationParams, LoglikRequest
 
@@ -585,14 +587,19 @@ class HFEngine:
             for (i, _, _), c in zip(batch, outs):
                 results[i] = c
 
-        self._generate_batches.run(
-            items,
-            lambda batch: self._generate_batch(batch, params),
-            store,
-            # padded prompt positions cost a full forward each at prefill: on CPU keep padding
-            # within max_padding_fraction (batches of similar lengths), as for log-likelihoods
-            max_items=lambda rest, n: self._rows_that_fit([len(r[1]) + params.max_new_tokens for r in rest[:n]]),
-        )
+        # prompts sharing a prefix (header, shared exemplars) start from its cached key/value state
+        for prefix, members in group_ids_by_prefix([it[1] for it in items], self.prefix_cache_min_tokens):
+            p = len(prefix)
+            self._generate_batches.run(
+                sorted((items[k] for k in members), key=lambda it: -len(it[1])),
+                lambda batch, prefix=prefix: self._generate_batch(batch, params, prefix),
+                store,
+                # padded prompt positions cost a full forward each at prefill: on CPU keep padding
+                # within max_padding_fraction (batches of similar lengths), as for log-likelihoods
+                max_items=lambda rest, n, p=p: self._rows_that_fit(
+                    [len(r[1]) - p + params.max_new_tokens for r in rest[:n]]
+                ),
+            )
         self.stats.seconds += time.perf_counter() - t0
         return results  # type: ignore[return-value]
 
@@ -613,10 +620,19 @@ class HFEngine:
             **options,
         )
 
-    def _generate_batch(self, batch: Sequence[tuple[int, list[int], int]], params: GenerationParams) -> list[Completion]:
+    def _generate_batch(
+        self, batch: Sequence[tuple[int, list[int], int]], params: GenerationParams, prefix: tuple[int, ...] = ()
+    ) -> list[Completion]:
         from transformers import GenerationConfig
 
-        ids, mask, _ = left_pad([b[1] for b in batch], self.pad_id)
+        p = len(prefix)
+        ids, mask, _ = left_pad([b[1][p:] for b in batch], self.pad_id)
+        extra: dict[str, Any] = {}
+        if p:  # [prefix | left padding | rest of the prompt]; the prefix's state comes from the cache
+            layers = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
+            ids = torch.cat([torch.tensor([prefix], dtype=torch.long).expand(len(batch), p), ids], dim=1)
+            mask = torch.cat([torch.ones((len(batch), p), dtype=mask.dtype), mask], dim=1)
+            extra[self._cache_kwarg] = self.prefix_cache.expand(layers, len(batch))
         config = self._generation_config(params)
         hf = self._hf_model
         saved = hf.generation_config
@@ -632,6 +648,7 @@ class HFEngine:
                     attention_mask=mask.to(self.device),
                     generation_config=config,
                     tokenizer=self.tokenizer if params.stop else None,
+                    **extra,
                 )
         finally:
             hf.generation_config = saved

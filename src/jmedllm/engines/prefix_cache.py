@@ -53,39 +53,53 @@ class PrefixGroup:
 
 
 def group_by_prefix(requests: Sequence[EncodedRequest], min_prefix: int = DEFAULT_MIN_PREFIX_TOKENS) -> list[PrefixGroup]:
-    """Split requests into groups that share a common context prefix worth caching.
+    """Split log-likelihood requests into groups sharing a context prefix worth caching
+    (``group_ids_by_prefix`` on their contexts)."""
+    return [
+        PrefixGroup(prefix, tuple(requests[i] for i in members))
+        for prefix, members in group_ids_by_prefix([r.context for r in requests], min_prefix)
+    ]
 
-    Contexts are sorted by their token ids, so requests with a common prefix are
-    neighbours, and walked once: a request joins the current group when they share at least
+
+def group_ids_by_prefix(
+    sequences: Sequence[Sequence[int]], min_prefix: int = DEFAULT_MIN_PREFIX_TOKENS
+) -> list[tuple[tuple[int, ...], list[int]]]:
+    """Split token sequences into groups that share a common prefix worth caching: (prefix, indices).
+
+    Sequences are sorted by their token ids, so those with a common prefix are
+    neighbours, and walked once: a sequence joins the current group when they share at least
     ``min_prefix`` tokens and the tokens the group saves do not fall by joining (with n
     members and prefix L a group saves (n-1)·L tokens; joining gives n·L' with the shorter
-    common prefix L'). A group's prefix stops at
-    least one token before its shortest context, as the last context token must be an input
-    of the suffix row (it predicts the first continuation token). Groups of one request or
-    with a prefix under ``min_prefix`` tokens are returned with an empty prefix (computed
-    the plain way). The order within and between groups is not the caller's.
+    common prefix L'). A group's prefix stops at least one token before its shortest
+    sequence, as the last token must be an input of the suffix row (it predicts the next
+    token). Groups of one sequence or with a prefix under ``min_prefix`` tokens are returned
+    together with an empty prefix (computed the plain way); ``min_prefix`` 0 switches
+    grouping off. The order within and between groups is not the caller's.
     """
+    if not sequences:
+        return []
     if min_prefix < 1:
-        return [PrefixGroup((), tuple(requests))] if requests else []
-    ordered = sorted(requests, key=lambda r: r.context)
-    groups: list[tuple[int, list[EncodedRequest]]] = []
-    for r in ordered:
+        return [((), list(range(len(sequences))))]
+    order = sorted(range(len(sequences)), key=lambda i: tuple(sequences[i]))
+    groups: list[tuple[int, list[int]]] = []
+    for i in order:
+        seq = sequences[i]
         if groups:
             length, members = groups[-1]
-            joined = min(length, common_prefix_length(members[0].context, r.context), len(r.context) - 1)
+            joined = min(length, common_prefix_length(sequences[members[0]], seq), len(seq) - 1)
             if joined >= min_prefix and len(members) * joined >= (len(members) - 1) * length:
-                groups[-1] = (joined, members + [r])
+                groups[-1] = (joined, members + [i])
                 continue
-        groups.append((len(r.context) - 1, [r]))
-    out: list[PrefixGroup] = []
-    plain: list[EncodedRequest] = []
+        groups.append((len(seq) - 1, [i]))
+    out: list[tuple[tuple[int, ...], list[int]]] = []
+    plain: list[int] = []
     for length, members in groups:
         if len(members) < 2 or length < min_prefix:
             plain += members
         else:
-            out.append(PrefixGroup(tuple(members[0].context[:length]), tuple(members)))
+            out.append((tuple(sequences[members[0]][:length]), members))
     if plain:
-        out.append(PrefixGroup((), tuple(plain)))
+        out.append(((), plain))
     return out
 
 
