@@ -52,6 +52,7 @@ class EvalConfig:
     language: str | None = None  # prompt language; default: each question's own
     shots: int = 0
     shot_pool: str | None = None  # benchmark spec; default: see default_shot_pool()
+    shared_shots: bool = False  # the same exemplars for every question (see select_shots)
     shuffle: bool = False
     seed: int = 0
     limit: int | None = None
@@ -220,7 +221,7 @@ def prepare_items(cfg: EvalConfig, data_root: Path | None, format_chat: Callable
                 continue
             shown = P.shuffle_choices(q, cfg.seed) if cfg.shuffle and not q.is_numeric else q
             try:
-                shots = P.select_shots(q, pool, cfg.shots, cfg.seed) if cfg.shots > 0 else []
+                shots = P.select_shots(q, pool, cfg.shots, cfg.seed, shared=cfg.shared_shots) if cfg.shots > 0 else []
             except ValueError as exc:
                 raise EvalError(f"{exc}; use a larger --shot-pool or fewer --shots") from None
             if cfg.shuffle:

@@ -200,8 +200,18 @@ def test_loglik_ties_go_to_lower_index():
     assert pred.predicted_norm == frozenset({0})  # -1.0, -1.0, -6.0
 
 
+def test_loglik_acc_norm_with_given_lengths():
+    # logprobs -10, -8, -9. By n_chars 5, 20, 3: -2.0, -0.4, -3.0 -> index 1.
+    # By the given lengths 10, 1, 1: -1.0, -8.0, -9.0 -> index 0.
+    scores = [cs(-10, 5), cs(-8, 20), cs(-9, 3)]
+    assert loglik_predict(scores, 1).predicted_norm == frozenset({1})
+    assert loglik_predict(scores, 1, lengths=[10, 1, 1]).predicted_norm == frozenset({0})
+    with pytest.raises(ValueError, match="2 lengths for 3 choices"):
+        loglik_predict(scores, 1, lengths=[1, 2])
+
+
 def test_loglik_bad_input():
-    with pytest.raises(ValueError, match="n_chars"):
+    with pytest.raises(ValueError, match="length"):
         loglik_predict([cs(-1, 0)], 1)
     with pytest.raises(ValueError, match="NaN"):
         loglik_predict([cs(float("nan"), 3)], 1)

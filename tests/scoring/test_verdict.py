@@ -93,16 +93,28 @@ def cs(logprob, n_chars):
 
 
 def test_loglik_verdict():
-    # logprobs -10, -8, -9, -12, -11 over 5, 2, 3, 6, 11 chars.
-    # acc: argmax = b (-8). acc_norm: -2.0, -4.0, -3.0, -2.0, -1.0 -> e (-1.0).
+    # logprobs -10, -8, -9, -12, -11; the choice texts have 8, 9, 12, 13, 18 characters
+    # (acc_norm divides by the choice text's length, not by the continuation's n_chars).
+    # acc: argmax = b (-8). acc_norm: -1.25, -0.889, -0.75, -0.923, -0.611 -> e.
+    assert [len(c) for c in JA] == [8, 9, 12, 13, 18]
     scores = [cs(-10, 5), cs(-8, 2), cs(-9, 3), cs(-12, 6), cs(-11, 11)]
     v = score_loglik(q116a3(kinki=(1,)), scores)
     assert (v.predicted, v.correct, v.predicted_norm, v.correct_norm) == (frozenset({1}), False, frozenset({4}), False)
     assert v.kinki_selected is True and v.exact_match is None and v.mode == "loglik"
-    # gold a: make a best per character: -10/50 = -0.2 beats the others -> correct_norm
-    scores[0] = cs(-10, 50)
+    # gold a: -7.5 / 8 = -0.9375 is still below e's -0.611; -4 / 8 = -0.5 makes a best both ways
+    scores[0] = cs(-4, 50)
     v = score_loglik(q116a3(), scores)
-    assert (v.correct, v.correct_norm) == (False, True)
+    assert (v.correct, v.correct_norm) == (True, True)
+
+
+def test_loglik_acc_norm_leaves_out_the_target_delimiter():
+    # English continuations are " " + choice. lm-evaluation-harness divides by len(choice):
+    # " ab": -5 / 2 = -2.5, " abcd": -9.5 / 4 = -2.375 -> b. Dividing by the continuation's
+    # n_chars (3 and 5) would give -1.667 and -1.9 -> a.
+    q = Question("en1", "medqa", "Which?", ("ab", "abcd"), {1}, 1, "en")
+    v = score_loglik(q, [cs(-5, 3), cs(-9.5, 5)])
+    assert (v.predicted, v.correct) == (frozenset({0}), False)
+    assert (v.predicted_norm, v.correct_norm) == (frozenset({1}), True)
 
 
 def test_loglik_verdict_errors():

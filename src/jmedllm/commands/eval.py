@@ -53,6 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--language", choices=["ja", "en"], help="prompt language (default: each question's own)")
     p.add_argument("--shots", type=int, help="number of few-shot exemplars")
     p.add_argument("--shot-pool", help="benchmark spec to draw exemplars from (default: another exam year)")
+    p.add_argument("--shared-shots", action="store_true", default=None,
+                   help="the same exemplars for every question (a prompt prefix the engine computes once)")
     p.add_argument("--shuffle", action="store_true", default=None, help="shuffle choices (seeded, per item)")
     p.add_argument("--seed", type=int)
     p.add_argument("--limit", type=int, help="first N items of each benchmark")
@@ -93,7 +95,7 @@ def build_config(args: argparse.Namespace):
         value = getattr(args, flag, None)
         if value is not None:
             data[key] = value
-    for flag in ("shuffle", "first_line_only", "allow_outside_paths", "summary_subset"):
+    for flag in ("shuffle", "first_line_only", "allow_outside_paths", "summary_subset", "shared_shots"):
         if getattr(args, flag, None):
             data[flag] = True
     engine_options = [f"engine_options.{o}" for o in (getattr(args, "engine_option", None) or [])]

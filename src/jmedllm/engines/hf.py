@@ -24,6 +24,9 @@ import torch
 
 from jmedllm.engines.adapters import AdapterError, AdapterInfo, check_adapter_base, commit_of, read_adapter_dir
 from jmedllm.engines.batching import AdaptiveBatcher, rows_within_limits
+from jmedllm.engines.prefix_cache import (
+    DEFAULT_MIN_PREFIX_TOKENS, PrefixKVCache, group_by_prefix, group_ids_by_prefix, pack_after_prefix, prefix_tree_mask,
+)
 from jmedllm.engines.prefix_sharing import EncodedRequest, encode_request, left_pad, pack_batch, tree_attention_mask
 from jmedllm.schema import Completion, ContinuationScore, GenerationParams, LoglikRequest
 
@@ -132,6 +135,9 @@ class HFEngine:
             custom 4D mask, else per sequence), "shared_prefix", or "per_sequence" (each
             context + continuation its own row, the classic way; kept as fallback and baseline).
         attn_implementation: passed to from_pretrained (default: transformers' choice, sdpa).
+        prefix_cache_min_tokens: requests whose contexts share at least this many leading
+            tokens (instruction header, shared few-shot exemplars) reuse one computed key/value
+            state of that prefix (prefix_cache.py); 0 switches the prefix cache off.
         trust_remote_code, revision: passed to from_pretrained.
         check_adapter_base: refuse adapters whose recorded base evidently differs.
     """
@@ -158,6 +164,7 @@ class HFEngine:
         device_map: str | None = None,
         max_memory: str | Mapping[str, Any] | None = None,
         quantize: str | None = None,
+        prefix_cache_min_tokens: int = DEFAULT_MIN_PREFIX_TOKENS,
     ) -> None:
         if loglik_strategy not in ("auto", "shared_prefix", "per_sequence"):
             raise ValueError(f"loglik_strategy must be auto, shared_prefix or per_sequence, got {loglik_strategy!r}")
@@ -176,6 +183,8 @@ class HFEngine:
         self.stats = EngineStats()
         self.chat_template_kwargs = dict(chat_template_kwargs or {})  # e.g. {"enable_thinking": False}
         self.placement = {"device_map": device_map, "max_memory": max_memory, "quantize": quantize}
+        self.prefix_cache_min_tokens = int(prefix_cache_min_tokens)
+        self.prefix_cache = PrefixKVCache()
 
         self.tokenizer, self._hf_model = self._load(attn_implementation, trust_remote_code)
         if device_map or quantize:  # spread or quantised: inputs go where the embeddings are
@@ -399,13 +408,15 @@ class HFEngine:
             for r, s in zip(batch, scores):
                 results[r.index] = s
 
-        shared.sort(key=lambda r: -r.packed_length)
-        self._loglik_batches.run(
-            shared,
-            self._score_packed,
-            store_rows,
-            max_items=lambda rest, n: self._rows_that_fit([r.packed_length for r in rest[:n]]),
-        )
+        for group in group_by_prefix(shared, self.prefix_cache_min_tokens):
+            p = len(group.prefix)
+            rows = sorted(group.requests, key=lambda r: -r.packed_length)
+            self._loglik_batches.run(
+                rows,
+                lambda batch, g=group: self._score_packed(batch, g.prefix),
+                store_rows,
+                max_items=lambda rest, n, p=p: self._rows_that_fit([r.packed_length - p for r in rest[:n]]),
+            )
 
         if single:
             pieces: dict[tuple[int, int], ContinuationScore] = {}
@@ -434,15 +445,18 @@ class HFEngine:
         return rows_within_limits(lengths, self.max_batch_tokens, self.max_padding_fraction)
 
     def _forward_logits(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, keep: int
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, keep: int,
+        cache: Any = None,
     ) -> torch.Tensor:
-        """Logits of the last ``keep`` positions, (B, keep, V)."""
+        """Logits of the last ``keep`` positions, (B, keep, V); ``cache``: key/value state of a prefix."""
         kwargs: dict[str, Any] = dict(
             input_ids=input_ids.to(self.device),
             attention_mask=attention_mask.to(self.device),
             position_ids=position_ids.to(self.device),
             use_cache=False,
         )
+        if cache is not None:
+            kwargs[self._cache_kwarg] = cache
         if self._accepts_logits_to_keep:
             kwargs["logits_to_keep"] = keep
         with torch.inference_mode(), self._adapter_scope():
@@ -465,10 +479,17 @@ class HFEngine:
         greedy = picked.argmax(dim=-1) == t[:, 0]
         return token_lp.cpu().tolist(), greedy.cpu().tolist()
 
-    def _score_packed(self, batch: Sequence[EncodedRequest]) -> list[list[ContinuationScore]]:
-        packed = pack_batch(batch, self.pad_id)
-        mask = tree_attention_mask(packed.segments.to(self.device), self.dtype)  # built where it is used
-        logits = self._forward_logits(packed.input_ids, mask, packed.position_ids, packed.keep)
+    def _score_packed(self, batch: Sequence[EncodedRequest], prefix: tuple[int, ...] = ()) -> list[list[ContinuationScore]]:
+        if prefix:  # the shared prefix's key/value state comes from the prefix cache
+            layers = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
+            packed = pack_after_prefix(batch, len(prefix), self.pad_id)
+            mask = prefix_tree_mask(packed.segments.to(self.device), len(prefix), self.dtype)
+            cache = self.prefix_cache.expand(layers, len(batch))
+        else:
+            packed = pack_batch(batch, self.pad_id)
+            mask = tree_attention_mask(packed.segments.to(self.device), self.dtype)  # built where it is used
+            cache = None
+        logits = self._forward_logits(packed.input_ids, mask, packed.position_ids, packed.keep, cache)
         self.stats.tokens += packed.n_real_tokens
         token_lp, greedy = self._token_scores(logits, packed.rows, packed.cols, packed.targets)
         sums: dict[tuple[int, int], float] = {}
@@ -489,6 +510,28 @@ class HFEngine:
             ]
             for b, r in enumerate(batch)
         ]
+
+    @property
+    def _cache_kwarg(self) -> str:
+        """The forward argument that takes a key/value cache ("cache" from transformers 5.2x)."""
+        params = inspect.signature(self._hf_model.forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
+
+    def _prefix_state(self, prefix: tuple[int, ...]) -> Any:
+        """Run the model over one prefix row and return the filled DynamicCache."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self._hf_model.config)
+        ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
+        kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
+        if self._accepts_logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        with torch.inference_mode(), self._adapter_scope():
+            self.model(input_ids=ids, position_ids=torch.arange(len(prefix), device=self.device)[None], **kwargs)
+        self.stats.forward_passes += 1
+        self.stats.tokens += len(prefix)
+        self.stats.padded_tokens += len(prefix)
+        return cache
 
     def _score_sequences(self, batch: Sequence[tuple[EncodedRequest, int]]) -> list[ContinuationScore]:
         """Classic scoring: every context + continuation is its own left-padded row."""
@@ -553,14 +596,19 @@ class HFEngine:
             for (i, _, _), c in zip(batch, outs):
                 results[i] = c
 
-        self._generate_batches.run(
-            items,
-            lambda batch: self._generate_batch(batch, params),
-            store,
-            # padded prompt positions cost a full forward each at prefill: on CPU keep padding
-            # within max_padding_fraction (batches of similar lengths), as for log-likelihoods
-            max_items=lambda rest, n: self._rows_that_fit([len(r[1]) + params.max_new_tokens for r in rest[:n]]),
-        )
+        # prompts sharing a prefix (header, shared exemplars) start from its cached key/value state
+        for prefix, members in group_ids_by_prefix([it[1] for it in items], self.prefix_cache_min_tokens):
+            p = len(prefix)
+            self._generate_batches.run(
+                sorted((items[k] for k in members), key=lambda it: -len(it[1])),
+                lambda batch, prefix=prefix: self._generate_batch(batch, params, prefix),
+                store,
+                # padded prompt positions cost a full forward each at prefill: on CPU keep padding
+                # within max_padding_fraction (batches of similar lengths), as for log-likelihoods
+                max_items=lambda rest, n, p=p: self._rows_that_fit(
+                    [len(r[1]) - p + params.max_new_tokens for r in rest[:n]]
+                ),
+            )
         self.stats.seconds += time.perf_counter() - t0
         return results  # type: ignore[return-value]
 
@@ -581,10 +629,19 @@ class HFEngine:
             **options,
         )
 
-    def _generate_batch(self, batch: Sequence[tuple[int, list[int], int]], params: GenerationParams) -> list[Completion]:
+    def _generate_batch(
+        self, batch: Sequence[tuple[int, list[int], int]], params: GenerationParams, prefix: tuple[int, ...] = ()
+    ) -> list[Completion]:
         from transformers import GenerationConfig
 
-        ids, mask, _ = left_pad([b[1] for b in batch], self.pad_id)
+        p = len(prefix)
+        ids, mask, _ = left_pad([b[1][p:] for b in batch], self.pad_id)
+        extra: dict[str, Any] = {}
+        if p:  # [prefix | left padding | rest of the prompt]; the prefix's state comes from the cache
+            layers = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
+            ids = torch.cat([torch.tensor([prefix], dtype=torch.long).expand(len(batch), p), ids], dim=1)
+            mask = torch.cat([torch.ones((len(batch), p), dtype=mask.dtype), mask], dim=1)
+            extra[self._cache_kwarg] = self.prefix_cache.expand(layers, len(batch))
         config = self._generation_config(params)
         hf = self._hf_model
         saved = hf.generation_config
@@ -600,6 +657,7 @@ class HFEngine:
                     attention_mask=mask.to(self.device),
                     generation_config=config,
                     tokenizer=self.tokenizer if params.stop else None,
+                    **extra,
                 )
         finally:
             hf.generation_config = saved

@@ -18,7 +18,7 @@ def normalised_text(text: str) -> str:
     return _SPACE.sub("", nfkc(text)).casefold()
 
 
-def select_shots(question: Question, pool: Sequence[Question], k: int, seed: int) -> list[Question]:
+def select_shots(question: Question, pool: Sequence[Question], k: int, seed: int, *, shared: bool = False) -> list[Question]:
     """``k`` exemplars for ``question`` from ``pool``.
 
     Never returns the evaluated item: pool items with the same id or the same normalised
@@ -29,6 +29,11 @@ def select_shots(question: Question, pool: Sequence[Question], k: int, seed: int
     ``stable_key(seed, question.id, candidate.id)`` (SHA-256), so the choice depends on
     (seed, question id, pool membership) only -- not on the pool's order, the process or
     ``PYTHONHASHSEED``. Raises ValueError when fewer than ``k`` usable items remain.
+
+    ``shared=True`` leaves the question id out of the shuffle key: every question with the
+    same ``n_select`` and number of choices gets the same exemplars in the same order
+    (unless one of them is the question itself), so the prompts of a benchmark share their
+    exemplars as a common prefix, which the engines compute once (engines/prefix_cache.py).
     """
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
@@ -40,7 +45,7 @@ def select_shots(question: Question, pool: Sequence[Question], k: int, seed: int
         return (
             c.n_select != question.n_select,
             len(c.choices) != len(question.choices),
-            stable_key(seed, question.id, c.id),
+            stable_key(seed, "" if shared else question.id, c.id),
             c.id,  # tie-break, for completeness
         )
 

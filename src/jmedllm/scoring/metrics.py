@@ -187,26 +187,35 @@ class LoglikPrediction:
     predicted_norm: frozenset[int]
 
 
-def loglik_predict(scores: Sequence[ContinuationScore], n_select: int) -> LoglikPrediction:
+def loglik_predict(
+    scores: Sequence[ContinuationScore], n_select: int, *, lengths: Sequence[int] | None = None
+) -> LoglikPrediction:
     """Rank choices by their continuation log-likelihoods.
 
     ``acc``: the top-N summed log-probabilities. ``acc_norm``: the top-N of log-probability
-    divided by the continuation's length in characters (``n_chars``), as
-    lm-evaluation-harness's ``acc_norm`` divides by ``len(continuation)``, a string length
-    (its documentation speaks of bytes; the code counts characters, and so do we: for
-    Japanese a byte count would triple every length without changing the idea). Ties go
-    to the lower choice index.
+    divided by a length in characters: ``lengths[i]`` when given, else the scored
+    continuation's ``n_chars``. lm-evaluation-harness's ``acc_norm`` divides by
+    ``len(choice)``, the choice text *without* the target delimiter (" ") that precedes it in
+    the scored continuation; to follow it, pass the choice texts' lengths as ``lengths``
+    (``score_loglik`` does). For Japanese prompts the continuation has no delimiter and the
+    two agree; for English ``n_chars`` is one more than ``len(choice)``, which can change
+    the ranking. Characters, not bytes (lm-eval's documentation speaks of bytes, its code
+    counts characters; for Japanese a byte count would triple every length without
+    changing the idea). Ties go to the lower choice index.
     """
     if not scores:
         raise ValueError("loglik_predict needs one score per choice, got none")
+    if lengths is not None and len(lengths) != len(scores):
+        raise ValueError(f"loglik_predict: {len(lengths)} lengths for {len(scores)} choices")
+    norms = list(lengths) if lengths is not None else [s.n_chars for s in scores]
     for i, s in enumerate(scores):
-        if s.n_chars <= 0:
-            raise ValueError(f"choice {i}: n_chars must be > 0 for length normalisation, got {s.n_chars}")
+        if norms[i] <= 0:
+            raise ValueError(f"choice {i}: length must be > 0 for length normalisation, got {norms[i]}")
         if math.isnan(s.logprob):
             raise ValueError(f"choice {i}: logprob is NaN")
     n = max(n_select, 1)
     raw = [s.logprob for s in scores]
-    norm = [s.logprob / s.n_chars for s in scores]
+    norm = [s.logprob / k for s, k in zip(scores, norms)]
     return LoglikPrediction(top_n(raw, n), top_n(norm, n))
 
 

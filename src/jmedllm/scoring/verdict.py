@@ -246,9 +246,11 @@ def _require_choices(question: Question, n_scores: int, what: str) -> int:
 
 def score_loglik(question: Question, choice_scores: Sequence[ContinuationScore]) -> ItemVerdict:
     """Score by the log-likelihood of each choice text: ``correct`` is accuracy (top-N summed
-    log-probability), ``correct_norm`` the per-character length-normalised accuracy."""
+    log-probability), ``correct_norm`` the length-normalised accuracy as lm-evaluation-harness
+    defines it: log-probability per character of the choice text, without the space that
+    precedes it in an English continuation."""
     n_select = _require_choices(question, len(choice_scores), "log-likelihood")
-    pred = loglik_predict(choice_scores, n_select)
+    pred = loglik_predict(choice_scores, n_select, lengths=[len(c) for c in question.choices])
     accepted = exam_rules.accepted_answer_sets(question)
     for_all = exam_rules.is_counted_correct_for_all(question)
     sets = best_set_scores(pred.predicted, accepted)

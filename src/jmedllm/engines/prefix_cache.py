@@ -1,0 +1,168 @@
+"""A prefix cache across questions: the key/value state of a shared prompt prefix, computed once.
+
+Every question of a benchmark starts with the same instruction header, and with shared
+few-shot exemplars (``--shared-shots``) with the same exemplars too; in 3-shot prompts that
+is most of the tokens. The engine groups the requests of a call by their common *token*
+prefix (``group_by_prefix``), computes the prefix's key/value state once (one forward of
+one row, kept in a small LRU cache across calls), and scores each batch of the group as
+packed rows of the remaining suffixes (prefix_sharing.py) attending to that state, expanded
+over the batch::
+
+    keys:     [ shared prefix (cached, P) | left padding | suffix ... | cont1[:-1] | ... ]
+    positions  0 .. P-1                                    P ..         (restart per continuation)
+
+The mask is the tree mask of the suffix rows with P columns in front that every query may
+attend to. Working on token ids (not strings) makes the reuse exact: a token sequence
+computed in one piece or as cached prefix + suffix gives the same logits up to float
+rounding (tests/engines/test_prefix_cache.py checks 1e-4 against the uncached path).
+
+Pure grouping and packing here; the model calls stay in hf.py.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
+
+import torch
+
+from jmedllm.engines.prefix_sharing import EncodedRequest, PackedBatch, pack_batch, tree_attention_mask
+
+#: a prefix is cached only when at least this many tokens are shared (below it the copies of
+#: the cached state cost about what they save)
+DEFAULT_MIN_PREFIX_TOKENS = 16
+#: prefixes kept across calls (per engine); one per benchmark x prompt family x adapter is typical
+DEFAULT_CACHE_ENTRIES = 4
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+@dataclass(frozen=True)
+class PrefixGroup:
+    """Requests that share ``prefix`` (token ids; empty: no cached prefix for them)."""
+
+    prefix: tuple[int, ...]
+    requests: tuple[EncodedRequest, ...]
+
+
+def group_by_prefix(requests: Sequence[EncodedRequest], min_prefix: int = DEFAULT_MIN_PREFIX_TOKENS) -> list[PrefixGroup]:
+    """Split log-likelihood requests into groups sharing a context prefix worth caching
+    (``group_ids_by_prefix`` on their contexts)."""
+    return [
+        PrefixGroup(prefix, tuple(requests[i] for i in members))
+        for prefix, members in group_ids_by_prefix([r.context for r in requests], min_prefix)
+    ]
+
+
+def group_ids_by_prefix(
+    sequences: Sequence[Sequence[int]], min_prefix: int = DEFAULT_MIN_PREFIX_TOKENS
+) -> list[tuple[tuple[int, ...], list[int]]]:
+    """Split token sequences into groups that share a common prefix worth caching: (prefix, indices).
+
+    Sequences are sorted by their token ids, so those with a common prefix are
+    neighbours, and walked once: a sequence joins the current group when they share at least
+    ``min_prefix`` tokens and the tokens the group saves do not fall by joining (with n
+    members and prefix L a group saves (n-1)·L tokens; joining gives n·L' with the shorter
+    common prefix L'). A group's prefix stops at least one token before its shortest
+    sequence, as the last token must be an input of the suffix row (it predicts the next
+    token). Groups of one sequence or with a prefix under ``min_prefix`` tokens are returned
+    together with an empty prefix (computed the plain way); ``min_prefix`` 0 switches
+    grouping off. The order within and between groups is not the caller's.
+    """
+    if not sequences:
+        return []
+    if min_prefix < 1:
+        return [((), list(range(len(sequences))))]
+    order = sorted(range(len(sequences)), key=lambda i: tuple(sequences[i]))
+    groups: list[tuple[int, list[int]]] = []
+    for i in order:
+        seq = sequences[i]
+        if groups:
+            length, members = groups[-1]
+            joined = min(length, common_prefix_length(sequences[members[0]], seq), len(seq) - 1)
+            if joined >= min_prefix and len(members) * joined >= (len(members) - 1) * length:
+                groups[-1] = (joined, members + [i])
+                continue
+        groups.append((len(seq) - 1, [i]))
+    out: list[tuple[tuple[int, ...], list[int]]] = []
+    plain: list[int] = []
+    for length, members in groups:
+        if len(members) < 2 or length < min_prefix:
+            plain += members
+        else:
+            out.append((tuple(sequences[members[0]][:length]), members))
+    if plain:
+        out.append(((), plain))
+    return out
+
+
+def strip_prefix(request: EncodedRequest, n: int) -> EncodedRequest:
+    """The request with its first ``n`` context tokens removed (they are in the cache)."""
+    return replace(request, context=request.context[n:])
+
+
+def pack_after_prefix(requests: Sequence[EncodedRequest], prefix_length: int, pad_id: int) -> PackedBatch:
+    """``pack_batch`` of the suffixes, positions shifted past a cached prefix of ``prefix_length``."""
+    packed = pack_batch([strip_prefix(r, prefix_length) for r in requests], pad_id)
+    packed.position_ids = packed.position_ids + prefix_length
+    return packed
+
+
+def prefix_tree_mask(segments: torch.Tensor, prefix_length: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive mask (B, 1, T, P + T): every query attends to the whole cached prefix, and
+    within the suffix as ``tree_attention_mask`` allows."""
+    tree = tree_attention_mask(segments, dtype)
+    b, _, t, _ = tree.shape
+    front = torch.zeros((b, 1, t, prefix_length), dtype=dtype, device=segments.device)
+    return torch.cat([front, tree], dim=-1)
+
+
+class PrefixKVCache:
+    """Key/value states of prompt prefixes, per (adapter, token ids), least recently used out.
+
+    ``compute(prefix_ids)`` runs the model on one row and returns the filled cache object;
+    the entries hold per-layer (keys, values) tensors of batch 1, which ``expand`` turns
+    into a fresh DynamicCache for a batch (the model appends the suffix to it in place, so
+    the stored tensors are never modified).
+    """
+
+    def __init__(self, max_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[Any, tuple[int, ...]], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(
+        self, key: Any, prefix: tuple[int, ...], compute: Callable[[tuple[int, ...]], Any]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        full_key = (key, prefix)
+        if full_key in self._entries:
+            self._entries.move_to_end(full_key)
+            self.hits += 1
+            return self._entries[full_key]
+        self.misses += 1
+        cache = compute(prefix)
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        self._entries[full_key] = layers
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return layers
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    @staticmethod
+    def expand(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], batch: int) -> Any:
+        """A new DynamicCache holding the prefix state repeated over ``batch`` rows."""
+        from transformers import DynamicCache
+
+        return DynamicCache(
+            [(k.expand(batch, *k.shape[1:]), v.expand(batch, *v.shape[1:])) for k, v in layers]
+        )

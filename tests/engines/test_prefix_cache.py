@@ -1,0 +1,120 @@
+"""The prefix cache across questions: grouping by shared token prefix, and cached scores equal to uncached ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from jmedllm.engines.hf import HFEngine  # noqa: E402
+from jmedllm.engines.prefix_cache import group_by_prefix, prefix_tree_mask  # noqa: E402
+from jmedllm.engines.prefix_sharing import EncodedRequest  # noqa: E402
+from jmedllm.evaluate import EvalConfig, prepare_items  # noqa: E402
+from jmedllm.schema import LoglikRequest  # noqa: E402
+
+
+def req(i: int, context: tuple[int, ...]) -> EncodedRequest:
+    return EncodedRequest(i, context, ((7,), (8, 9)), (1, 2))
+
+
+def test_groups_follow_the_shared_prefix():
+    head = tuple(range(100, 120))  # 20 shared tokens
+    a = [req(i, head + tuple(range(200, 230)) + (i,)) for i in range(3)]  # share 50 tokens
+    b = [req(3 + i, head + (300 + i, 301, 302)) for i in range(2)]  # share only the 20-token head with a
+    lone = req(5, (1, 2, 3, 4))
+    groups = group_by_prefix(a + b + [lone], min_prefix=16)
+    by_len = {len(g.prefix): sorted(r.index for r in g.requests) for g in groups}
+    # sorted: lone, a0, a1, a2, b0, b1. a's three share 50 tokens (saving 2*50 = 100);
+    # taking b0 in would cut the prefix to the 20-token head (3*20 = 60 < 100), so b starts
+    # its own group, whose two requests share the head only (300 + i differ).
+    assert by_len == {50: [0, 1, 2], 20: [3, 4], 0: [5]}  # the lone request: the plain way
+    for g in groups:
+        for r in g.requests:
+            assert r.context[: len(g.prefix)] == g.prefix and len(r.context) > len(g.prefix)
+
+
+def test_short_or_single_prefixes_are_not_cached():
+    groups = group_by_prefix([req(0, (1, 2, 3, 4, 5)), req(1, (1, 2, 3, 4, 6))], min_prefix=16)
+    assert [(g.prefix, len(g.requests)) for g in groups] == [((), 2)]
+    assert group_by_prefix([req(0, tuple(range(40)))], min_prefix=16)[0].prefix == ()
+    both = [req(0, tuple(range(40)) + (1,)), req(1, tuple(range(40)) + (2,))]
+    assert [len(g.prefix) for g in group_by_prefix(both, min_prefix=0)] == [0]  # 0 switches it off
+    assert [len(g.prefix) for g in group_by_prefix(both, min_prefix=16)] == [40]
+
+
+def test_prefix_mask_opens_the_prefix_to_every_query():
+    segments = torch.tensor([[-1, 0, 0, 1]])
+    mask = prefix_tree_mask(segments, 3, torch.float32)
+    assert mask.shape == (1, 1, 4, 7)
+    assert (mask[0, 0, :, :3] == 0).all()
+    allowed = mask[0, 0, :, 3:] == 0
+    assert allowed.tolist() == [
+        [True, False, False, False],  # padding attends to itself (and the prefix)
+        [False, True, False, False],
+        [False, True, True, False],
+        [False, True, True, True],
+    ]
+
+
+@pytest.fixture(scope="module")
+def engine_pair(tiny_model_dir: Path):
+    cached = HFEngine(tiny_model_dir, dtype="float32", device="cpu", max_padding_fraction=None, batch_size=4)
+    plain = HFEngine(tiny_model_dir, dtype="float32", device="cpu", max_padding_fraction=None, batch_size=4,
+                     prefix_cache_min_tokens=0)
+    return cached, plain
+
+
+@pytest.mark.parametrize("mode", ["loglik", "letter"])
+@pytest.mark.parametrize("shots", [0, 3])
+def test_cached_prefix_equals_uncached(mode, shots, engine_pair, tiny_model_dir, data_root):
+    """Real IgakuQA prompts (0-shot: a shared header; 3-shot: shared exemplars too)."""
+    cached, plain = engine_pair
+    cfg = EvalConfig(model=str(tiny_model_dir), benchmarks=["igakuqa:2022:text_only=true:n_choices=5:limit=9"],
+                     mode=mode, prompt="alpaca", out="-", shots=shots, shared_shots=True)
+    items = prepare_items(cfg, data_root, None).items
+    requests = [LoglikRequest(it.prompt, tuple(c for g in it.continuations for c in g)) for it in items]
+    cached.prefix_cache.clear()
+    hits, misses = cached.prefix_cache.hits, cached.prefix_cache.misses
+    got = cached.loglikelihoods(requests)
+    assert cached.prefix_cache.misses > misses  # a prefix was computed ...
+    again = cached.loglikelihoods(requests)
+    assert cached.prefix_cache.hits > hits  # ... and reused by the next call
+    want = plain.loglikelihoods(requests)
+    n = 0
+    for row_got, row_again, row_want in zip(got, again, want):
+        for g, a, w in zip(row_got, row_again, row_want):
+            assert g.logprob == pytest.approx(w.logprob, abs=1e-4)
+            assert a.logprob == pytest.approx(w.logprob, abs=1e-4)
+            assert (g.n_tokens, g.n_chars, g.truncated_tokens) == (w.n_tokens, w.n_chars, w.truncated_tokens)
+            n += 1
+    assert n == sum(len(r.continuations) for r in requests)
+    if shots:  # the shared prefix covers the exemplars, well beyond the header
+        prompts = [r.context for r in requests]
+        assert len(_common_prefix(prompts)) > 200
+
+
+def _common_prefix(texts: list[str]) -> str:
+    import os
+
+    return os.path.commonprefix(texts)
+
+
+@pytest.mark.parametrize("shots", [0, 3])
+def test_cached_prefix_generation_equals_uncached(shots, engine_pair, tiny_model_dir, data_root):
+    from jmedllm.schema import GenerationParams
+
+    cached, plain = engine_pair
+    cfg = EvalConfig(model=str(tiny_model_dir), benchmarks=["igakuqa:2022:text_only=true:n_choices=5:limit=6"],
+                     mode="generate", prompt="alpaca", out="-", shots=shots, shared_shots=True)
+    prompts = [it.prompt for it in prepare_items(cfg, data_root, None).items]
+    params = GenerationParams(max_new_tokens=8, stop=("\n\n###",))
+    cached.prefix_cache.clear()
+    misses = cached.prefix_cache.misses
+    got = cached.generate(prompts, params)
+    assert cached.prefix_cache.misses == misses + 1  # one shared prefix for the six prompts
+    want = plain.generate(prompts, params)
+    assert [(c.text, c.n_prompt_tokens, c.n_completion_tokens, c.finish_reason) for c in got] == [
+        (c.text, c.n_prompt_tokens, c.n_completion_tokens, c.finish_reason) for c in want
+    ]
