@@ -8,7 +8,7 @@ training GPUs, ``server`` talks to ``trl vllm-serve``) when vLLM is installed an
 present, or as asked by ``grpo.use_vllm``; otherwise the HF model's ``generate``.
 
 The learnable toy task (``grpo.toy: N``) proves the loop on a CPU, not medicine: each item lists
-three words, one marked with ★, and asks for it; the stem also states its letter. A tiny model that
+the same three words, one marked with ★, and asks for it; the stem also states its letter. A tiny model that
 first learnt the answer format (a letter) with random letters (``toy_format_examples``, an SFT
 stage) starts at chance, and GRPO raises the reward above it.
 """
@@ -39,14 +39,14 @@ TOY_MARK = "★"
 
 def toy_questions(n: int, *, seed: int = 0, n_choices: int = 3, hint: bool = True) -> list[Question]:
     """The learnable toy task: pick the choice marked with ★, whose letter the stem also states
-    (answers balanced over letters). ``hint=False``: the same items without the letter in the stem."""
+    (the same words in the same order; answers balanced over letters, ``seed`` shifts them).
+    ``hint=False``: the same items without the letter in the stem."""
     from jmedllm.schema import LETTERS
 
-    rng = random.Random(seed)
+    words = TOY_WORDS[:n_choices]  # fixed: only the mark and the stated letter vary
     out = []
     for i in range(n):
-        words = rng.sample(TOY_WORDS, n_choices)
-        answer = i % n_choices
+        answer = (i + seed) % n_choices
         choices = tuple(f"{TOY_MARK}{w}" if j == answer else w for j, w in enumerate(words))
         text = f"{TOY_MARK}の付いた選択肢（{LETTERS[answer]}）を選べ。" if hint else f"{TOY_MARK}の付いた選択肢を選べ。"
         out.append(Question(id=f"toy{i:04d}", benchmark="toy", text=text,
