@@ -199,7 +199,7 @@ def test_spaced_digits_need_the_template():
 
 def test_template_digits():
     assert template_digits("①．②③ g/gCr") == (3, 2)
-    assert template_digits("①② mOsm/kgH₂O") == (2, 0) or template_digits("①② mOsm/kgH₂O") == (2, 0)
+    assert template_digits("①②") == (2, 0)
     assert template_digits("①②③ mOsm/kgH₂O") == (3, 0)
     assert template_digits("g/日") == (None, 0)
     assert template_digits(None) == (None, 0)

@@ -50,7 +50,9 @@ def list_re(n_choices: int) -> str:
     """A label list: tokens (a bracketed letter or a bare run of letters) joined by separators."""
     L = label_class(n_choices)
     token = rf"(?:{OPEN}\s*{L}\s*{CLOSE}|(?<![A-Za-z0-9]){L}+(?![A-Za-z0-9]))"
-    return rf"{token}(?:{SEP}?{token})*"
+    # at most 26 tokens: a longer run cannot be a list of distinct labels, and the bound keeps
+    # every match short (a degenerate "A A A A …" output stays linear to scan)
+    return rf"{token}(?:{SEP}?{token}){{0,25}}"
 
 
 @lru_cache(maxsize=None)
@@ -73,12 +75,13 @@ _STRICT_END = re.compile(r"\s*$|\s*\n|[.:)、。,!]|[ \t]*[(\[（【〔]|\s+[^\x
 
 
 def parse_list(
-    text: str, start: int, end: int, n_choices: int, *, strict_end: bool = False
+    text: str, start: int, end: int, n_choices: int, *, strict_end: bool = False, limit: int | None = None
 ) -> tuple[int, ...] | None:
     """Indices named by the label list text[start:end] in written order, or None when it is not one.
 
     ``strict_end``: what follows must be end of line, punctuation, a bracket or a space +
-    non-ASCII text (a label opening a line followed by its explanation).
+    non-ASCII text (a label opening a line followed by its explanation). ``limit``: where the
+    text that may follow the list ends (default: the end of ``text``).
     """
     indices: list[int] = []
     tokens = list(_token_re(n_choices).finditer(text, start, end))
@@ -97,7 +100,7 @@ def parse_list(
         indices.extend(letters)
     if len(set(indices)) != len(indices):
         return None
-    after = text[end:]
+    after = text[end:limit if limit is not None else min(len(text), end + 200)]
     bare_last = tokens[-1].group(3)
     if re.match(r"-[A-Za-z0-9]|'[A-Za-z]|\.[A-Za-z0-9]|[+^]", after):
         return None

@@ -57,7 +57,7 @@ def _clause_after(text: str, pos: int) -> str:
     return text[pos: m.start() if m else min(len(text), pos + 80)]
 
 
-def pick_label_mention(text: str, n_choices: int, n_select: int) -> Extraction | None:
+def pick_label_mention(text: str, n_choices: int, n_select: int = 1) -> Extraction | None:
     """The labels named as the answer, when they are unambiguous and not negated."""
     positive: list[tuple[int, re.Match[str], int]] = []
     negated: set[int] = set()

@@ -210,7 +210,7 @@ def pick_leading_label(text: str, n_choices: int, choices: Sequence[str] = ()) -
         m = _leading_re(n_choices).match(text, line.start(), line.end())
         if not m:
             break
-        got = parse_list(text[: line.end()], m.start(1), m.end(1), n_choices, strict_end=True)
+        got = parse_list(text, m.start(1), m.end(1), n_choices, strict_end=True, limit=line.end())
         if not got or rejected(text[m.end(1): line.end()], choices):
             break
         started = True
