@@ -78,10 +78,11 @@ def test_report_in_chromium(report, tmp_path):
             page.select_option("#f-verdict", verdict)
             shown[verdict] = count()
             assert all(c == verdict for c in page.locator("#items tbody tr td:nth-child(6)").all_inner_texts())
-        assert sum(shown.values()) == total and max(shown.values()) < total
+        assert sum(shown.values()) == total  # the verdict filter partitions the rows
         page.select_option("#f-verdict", "")
         page.select_option("#f-group", "igakuqa-en/en")
-        assert count() == 6
+        assert count() == 6  # a filter changes the visible rows
+        assert all(g == "igakuqa-en/en" for g in page.locator("#items tbody tr td:nth-child(2)").all_inner_texts())
         page.select_option("#f-group", "")
         page.select_option("#f-run", label="cpt+lora-generate")
         assert count() == 4
