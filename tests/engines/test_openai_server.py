@@ -52,8 +52,8 @@ def items(out):
 
 def api(url, **kw):
     # llama-cpp-python's server applies repeat_penalty 1.1 by default, even to greedy decoding
-    kw.setdefault("extra_body", {"repeat_penalty": 1.0})
-    return OpenAIEngine("tiny", base_url=url, api="completions", max_retries=3, timeout=60, concurrency=2, **kw)
+    kw = dict(extra_body={"repeat_penalty": 1.0}, api="completions", max_retries=3, timeout=60, concurrency=2) | kw
+    return OpenAIEngine("tiny", base_url=url, **kw)
 
 
 @pytest.mark.parametrize("mode", ["generate", "letter", "loglik"])
