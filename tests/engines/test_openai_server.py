@@ -22,6 +22,8 @@ from jmedllm.evaluate import EvalConfig, run_eval  # noqa: E402
 
 from servers import LlamaServer, RecordingProxy  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real servers / GGUF export: seconds each (still run in CI)
+
 BENCH = ["igakuqa:2022:A"]
 N = 8
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
