@@ -121,8 +121,9 @@ def export_gguf(model: str | Path, out: str | Path, *, adapter: str | Path | Non
                 if (model / name).is_file() and not (source / name).exists():
                     shutil.copy2(model / name, source / name)
         out.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(llama_cpp / "gguf-py"), os.environ.get("PYTHONPATH", "")]),
-                   NO_LOCAL_GGUF="")
+        # the converter's own gguf-py first (a `gguf` from PyPI may be another version)
+        env = {k: v for k, v in os.environ.items() if k != "NO_LOCAL_GGUF"}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(llama_cpp / "gguf-py"), os.environ.get("PYTHONPATH")) if p)
         cmd = [sys.executable, str(llama_cpp / CONVERTER), str(source), "--outfile", str(out), "--outtype", outtype]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0 or not out.is_file():

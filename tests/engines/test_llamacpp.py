@@ -15,6 +15,8 @@ from jmedllm.engines.llamacpp import LlamaCppEngine  # noqa: E402
 from jmedllm.evaluate import EvalConfig, run_eval  # noqa: E402
 from jmedllm.schema import GenerationParams, LoglikRequest  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real servers / GGUF export: seconds each (still run in CI)
+
 REQUESTS = [
     LoglikRequest("45歳の男性。発熱と咳嗽を主訴に来院した。最も考えられる診断はどれか。\n答え：",
                   ("肺炎", "気管支喘息", "急性上気道炎")),

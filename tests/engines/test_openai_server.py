@@ -22,6 +22,8 @@ from jmedllm.evaluate import EvalConfig, run_eval  # noqa: E402
 
 from servers import LlamaServer, RecordingProxy  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real servers / GGUF export: seconds each (still run in CI)
+
 BENCH = ["igakuqa:2022:A"]
 N = 8
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -52,8 +54,8 @@ def items(out):
 
 def api(url, **kw):
     # llama-cpp-python's server applies repeat_penalty 1.1 by default, even to greedy decoding
-    kw.setdefault("extra_body", {"repeat_penalty": 1.0})
-    return OpenAIEngine("tiny", base_url=url, api="completions", max_retries=3, timeout=60, concurrency=2, **kw)
+    kw = dict(extra_body={"repeat_penalty": 1.0}, api="completions", max_retries=3, timeout=60, concurrency=2) | kw
+    return OpenAIEngine("tiny", base_url=url, **kw)
 
 
 @pytest.mark.parametrize("mode", ["generate", "letter", "loglik"])

@@ -20,6 +20,7 @@ client only: it is never in ``describe()``, a cache key, a record or a log line.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -338,14 +339,21 @@ class OpenAIEngine:
         scores = iter(self._map(lambda pc: self._score(*pc), pairs))
         return [[next(scores) for _ in r.continuations] for r in requests]
 
-    def _score(self, context: str, continuation: str) -> ContinuationScore:
-        body = {"model": self.model, "prompt": context + continuation, "max_tokens": self.echo_max_tokens,
-                "temperature": 0, "echo": True, "logprobs": 1}
+    def _echo(self, prompt: str) -> dict[str, Any]:
+        body = {"model": self.model, "prompt": prompt, "max_tokens": self.echo_max_tokens, "temperature": 0,
+                "echo": True, "logprobs": 1}
         try:
-            resp = self._call("completions", body)
+            return self._call("completions", body)
         except _StatusError as exc:
             raise EngineError(f"{NO_ECHO} (the server answered HTTP {exc.status}: {exc.message})") from None
-        return continuation_score(resp, context, continuation)
+
+    def _score(self, context: str, continuation: str) -> ContinuationScore:
+        # trailing whitespace moves onto the continuation, as in the HF and llamacpp engines; the
+        # context-alone echo is asked once per question (the cache answers the other choices)
+        n = len(context) - len(context.rstrip())
+        ctx, cont = (context[:-n], context[-n:] + continuation) if n else (context, continuation)
+        score = continuation_score(self._echo(ctx + cont), self._echo(ctx), ctx, cont, self.echo_max_tokens)
+        return dataclasses.replace(score, n_chars=len(continuation))
 
     def _checked(self, fn, *args):
         try:
@@ -387,32 +395,40 @@ def _error_message(exc: Any) -> str:
     return str(getattr(exc, "message", exc))[:300]
 
 
-def continuation_score(resp: dict[str, Any], context: str, continuation: str) -> ContinuationScore:
-    """The log-likelihood of ``continuation`` from an echoed completion of ``context + continuation``.
-
-    The echoed tokens' character offsets must put a token boundary exactly at the end of the
-    context and cover the continuation to its end; anything else (no echo, a token across the
-    boundary) is an EngineError rather than a wrong score.
-    """
-    lp = (resp.get("choices") or [{}])[0].get("logprobs") or {}
+def echoed_prompt(resp: dict[str, Any], default_generated: int = 1) -> tuple[list[str], list[float | None], dict]:
+    """The prompt tokens (texts) and their log-probs from an echoed completion: every token
+    before the generated ones (``usage.completion_tokens``). NO_ECHO when the prompt is absent."""
+    lp = ((resp.get("choices") or [{}])[0].get("logprobs")) or {}
     offsets, tokens, values = lp.get("text_offset"), lp.get("tokens"), lp.get("token_logprobs")
     if not offsets or not tokens or values is None or len(offsets) != len(tokens) or len(values) != len(tokens):
         raise EngineError(NO_ECHO)
-    start, end = len(context), len(context) + len(continuation)
-    if offsets[0] > 0 or offsets[0] is None:  # the prompt did not come back
+    if offsets[0] is None or offsets[0] > 0:  # the prompt did not come back
         raise EngineError(NO_ECHO)
-    if start not in offsets:
+    n_generated = (resp.get("usage") or {}).get("completion_tokens")
+    n_prompt = len(tokens) - int(default_generated if n_generated is None else n_generated)
+    return list(tokens[:n_prompt]), list(values[:n_prompt]), lp
+
+
+def continuation_score(resp: dict[str, Any], context_resp: dict[str, Any], context: str, continuation: str,
+                       default_generated: int = 1) -> ContinuationScore:
+    """The log-likelihood of ``continuation`` from two echoed completions: of ``context`` alone and
+    of ``context + continuation``. The continuation's tokens are those of the second beyond the
+    first (as the HF engine splits them); the first's tokens must be a prefix of the second's, or a
+    token crosses the end of the context and the score would not be the continuation's alone.
+    Token texts and the servers' character offsets are not trusted to spell the text
+    (byte-fallback pieces come back empty, llama.cpp's offsets drift), token counts are."""
+    ctx_tokens, _, _ = echoed_prompt(context_resp, default_generated)
+    tokens, values, lp = echoed_prompt(resp, default_generated)
+    if tokens[: len(ctx_tokens)] != ctx_tokens or len(tokens) <= len(ctx_tokens):
         raise EngineError(f"the server's tokens straddle the end of the context ({context[-20:]!r} | "
                           f"{continuation[:20]!r}): its log-probs cannot cover exactly the continuation")
-    idx = [i for i, o in enumerate(offsets) if start <= o < end]
-    if not idx or max(offsets) < start:
-        raise EngineError(NO_ECHO)
-    picked = [values[i] for i in idx]
+    idx = list(range(len(ctx_tokens), len(tokens)))
+    picked = [values[k] for k in idx]
     if any(v is None for v in picked):
         raise EngineError(NO_ECHO)
     tops = lp.get("top_logprobs") or [None] * len(tokens)
-    greedy = all(tops[i] and max(tops[i].values()) <= values[i] + 1e-9 for i in idx)
+    greedy = all(tops[k] and max(tops[k].values()) <= values[k] + 1e-9 for k in idx)
     return ContinuationScore(float(sum(picked)), len(idx), len(continuation), bool(greedy))
 
 
-__all__ = ["OpenAIEngine", "continuation_score"]
+__all__ = ["OpenAIEngine", "continuation_score", "echoed_prompt"]
