@@ -4,7 +4,9 @@ Log-likelihoods use prefix sharing (see prefix_sharing.py): one packed row per r
 so a question's prompt is computed once however many choices it has, and letter-mode
 questions ("a".."e" after "答え：") cost one forward over the prompt. Rows of several
 requests are batched (longest first, padded, order restored). Generation is left-padded
-batched ``model.generate``; greedy by default.
+batched ``model.generate``; greedy by default. Requests (and prompts) that share a long
+token prefix, such as the instruction header and shared few-shot exemplars, start from
+that prefix's key/value state, computed once (prefix_cache.py).
 
 Model references are a local directory or a hub id, loaded the same way
 (AutoTokenizer / AutoModelForCausalLM). PEFT adapters are applied without merging, several
