@@ -16,6 +16,8 @@ import textwrap
 import pytest
 
 from jmedllm.benchmarks import load_benchmark
+from jmedllm.engines.base import Capabilities
+from jmedllm.engines.messages import text_only
 from jmedllm.evaluate import EvalConfig, run_eval
 from jmedllm.schema import Completion
 
@@ -126,9 +128,11 @@ def test_the_exam_loads_through_the_mapping_alone(tmp_path, monkeypatch):
 
 
 class ExamEngine:
-    """Answers each question by a phrase of its text (a scripted engine, for runner tests)."""
+    """Answers each question by a phrase of its text (a scripted engine, for runner tests). It
+    declares image support, so the image item reaches it (as chat messages with an image part)."""
 
     kind = "scripted"
+    supports = Capabilities(loglik=False, letter="", images=True)
 
     def __init__(self, answers):
         self.answers = answers
@@ -136,6 +140,11 @@ class ExamEngine:
     def generate(self, prompts, params):
         out = []
         for p in prompts:
+            if not isinstance(p, str):  # chat messages carrying the image item's picture
+                assert any(part.get("type") == "image" for m in p for part in m["content"] if isinstance(part, dict))
+                p = text_only([{"role": m["role"], "content": [x for x in m["content"] if x.get("type") == "text"]}
+                               if isinstance(m["content"], list) else m for m in p])
+                p = " ".join(m["content"] for m in p)
             hits = [a for key, a in self.answers.items() if key in p]
             assert len(hits) == 1, p
             out.append(Completion(hits[0], 10, 3))
@@ -244,6 +253,9 @@ def test_the_exam_end_to_end_on_a_tiny_real_model(mode, tiny_model_dir, tmp_path
     assert exam["exam"] == 120 and isinstance(exam["passed"], bool)
     assert (exam["hisshu"]["official_max"], exam["ippan"]["official_max"]) == (9, 6)
     na = summary["run"]["not_applicable"]["count"]
-    assert summary["run"]["items_done"] + na == 11 and na == (3 if mode == "loglik" else 0)
+    skipped = summary["run"]["skipped"]["image"]
+    # the tiny model is text-only: the image item is skipped and counted (never silently dropped)
+    assert skipped["count"] == 1 and skipped["items"][0].endswith("::120A7")
+    assert summary["run"]["items_done"] + na + 1 == 11 and na == (3 if mode == "loglik" else 0)
     assert summary["run"]["excluded"]["count"] == 2
     assert "exam120" in capsys.readouterr().out
