@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -25,12 +24,12 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 
 from jmedllm.engines.adapters import AdapterError, AdapterInfo, check_adapter_base, commit_of, read_adapter_dir
-from jmedllm.engines.batching import AdaptiveBatcher, rows_within_limits
+from jmedllm.engines.hf_generate import HFGenerationMixin
+from jmedllm.engines.hf_scoring import HFScoringMixin
+from jmedllm.engines.batching import AdaptiveBatcher
 from jmedllm.engines.prefix_cache import (
-    DEFAULT_MIN_PREFIX_TOKENS, PrefixKVCache, group_by_prefix, group_ids_by_prefix, pack_after_prefix, prefix_tree_mask,
+    DEFAULT_MIN_PREFIX_TOKENS, PrefixKVCache,
 )
-from jmedllm.engines.prefix_sharing import EncodedRequest, encode_request, left_pad, pack_batch, tree_attention_mask
-from jmedllm.schema import Completion, ContinuationScore, GenerationParams, LoglikRequest
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -119,7 +118,7 @@ def _is_path_like(ref: str) -> bool:
     return ref.startswith(("/", "./", "../", "~", ".\\", "..\\")) or Path(ref).is_absolute()
 
 
-class HFEngine:
+class HFEngine(HFScoringMixin, HFGenerationMixin):
     """A transformers causal LM behind the engine protocol (see engines/base.py).
 
     Args:
@@ -382,320 +381,7 @@ class HFEngine:
         else:
             yield
 
-    # ---------------------------------------------------------- log-likelihood
-
-    def loglikelihoods(self, requests: Sequence[LoglikRequest]) -> list[list[ContinuationScore]]:
-        """For each request, one ContinuationScore per continuation, in order.
-
-        All requests are tokenised and checked before any model call, so a bad request
-        fails the call before work is done. Requests whose context + longest continuation
-        exceed an active sliding window, and every request when loglik_strategy is
-        "per_sequence", are scored one continuation per row with the model's own masks.
-        """
-        t0 = time.perf_counter()
-        encoded = [
-            encode_request(i, r.context, r.continuations, self.encode, self.max_length, self._start_ids)
-            for i, r in enumerate(requests)
-        ]
-        results: list[list[ContinuationScore] | None] = [None] * len(encoded)
-        shared, single = [], []
-        for r in encoded:
-            longest = len(r.context) + max(len(c) for c in r.continuations) - 1
-            use_tree = self.loglik_strategy == "shared_prefix" and (
-                self._sliding_window is None or longest <= self._sliding_window
-            )
-            (shared if use_tree else single).append(r)
-
-        def store_rows(batch: Sequence[EncodedRequest], scores: Sequence[list[ContinuationScore]]) -> None:
-            for r, s in zip(batch, scores):
-                results[r.index] = s
-
-        for group in group_by_prefix(shared, self.prefix_cache_min_tokens):
-            p = len(group.prefix)
-            rows = sorted(group.requests, key=lambda r: -r.packed_length)
-            self._loglik_batches.run(
-                rows,
-                lambda batch, g=group: self._score_packed(batch, g.prefix),
-                store_rows,
-                max_items=lambda rest, n, p=p: self._rows_that_fit([r.packed_length - p for r in rest[:n]]),
-            )
-
-        if single:
-            pieces: dict[tuple[int, int], ContinuationScore] = {}
-            items = [(r, j) for r in single for j in range(len(r.continuations))]
-            items.sort(key=lambda it: -(len(it[0].context) + len(it[0].continuations[it[1]])))
-
-            def store_pieces(batch: Sequence[tuple[EncodedRequest, int]], scores: Sequence[ContinuationScore]) -> None:
-                for (r, j), s in zip(batch, scores):
-                    pieces[(r.index, j)] = s
-
-            self._loglik_batches.run(
-                items,
-                self._score_sequences,
-                store_pieces,
-                max_items=lambda rest, n: self._rows_that_fit(
-                    [len(r.context) + len(r.continuations[j]) - 1 for r, j in rest[:n]]
-                ),
-            )
-            for r in single:
-                results[r.index] = [pieces[(r.index, j)] for j in range(len(r.continuations))]
-        self.stats.seconds += time.perf_counter() - t0
-        assert all(r is not None for r in results)
-        return results  # type: ignore[return-value]
-
-    def _rows_that_fit(self, lengths: Sequence[int]) -> int:
-        return rows_within_limits(lengths, self.max_batch_tokens, self.max_padding_fraction)
-
-    def _forward_logits(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, keep: int,
-        cache: Any = None,
-    ) -> torch.Tensor:
-        """Logits of the last ``keep`` positions, (B, keep, V); ``cache``: key/value state of a prefix."""
-        kwargs: dict[str, Any] = dict(
-            input_ids=input_ids.to(self.device),
-            attention_mask=attention_mask.to(self.device),
-            position_ids=position_ids.to(self.device),
-            use_cache=False,
-        )
-        if cache is not None:
-            kwargs[self._cache_kwarg] = cache
-        if self._accepts_logits_to_keep:
-            kwargs["logits_to_keep"] = keep
-        with torch.inference_mode(), self._adapter_scope():
-            logits = self.model(**kwargs).logits
-        self.stats.forward_passes += 1
-        self.stats.padded_tokens += input_ids.numel()
-        self.stats.logit_positions += input_ids.shape[0] * keep
-        return logits[:, -keep:]
-
-    @staticmethod
-    def _token_scores(
-        logits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, targets: torch.Tensor
-    ) -> tuple[list[float], list[bool]]:
-        """Log-probability of each target and whether it is the argmax, at (row, col) of the logits."""
-        dev = logits.device
-        picked = logits[rows.to(dev), cols.to(dev)].float()  # (N, V): only the scored positions
-        logprobs = torch.log_softmax(picked, dim=-1)
-        t = targets.to(dev)[:, None]
-        token_lp = logprobs.gather(1, t)[:, 0]
-        greedy = picked.argmax(dim=-1) == t[:, 0]
-        return token_lp.cpu().tolist(), greedy.cpu().tolist()
-
-    def _score_packed(self, batch: Sequence[EncodedRequest], prefix: tuple[int, ...] = ()) -> list[list[ContinuationScore]]:
-        if prefix:  # the shared prefix's key/value state comes from the prefix cache
-            layers = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
-            packed = pack_after_prefix(batch, len(prefix), self.pad_id)
-            mask = prefix_tree_mask(packed.segments.to(self.device), len(prefix), self.dtype)
-            cache = self.prefix_cache.expand(layers, len(batch))
-        else:
-            packed = pack_batch(batch, self.pad_id)
-            mask = tree_attention_mask(packed.segments.to(self.device), self.dtype)  # built where it is used
-            cache = None
-        logits = self._forward_logits(packed.input_ids, mask, packed.position_ids, packed.keep, cache)
-        self.stats.tokens += packed.n_real_tokens
-        token_lp, greedy = self._token_scores(logits, packed.rows, packed.cols, packed.targets)
-        sums: dict[tuple[int, int], float] = {}
-        all_greedy: dict[tuple[int, int], bool] = {}
-        for owner, lp, g in zip(packed.owners, token_lp, greedy):
-            sums[owner] = sums.get(owner, 0.0) + lp
-            all_greedy[owner] = all_greedy.get(owner, True) and g
-        return [
-            [
-                ContinuationScore(
-                    logprob=sums[(b, j)],
-                    n_tokens=len(cont),
-                    n_chars=r.n_chars[j],
-                    is_greedy=all_greedy[(b, j)],
-                    truncated_tokens=r.truncated_tokens,
-                )
-                for j, cont in enumerate(r.continuations)
-            ]
-            for b, r in enumerate(batch)
-        ]
-
-    @property
-    def _cache_kwarg(self) -> str:
-        """The forward argument that takes a key/value cache ("cache" from transformers 5.2x)."""
-        params = inspect.signature(self._hf_model.forward).parameters
-        return "cache" if "cache" in params else "past_key_values"
-
-    def _prefix_state(self, prefix: tuple[int, ...]) -> Any:
-        """Run the model over one prefix row and return the filled DynamicCache."""
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self._hf_model.config)
-        ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
-        kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
-        if self._accepts_logits_to_keep:
-            kwargs["logits_to_keep"] = 1
-        with torch.inference_mode(), self._adapter_scope():
-            self.model(input_ids=ids, position_ids=torch.arange(len(prefix), device=self.device)[None], **kwargs)
-        self.stats.forward_passes += 1
-        self.stats.tokens += len(prefix)
-        self.stats.padded_tokens += len(prefix)
-        return cache
-
-    def _score_sequences(self, batch: Sequence[tuple[EncodedRequest, int]]) -> list[ContinuationScore]:
-        """Classic scoring: every context + continuation is its own left-padded row."""
-        seqs = [r.context + r.continuations[j][:-1] for r, j in batch]
-        ids, mask, positions = left_pad(seqs, self.pad_id)
-        keep = max(len(r.continuations[j]) for r, j in batch)
-        logits = self._forward_logits(ids, mask, positions, keep)
-        self.stats.tokens += sum(len(s) for s in seqs)
-        rows, cols, targets = [], [], []
-        for b, (r, j) in enumerate(batch):
-            cont = r.continuations[j]
-            # the last len(cont) positions of the row predict the continuation's tokens
-            rows += [b] * len(cont)
-            cols += range(keep - len(cont), keep)
-            targets += cont
-        token_lp, greedy = self._token_scores(logits, torch.tensor(rows), torch.tensor(cols), torch.tensor(targets))
-        out, k = [], 0
-        for r, j in batch:
-            n = len(r.continuations[j])
-            out.append(
-                ContinuationScore(
-                    logprob=sum(token_lp[k : k + n]),
-                    n_tokens=n,
-                    n_chars=r.n_chars[j],
-                    is_greedy=all(greedy[k : k + n]),
-                    truncated_tokens=r.truncated_tokens,
-                )
-            )
-            k += n
-        return out
-
-    # --------------------------------------------------------------- generation
-
-    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[Completion]:
-        """One completion per prompt, in order (left-padded batches, longest first).
-
-        Greedy when ``params.temperature == 0``; else sampling with temperature and top_p,
-        seeded with ``params.seed`` (torch's global generator). Only ``params`` and the
-        model's EOS / pad ids steer decoding: sampling or repetition defaults in the model's
-        generation_config are deliberately not applied, so runs compare across models.
-        Prompts longer than ``max_length - max_new_tokens`` lose tokens from the left
-        (reported in ``truncated_tokens``). Text is cut before the first stop string;
-        ``n_completion_tokens`` counts generated tokens up to and including EOS / the stop.
-        """
-        if params.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {params.max_new_tokens}")
-        room = self.max_length - params.max_new_tokens
-        if room < 1:
-            raise ValueError(f"max_new_tokens={params.max_new_tokens} leaves no room for a prompt in max_length={self.max_length}")
-        t0 = time.perf_counter()
-        items: list[tuple[int, list[int], int]] = []
-        for i, prompt in enumerate(prompts):
-            ids = self.encode(prompt) or list(self._start_ids)
-            cut = max(0, len(ids) - room)
-            items.append((i, ids[cut:], cut))
-        items.sort(key=lambda it: -len(it[1]))
-        results: list[Completion | None] = [None] * len(items)
-        if params.temperature > 0:
-            torch.manual_seed(params.seed)
-
-        def store(batch: Sequence[tuple[int, list[int], int]], outs: Sequence[Completion]) -> None:
-            for (i, _, _), c in zip(batch, outs):
-                results[i] = c
-
-        # prompts sharing a prefix (header, shared exemplars) start from its cached key/value state
-        for prefix, members in group_ids_by_prefix([it[1] for it in items], self.prefix_cache_min_tokens):
-            p = len(prefix)
-            self._generate_batches.run(
-                sorted((items[k] for k in members), key=lambda it: -len(it[1])),
-                lambda batch, prefix=prefix: self._generate_batch(batch, params, prefix),
-                store,
-                # padded prompt positions cost a full forward each at prefill: on CPU keep padding
-                # within max_padding_fraction (batches of similar lengths), as for log-likelihoods
-                max_items=lambda rest, n, p=p: self._rows_that_fit(
-                    [len(r[1]) - p + params.max_new_tokens for r in rest[:n]]
-                ),
-            )
-        self.stats.seconds += time.perf_counter() - t0
-        return results  # type: ignore[return-value]
-
-    def _generation_config(self, params: GenerationParams) -> Any:
-        from transformers import GenerationConfig
-
-        sample = params.temperature > 0
-        options: dict[str, Any] = {}
-        if sample:  # top_k=0 switches off the library's default top-k of 50
-            options = dict(temperature=params.temperature, top_p=params.top_p, top_k=0)
-        return GenerationConfig(
-            max_new_tokens=params.max_new_tokens,
-            do_sample=sample,
-            eos_token_id=self._eos_ids or None,
-            pad_token_id=self.pad_id,
-            bos_token_id=self._bos_id,
-            stop_strings=[s for s in params.stop if s] or None,
-            **options,
-        )
-
-    def _generate_batch(
-        self, batch: Sequence[tuple[int, list[int], int]], params: GenerationParams, prefix: tuple[int, ...] = ()
-    ) -> list[Completion]:
-        from transformers import GenerationConfig
-
-        p = len(prefix)
-        ids, mask, _ = left_pad([b[1][p:] for b in batch], self.pad_id)
-        extra: dict[str, Any] = {}
-        if p:  # [prefix | left padding | rest of the prompt]; the prefix's state comes from the cache
-            layers = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
-            ids = torch.cat([torch.tensor([prefix], dtype=torch.long).expand(len(batch), p), ids], dim=1)
-            mask = torch.cat([torch.ones((len(batch), p), dtype=mask.dtype), mask], dim=1)
-            extra[self._cache_kwarg] = self.prefix_cache.expand(layers, len(batch))
-        config = self._generation_config(params)
-        hf = self._hf_model
-        saved = hf.generation_config
-        # Model defaults fill every generate() option left unset; a neutral config in its place
-        # keeps decoding to exactly `params` (see generate's docstring).
-        hf.generation_config = GenerationConfig(
-            eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id
-        )
-        try:
-            with torch.inference_mode(), self._adapter_scope():
-                out = self.model.generate(
-                    input_ids=ids.to(self.device),
-                    attention_mask=mask.to(self.device),
-                    generation_config=config,
-                    tokenizer=self.tokenizer if params.stop else None,
-                    **extra,
-                )
-        finally:
-            hf.generation_config = saved
-        new = out[:, ids.shape[1] :].cpu().tolist()
-        steps = len(new[0]) if new else 0
-        completions = [self._finish(tokens, prompt_ids, cut, params) for (_, prompt_ids, cut), tokens in zip(batch, new)]
-        self.stats.forward_passes += steps
-        self.stats.padded_tokens += ids.numel() + len(batch) * max(0, steps - 1)
-        self.stats.logit_positions += len(batch) * steps
-        self.stats.tokens += sum(c.n_prompt_tokens + max(0, c.n_completion_tokens - 1) for c in completions)
-        self.stats.generated_tokens += sum(c.n_completion_tokens for c in completions)
-        return completions
-
-    def _finish(self, tokens: list[int], prompt_ids: list[int], cut: int, params: GenerationParams) -> Completion:
-        """Cut one generated row at EOS or the first stop string; count its tokens."""
-        n = len(tokens)
-        reason = "length"
-        for k, t in enumerate(tokens):
-            if t in self._eos_ids:
-                n, reason = k + 1, "stop"
-                break
-        body = tokens[: n - 1] if reason == "stop" else tokens[:n]
-        text = self.tokenizer.decode(body, skip_special_tokens=False)
-        hits = [text.find(s) for s in params.stop if s and s in text]
-        if hits:
-            text = text[: min(hits)]
-            reason = "stop"
-        return Completion(
-            text=text,
-            n_prompt_tokens=len(prompt_ids),
-            n_completion_tokens=n,
-            finish_reason=reason,
-            truncated_tokens=cut,
-        )
-
-    # --------------------------------------------------------------- utilities
+    # ------------------------------------------- log-likelihood and generation: hf_scoring.py, hf_generate.py
 
     def format_chat(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
         """Render messages with the tokenizer's chat template (raises if the model has none)."""

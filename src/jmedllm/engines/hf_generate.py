@@ -1,0 +1,145 @@
+"""Generation for the Hugging Face engine: left-padded batched ``model.generate`` in length
+buckets, stop strings, prompts starting from a cached shared prefix."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import torch
+
+from jmedllm.engines.prefix_cache import group_ids_by_prefix
+from jmedllm.engines.prefix_sharing import left_pad
+from jmedllm.schema import Completion, GenerationParams
+
+
+class HFGenerationMixin:
+    """The ``generate`` half of :class:`jmedllm.engines.hf.HFEngine`."""
+
+    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[Completion]:
+        """One completion per prompt, in order (left-padded batches, longest first).
+
+        Greedy when ``params.temperature == 0``; else sampling with temperature and top_p,
+        seeded with ``params.seed`` (torch's global generator). Only ``params`` and the
+        model's EOS / pad ids steer decoding: sampling or repetition defaults in the model's
+        generation_config are deliberately not applied, so runs compare across models.
+        Prompts longer than ``max_length - max_new_tokens`` lose tokens from the left
+        (reported in ``truncated_tokens``). Text is cut before the first stop string;
+        ``n_completion_tokens`` counts generated tokens up to and including EOS / the stop.
+        """
+        if params.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {params.max_new_tokens}")
+        room = self.max_length - params.max_new_tokens
+        if room < 1:
+            raise ValueError(f"max_new_tokens={params.max_new_tokens} leaves no room for a prompt in max_length={self.max_length}")
+        t0 = time.perf_counter()
+        items: list[tuple[int, list[int], int]] = []
+        for i, prompt in enumerate(prompts):
+            ids = self.encode(prompt) or list(self._start_ids)
+            cut = max(0, len(ids) - room)
+            items.append((i, ids[cut:], cut))
+        items.sort(key=lambda it: -len(it[1]))
+        results: list[Completion | None] = [None] * len(items)
+        if params.temperature > 0:
+            torch.manual_seed(params.seed)
+
+        def store(batch: Sequence[tuple[int, list[int], int]], outs: Sequence[Completion]) -> None:
+            for (i, _, _), c in zip(batch, outs):
+                results[i] = c
+
+        # prompts sharing a prefix (header, shared exemplars) start from its cached key/value state
+        for prefix, members in group_ids_by_prefix([it[1] for it in items], self.prefix_cache_min_tokens):
+            p = len(prefix)
+            self._generate_batches.run(
+                sorted((items[k] for k in members), key=lambda it: -len(it[1])),
+                lambda batch, prefix=prefix: self._generate_batch(batch, params, prefix),
+                store,
+                # padded prompt positions cost a full forward each at prefill: on CPU keep padding
+                # within max_padding_fraction (batches of similar lengths), as for log-likelihoods
+                max_items=lambda rest, n, p=p: self._rows_that_fit(
+                    [len(r[1]) - p + params.max_new_tokens for r in rest[:n]]
+                ),
+            )
+        self.stats.seconds += time.perf_counter() - t0
+        return results  # type: ignore[return-value]
+
+    def _generation_config(self, params: GenerationParams) -> Any:
+        from transformers import GenerationConfig
+
+        sample = params.temperature > 0
+        options: dict[str, Any] = {}
+        if sample:  # top_k=0 switches off the library's default top-k of 50
+            options = dict(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        return GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=sample,
+            eos_token_id=self._eos_ids or None,
+            pad_token_id=self.pad_id,
+            bos_token_id=self._bos_id,
+            stop_strings=[s for s in params.stop if s] or None,
+            **options,
+        )
+
+    def _generate_batch(
+        self, batch: Sequence[tuple[int, list[int], int]], params: GenerationParams, prefix: tuple[int, ...] = ()
+    ) -> list[Completion]:
+        from transformers import GenerationConfig
+
+        p = len(prefix)
+        ids, mask, _ = left_pad([b[1][p:] for b in batch], self.pad_id)
+        extra: dict[str, Any] = {}
+        if p:  # [prefix | left padding | rest of the prompt]; the prefix's state comes from the cache
+            layers = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
+            ids = torch.cat([torch.tensor([prefix], dtype=torch.long).expand(len(batch), p), ids], dim=1)
+            mask = torch.cat([torch.ones((len(batch), p), dtype=mask.dtype), mask], dim=1)
+            extra[self._cache_kwarg] = self.prefix_cache.expand(layers, len(batch))
+        config = self._generation_config(params)
+        hf = self._hf_model
+        saved = hf.generation_config
+        # Model defaults fill every generate() option left unset; a neutral config in its place
+        # keeps decoding to exactly `params` (see generate's docstring).
+        hf.generation_config = GenerationConfig(
+            eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id
+        )
+        try:
+            with torch.inference_mode(), self._adapter_scope():
+                out = self.model.generate(
+                    input_ids=ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    generation_config=config,
+                    tokenizer=self.tokenizer if params.stop else None,
+                    **extra,
+                )
+        finally:
+            hf.generation_config = saved
+        new = out[:, ids.shape[1] :].cpu().tolist()
+        steps = len(new[0]) if new else 0
+        completions = [self._finish(tokens, prompt_ids, cut, params) for (_, prompt_ids, cut), tokens in zip(batch, new)]
+        self.stats.forward_passes += steps
+        self.stats.padded_tokens += ids.numel() + len(batch) * max(0, steps - 1)
+        self.stats.logit_positions += len(batch) * steps
+        self.stats.tokens += sum(c.n_prompt_tokens + max(0, c.n_completion_tokens - 1) for c in completions)
+        self.stats.generated_tokens += sum(c.n_completion_tokens for c in completions)
+        return completions
+
+    def _finish(self, tokens: list[int], prompt_ids: list[int], cut: int, params: GenerationParams) -> Completion:
+        """Cut one generated row at EOS or the first stop string; count its tokens."""
+        n = len(tokens)
+        reason = "length"
+        for k, t in enumerate(tokens):
+            if t in self._eos_ids:
+                n, reason = k + 1, "stop"
+                break
+        body = tokens[: n - 1] if reason == "stop" else tokens[:n]
+        text = self.tokenizer.decode(body, skip_special_tokens=False)
+        hits = [text.find(s) for s in params.stop if s and s in text]
+        if hits:
+            text = text[: min(hits)]
+            reason = "stop"
+        return Completion(
+            text=text,
+            n_prompt_tokens=len(prompt_ids),
+            n_completion_tokens=n,
+            finish_reason=reason,
+            truncated_tokens=cut,
+        )

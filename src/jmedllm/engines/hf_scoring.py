@@ -1,0 +1,201 @@
+"""Log-likelihood scoring for the Hugging Face engine: shared-prefix packed rows (tree mask),
+the prefix cache across questions, and the per-sequence fallback."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any, Sequence
+
+import torch
+
+from jmedllm.engines.batching import rows_within_limits
+from jmedllm.engines.prefix_cache import group_by_prefix, pack_after_prefix, prefix_tree_mask
+from jmedllm.engines.prefix_sharing import EncodedRequest, encode_request, left_pad, pack_batch, tree_attention_mask
+from jmedllm.schema import ContinuationScore, LoglikRequest
+
+
+class HFScoringMixin:
+    """The ``loglikelihoods`` half of :class:`jmedllm.engines.hf.HFEngine` (uses its model,
+    tokenizer, batcher and prefix cache)."""
+
+    def loglikelihoods(self, requests: Sequence[LoglikRequest]) -> list[list[ContinuationScore]]:
+        """For each request, one ContinuationScore per continuation, in order.
+
+        All requests are tokenised and checked before any model call, so a bad request
+        fails the call before work is done. Requests whose context + longest continuation
+        exceed an active sliding window, and every request when loglik_strategy is
+        "per_sequence", are scored one continuation per row with the model's own masks.
+        """
+        t0 = time.perf_counter()
+        encoded = [
+            encode_request(i, r.context, r.continuations, self.encode, self.max_length, self._start_ids)
+            for i, r in enumerate(requests)
+        ]
+        results: list[list[ContinuationScore] | None] = [None] * len(encoded)
+        shared, single = [], []
+        for r in encoded:
+            longest = len(r.context) + max(len(c) for c in r.continuations) - 1
+            use_tree = self.loglik_strategy == "shared_prefix" and (
+                self._sliding_window is None or longest <= self._sliding_window
+            )
+            (shared if use_tree else single).append(r)
+
+        def store_rows(batch: Sequence[EncodedRequest], scores: Sequence[list[ContinuationScore]]) -> None:
+            for r, s in zip(batch, scores):
+                results[r.index] = s
+
+        for group in group_by_prefix(shared, self.prefix_cache_min_tokens):
+            p = len(group.prefix)
+            rows = sorted(group.requests, key=lambda r: -r.packed_length)
+            self._loglik_batches.run(
+                rows,
+                lambda batch, g=group: self._score_packed(batch, g.prefix),
+                store_rows,
+                max_items=lambda rest, n, p=p: self._rows_that_fit([r.packed_length - p for r in rest[:n]]),
+            )
+
+        if single:
+            pieces: dict[tuple[int, int], ContinuationScore] = {}
+            items = [(r, j) for r in single for j in range(len(r.continuations))]
+            items.sort(key=lambda it: -(len(it[0].context) + len(it[0].continuations[it[1]])))
+
+            def store_pieces(batch: Sequence[tuple[EncodedRequest, int]], scores: Sequence[ContinuationScore]) -> None:
+                for (r, j), s in zip(batch, scores):
+                    pieces[(r.index, j)] = s
+
+            self._loglik_batches.run(
+                items,
+                self._score_sequences,
+                store_pieces,
+                max_items=lambda rest, n: self._rows_that_fit(
+                    [len(r.context) + len(r.continuations[j]) - 1 for r, j in rest[:n]]
+                ),
+            )
+            for r in single:
+                results[r.index] = [pieces[(r.index, j)] for j in range(len(r.continuations))]
+        self.stats.seconds += time.perf_counter() - t0
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
+
+    def _rows_that_fit(self, lengths: Sequence[int]) -> int:
+        return rows_within_limits(lengths, self.max_batch_tokens, self.max_padding_fraction)
+
+    def _forward_logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, keep: int,
+        cache: Any = None,
+    ) -> torch.Tensor:
+        """Logits of the last ``keep`` positions, (B, keep, V); ``cache``: key/value state of a prefix."""
+        kwargs: dict[str, Any] = dict(
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention_mask.to(self.device),
+            position_ids=position_ids.to(self.device),
+            use_cache=False,
+        )
+        if cache is not None:
+            kwargs[self._cache_kwarg] = cache
+        if self._accepts_logits_to_keep:
+            kwargs["logits_to_keep"] = keep
+        with torch.inference_mode(), self._adapter_scope():
+            logits = self.model(**kwargs).logits
+        self.stats.forward_passes += 1
+        self.stats.padded_tokens += input_ids.numel()
+        self.stats.logit_positions += input_ids.shape[0] * keep
+        return logits[:, -keep:]
+
+    @staticmethod
+    def _token_scores(
+        logits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[list[float], list[bool]]:
+        """Log-probability of each target and whether it is the argmax, at (row, col) of the logits."""
+        dev = logits.device
+        picked = logits[rows.to(dev), cols.to(dev)].float()  # (N, V): only the scored positions
+        logprobs = torch.log_softmax(picked, dim=-1)
+        t = targets.to(dev)[:, None]
+        token_lp = logprobs.gather(1, t)[:, 0]
+        greedy = picked.argmax(dim=-1) == t[:, 0]
+        return token_lp.cpu().tolist(), greedy.cpu().tolist()
+
+    def _score_packed(self, batch: Sequence[EncodedRequest], prefix: tuple[int, ...] = ()) -> list[list[ContinuationScore]]:
+        if prefix:  # the shared prefix's key/value state comes from the prefix cache
+            layers = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
+            packed = pack_after_prefix(batch, len(prefix), self.pad_id)
+            mask = prefix_tree_mask(packed.segments.to(self.device), len(prefix), self.dtype)
+            cache = self.prefix_cache.expand(layers, len(batch))
+        else:
+            packed = pack_batch(batch, self.pad_id)
+            mask = tree_attention_mask(packed.segments.to(self.device), self.dtype)  # built where it is used
+            cache = None
+        logits = self._forward_logits(packed.input_ids, mask, packed.position_ids, packed.keep, cache)
+        self.stats.tokens += packed.n_real_tokens
+        token_lp, greedy = self._token_scores(logits, packed.rows, packed.cols, packed.targets)
+        sums: dict[tuple[int, int], float] = {}
+        all_greedy: dict[tuple[int, int], bool] = {}
+        for owner, lp, g in zip(packed.owners, token_lp, greedy):
+            sums[owner] = sums.get(owner, 0.0) + lp
+            all_greedy[owner] = all_greedy.get(owner, True) and g
+        return [
+            [
+                ContinuationScore(
+                    logprob=sums[(b, j)],
+                    n_tokens=len(cont),
+                    n_chars=r.n_chars[j],
+                    is_greedy=all_greedy[(b, j)],
+                    truncated_tokens=r.truncated_tokens,
+                )
+                for j, cont in enumerate(r.continuations)
+            ]
+            for b, r in enumerate(batch)
+        ]
+
+    @property
+    def _cache_kwarg(self) -> str:
+        """The forward argument that takes a key/value cache ("cache" from transformers 5.2x)."""
+        params = inspect.signature(self._hf_model.forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
+
+    def _prefix_state(self, prefix: tuple[int, ...]) -> Any:
+        """Run the model over one prefix row and return the filled DynamicCache."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self._hf_model.config)
+        ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
+        kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
+        if self._accepts_logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        with torch.inference_mode(), self._adapter_scope():
+            self.model(input_ids=ids, position_ids=torch.arange(len(prefix), device=self.device)[None], **kwargs)
+        self.stats.forward_passes += 1
+        self.stats.tokens += len(prefix)
+        self.stats.padded_tokens += len(prefix)
+        return cache
+
+    def _score_sequences(self, batch: Sequence[tuple[EncodedRequest, int]]) -> list[ContinuationScore]:
+        """Classic scoring: every context + continuation is its own left-padded row."""
+        seqs = [r.context + r.continuations[j][:-1] for r, j in batch]
+        ids, mask, positions = left_pad(seqs, self.pad_id)
+        keep = max(len(r.continuations[j]) for r, j in batch)
+        logits = self._forward_logits(ids, mask, positions, keep)
+        self.stats.tokens += sum(len(s) for s in seqs)
+        rows, cols, targets = [], [], []
+        for b, (r, j) in enumerate(batch):
+            cont = r.continuations[j]
+            # the last len(cont) positions of the row predict the continuation's tokens
+            rows += [b] * len(cont)
+            cols += range(keep - len(cont), keep)
+            targets += cont
+        token_lp, greedy = self._token_scores(logits, torch.tensor(rows), torch.tensor(cols), torch.tensor(targets))
+        out, k = [], 0
+        for r, j in batch:
+            n = len(r.continuations[j])
+            out.append(
+                ContinuationScore(
+                    logprob=sum(token_lp[k : k + n]),
+                    n_tokens=n,
+                    n_chars=r.n_chars[j],
+                    is_greedy=all(greedy[k : k + n]),
+                    truncated_tokens=r.truncated_tokens,
+                )
+            )
+            k += n
+        return out
