@@ -30,7 +30,7 @@ from jmedllm.run_identity import identity as run_identity
 from jmedllm.runs import RunDir, chunked, lock_run_dir, open_run, run_context
 
 
-def _data_root_for(cfg: EvalConfig) -> Path | None:
+def data_root_for(cfg: EvalConfig) -> Path | None:
     """The data root; None when every benchmark (and the shot pool) is a custom: mapping and
     none is configured (a mapping names its own files)."""
     from jmedllm.paths import DataRootError, resolve_data_root
@@ -59,7 +59,7 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
 
     if not cfg.out:
         raise EvalError("no output directory given (--out DIR)")
-    data_root = _data_root_for(cfg)
+    data_root = data_root_for(cfg)
     if cfg.extract_with and cfg.mode != "generate":
         raise EvalError(f"--extract-with reads generated answers; mode {cfg.mode!r} has none (use --mode generate)")
     # every benchmark read (and checked) before --out is touched and before the model loads

@@ -21,9 +21,8 @@ from typing import Any
 
 from jmedllm import judge
 from jmedllm.config import load_yaml, to_dict
-from jmedllm.evaluate import EvalConfig, EvalError, PreparedItem, base_record, load_judge_for, prepare_items, \
-    run_items, summarize, verdict_for
-from jmedllm.paths import DataRootError, resolve_data_root
+from jmedllm.evaluate import EvalConfig, EvalError, PreparedItem, base_record, data_root_for, load_judge_for, \
+    prepare_items, run_items, summarize, verdict_for
 from jmedllm.rescore import reference
 from jmedllm.rescore.inputs import ID_NORMALIZATIONS, Matched, Row, format_of, match_rows, read_rows
 from jmedllm.run_identity import identity as run_identity
@@ -106,15 +105,6 @@ def read_fields_file(path: str | Path) -> dict[str, Any]:
     return {FIELD_KEYS[k]: (None if v is None else str(v)) for k, v in data.items()}
 
 
-def _data_root(cfg: ScoreConfig) -> Path | None:
-    try:
-        return resolve_data_root(cfg.data_root)
-    except DataRootError:
-        if cfg.benchmarks and all(spec.startswith("custom:") for spec in cfg.benchmarks):
-            return None  # custom mappings name their own files
-        raise
-
-
 def _reference(row: Row, cfg: ScoreConfig) -> dict[str, Any]:
     ref: dict[str, Any] = {}
     if cfg.reference_verdict_field:
@@ -151,7 +141,7 @@ def run_score(cfg: ScoreConfig, argv: list[str] | None = None, judge_engine=None
     if not rows:
         raise EvalError(f"{path}: no records")
     ecfg = cfg.eval_config()
-    prepared = prepare_items(ecfg, _data_root(cfg), None, render=False)
+    prepared = prepare_items(ecfg, data_root_for(ecfg), None, render=False)
     matched = match_rows(rows, [(it.key, it.original.id) for it in prepared.items], cfg.id_normalize)
     if not matched.by_key:
         raise EvalError(f"{path}: no id matches an item of {', '.join(cfg.benchmarks)} (ids here: "

@@ -80,16 +80,8 @@ def run_cpt(
     from datasets import Dataset
     from trl import SFTTrainer
 
-    spec = recipe.stage(stage or "cpt")
-    if spec.kind != "cpt":
-        raise UserError(f"stage {spec.name} is a {spec.kind} stage, not cpt")
-    if spec.method not in ("full", "lora"):
-        raise UserError(f"stage {spec.name}: continued pretraining supports method full or lora, not {spec.method}")
-    started = provenance.now()
-    root = st.stage_data_root(recipe, data_root)
-    out = recipe.stage_dir(spec)
-    with st.main_process_first():
-        st.prepare_output_dir(out, resume=resume, overwrite=overwrite)
+    spec, started, root, out = st.begin_stage(recipe, stage or "cpt", ("cpt",), data_root=data_root, resume=resume,
+                                              overwrite=overwrite, methods=("full", "lora"))
 
     weights = spec.corpus.weights
     if weights:

@@ -24,7 +24,6 @@ from typing import Any, Sequence
 
 from jmedllm.errors import UserError
 from jmedllm.schema import Question
-from jmedllm.train import provenance
 from jmedllm.train import stage as st
 from jmedllm.train.contamination import TrainingText
 from jmedllm.train.recipe import Recipe, StageSpec
@@ -183,18 +182,8 @@ def run_grpo(
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    spec = recipe.stage(stage or "grpo")
-    if spec.kind != "grpo":
-        raise UserError(f"stage {spec.name} is a {spec.kind} stage, not grpo")
-    if spec.method == "qlora":
-        reason = st.qlora_unavailable_reason()
-        if reason:
-            raise UserError(f"stage {spec.name}: {reason}")
-    started = provenance.now()
-    root = st.stage_data_root(recipe, data_root)
-    out = recipe.stage_dir(spec)
-    with st.main_process_first():
-        st.prepare_output_dir(out, resume=resume, overwrite=overwrite)
+    spec, started, root, out = st.begin_stage(recipe, stage or "grpo", ("grpo",), data_root=data_root,
+                                              resume=resume, overwrite=overwrite)
 
     questions, files, sources = stage_questions(spec, root)
     rows = build_prompts(questions, spec)

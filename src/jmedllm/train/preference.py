@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from jmedllm.errors import UserError
-from jmedllm.train import provenance
 from jmedllm.train import stage as st
 from jmedllm.train.contamination import TrainingText
 from jmedllm.train.preference_data import PreferenceError, PreferenceExample, preference_pairs, read_preferences
@@ -159,18 +158,8 @@ def run_preference(
         if len(names) != 1:
             raise UserError(f"recipe {recipe.name!r} has {len(names)} preference stages: name one")
         stage = names[0]
-    spec = recipe.stage(stage)
-    if spec.kind not in KINDS:
-        raise UserError(f"stage {spec.name} is a {spec.kind} stage, not {' / '.join(KINDS)}")
-    if spec.method == "qlora":
-        reason = st.qlora_unavailable_reason()
-        if reason:
-            raise UserError(f"stage {spec.name}: {reason}")
-    started = provenance.now()
-    root = st.stage_data_root(recipe, data_root)
-    out = recipe.stage_dir(spec)
-    with st.main_process_first():
-        st.prepare_output_dir(out, resume=resume, overwrite=overwrite)
+    spec, started, root, out = st.begin_stage(recipe, stage, KINDS, data_root=data_root, resume=resume,
+                                              overwrite=overwrite)
 
     examples, files, sources = stage_preferences(spec, root)
     report = st.run_guard(preference_records(examples), recipe, root, out, allow_overlap)

@@ -181,18 +181,8 @@ def run_sft(
     from datasets import Dataset
     from trl import SFTTrainer
 
-    spec = recipe.stage(stage or "sft")
-    if spec.kind != "sft":
-        raise UserError(f"stage {spec.name} is a {spec.kind} stage, not sft")
-    if spec.method == "qlora":
-        reason = st.qlora_unavailable_reason()
-        if reason:
-            raise UserError(f"stage {spec.name}: {reason}")
-    started = provenance.now()
-    root = st.stage_data_root(recipe, data_root)
-    out = recipe.stage_dir(spec)
-    with st.main_process_first():
-        st.prepare_output_dir(out, resume=resume, overwrite=overwrite)
+    spec, started, root, out = st.begin_stage(recipe, stage or "sft", ("sft",), data_root=data_root,
+                                              resume=resume, overwrite=overwrite)
 
     examples, files, sources = stage_instructions(spec, root)
     report = st.run_guard(instruction_records(examples), recipe, root, out, allow_overlap)

@@ -122,6 +122,27 @@ def resolve_model(recipe: Recipe, stage: StageSpec) -> str:
     return str(prev_dir)
 
 
+def begin_stage(recipe: Recipe, name: str, kinds: Sequence[str], *, data_root: str | os.PathLike[str] | None,
+                resume: bool, overwrite: bool, methods: Sequence[str] | None = None) -> tuple[StageSpec, str, Path | None, Path]:
+    """The opening every training stage shares: the stage (its kind and method checked, QLoRA's
+    availability too), its start time, its data root and its prepared output folder."""
+    spec = recipe.stage(name)
+    if spec.kind not in kinds:
+        raise UserError(f"stage {spec.name} is a {spec.kind} stage, not {' / '.join(kinds)}")
+    if methods is not None and spec.method not in methods:
+        raise UserError(f"stage {spec.name}: {spec.kind} supports method {' or '.join(methods)}, not {spec.method}")
+    if spec.method == "qlora":
+        reason = qlora_unavailable_reason()
+        if reason:
+            raise UserError(f"stage {spec.name}: {reason}")
+    started = provenance.now()
+    root = stage_data_root(recipe, data_root)
+    out = recipe.stage_dir(spec)
+    with main_process_first():
+        prepare_output_dir(out, resume=resume, overwrite=overwrite)
+    return spec, started, root, out
+
+
 def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     """Refuse to write into a folder that already holds a run, unless resuming or told to overwrite.
 
