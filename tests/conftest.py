@@ -13,7 +13,8 @@ DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    root = Path(os.environ.get("JMEDLLM_DATA_ROOT", DEFAULT_DATA_ROOT))
+    # absolute: CI gives a relative JMEDLLM_DATA_ROOT, and some tests change the working directory
+    root = Path(os.environ.get("JMEDLLM_DATA_ROOT", DEFAULT_DATA_ROOT)).resolve()
     if not root.is_dir():
         pytest.fail(f"data root {root} not found: set JMEDLLM_DATA_ROOT to the shared data folder")
     return root
