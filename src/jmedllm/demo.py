@@ -74,7 +74,7 @@ def build_instruction_file(settings: DemoSettings) -> tuple[Path, int, int]:
         if settings.quick:
             questions = questions[:48]
         # letter answers: the form SFT should teach (one letter, then stop) is the demo's measure
-        examples += from_questions(questions, family="alpaca", answer_style="letter")
+        examples += from_questions(questions, family="terse", answer_style="letter")
     items, _, _ = evaluation_items(settings.data_root, list(EVAL_BENCHMARKS))
     report = check_contamination([TrainingText(ex.id, ex.text()) for ex in examples], items)
     overlapping = {o.record for o in report.overlaps}
@@ -169,7 +169,7 @@ def run_demo(settings: DemoSettings) -> str:
     for label, model in models.items():
         _say("4/5", f"evaluating {label} on {', '.join(EVAL_BENCHMARKS)} ({settings.mode} mode)")
         cfg = EvalConfig(**model, benchmarks=list(EVAL_BENCHMARKS), out=str(out / "runs" / label),
-                         data_root=str(root), mode=settings.mode, prompt="alpaca", seed=settings.seed,
+                         data_root=str(root), mode=settings.mode, prompt="terse", seed=settings.seed,
                          limit=settings.eval_limit, bootstrap=1000 if settings.quick else 2000)
         runs.append(run_eval(cfg, argv=["jmedllm", "demo"]))
     _say("5/5", "paired comparison against the base model")
