@@ -289,50 +289,17 @@ def quantization_config(stage: StageSpec) -> Any:
 
 
 def sft_config(recipe: Recipe, stage: StageSpec, out: Path, precision: str, **data_args: Any) -> Any:
-    """TRL ``SFTConfig`` for this stage: training fields from the recipe, data fields from the caller."""
-    import torch
+    """TRL ``SFTConfig`` for this stage: training fields from the recipe (trainer_args.common_args,
+    shared with every other trainer), data fields from the caller."""
     from trl import SFTConfig
 
-    t = stage.training
-    if not 0 <= t.warmup_ratio < 1:
-        raise UserError(f"stage {stage.name}: training.warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
-    model_kwargs: dict[str, Any] = {
-        "dtype": resolve_dtype(stage, precision),
-        "attn_implementation": stage.model.attn_implementation,
-    }
-    if stage.model.revision:
-        model_kwargs["revision"] = stage.model.revision
+    from jmedllm.train.trainer_args import common_args
+
+    args = common_args(recipe, stage, out, precision, report_to=observe.report_to(stage))
     with warnings.catch_warnings():
         # transformers 5 renamed gradient_checkpointing; TRL 1.16's SFTConfig still sets it (noise, not ours)
         warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning)
-        return SFTConfig(
-            output_dir=str(out),
-            num_train_epochs=t.epochs,
-            max_steps=t.max_steps,
-            learning_rate=t.learning_rate,
-            lr_scheduler_type=t.lr_scheduler,
-            warmup_steps=t.warmup_steps if t.warmup_steps > 0 else t.warmup_ratio,  # < 1: a ratio (transformers 5)
-            weight_decay=t.weight_decay,
-            per_device_train_batch_size=t.batch_size,
-            gradient_accumulation_steps=t.gradient_accumulation_steps,
-            gradient_checkpointing=t.gradient_checkpointing,
-            max_grad_norm=t.max_grad_norm,
-            optim=t.optim,
-            bf16=precision == "bf16",
-            fp16=precision == "fp16",
-            logging_steps=t.logging_steps,
-            save_strategy="steps",
-            save_steps=t.save_steps,
-            save_total_limit=t.save_total_limit,
-            seed=recipe.seed,
-            data_seed=recipe.seed,
-            report_to=observe.report_to(stage),
-            model_init_kwargs=model_kwargs,
-            trust_remote_code=stage.model.trust_remote_code,
-            disable_tqdm=False,  # steps, rate and ETA on stderr
-            dataloader_pin_memory=torch.cuda.is_available(),
-            **data_args,
-        )
+        return SFTConfig(**args, **data_args)
 
 
 def load_tokenizer(model_path: str, stage: StageSpec) -> Any:

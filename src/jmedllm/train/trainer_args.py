@@ -1,7 +1,7 @@
 """The Trainer arguments every TRL config shares, from a stage's ``training`` and ``scaling`` sections.
 
-Used by the preference (DPO / ORPO / KTO) and GRPO stages; the fields map one to one as in
-``jmedllm.train.stage.sft_config`` (SFT and CPT). Liger kernels: ``scaling.use_liger_kernel``
+Used by every stage: SFT and CPT (``jmedllm.train.stage.sft_config``), preference (DPO / ORPO /
+KTO) and GRPO. Liger kernels: ``scaling.use_liger_kernel``
 (``None``: on when liger-kernel is installed and a CUDA GPU is present).
 """
 
@@ -38,8 +38,10 @@ def model_init_kwargs(stage: StageSpec, precision: str) -> dict[str, Any]:
     return kwargs
 
 
-def common_args(recipe: Recipe, stage: StageSpec, out: Path, precision: str) -> dict[str, Any]:
-    """Keyword arguments of a TRL ``*Config`` shared by every trainer (optimisation, checkpoints, seeds)."""
+def common_args(recipe: Recipe, stage: StageSpec, out: Path, precision: str,
+                report_to: str | list[str] = "none") -> dict[str, Any]:
+    """Keyword arguments of a TRL ``*Config`` shared by every trainer (optimisation, checkpoints, seeds);
+    ``stage.sft_config`` (SFT and CPT) builds on them too."""
     import torch
 
     t = stage.training
@@ -66,10 +68,10 @@ def common_args(recipe: Recipe, stage: StageSpec, out: Path, precision: str) -> 
         save_total_limit=t.save_total_limit,
         seed=recipe.seed,
         data_seed=recipe.seed,
-        report_to="none",
+        report_to=report_to,
         model_init_kwargs=model_init_kwargs(stage, precision),
         trust_remote_code=stage.model.trust_remote_code,
-        disable_tqdm=False,
+        disable_tqdm=False,  # steps, rate and ETA on stderr
         dataloader_pin_memory=torch.cuda.is_available(),
         use_liger_kernel=liger_enabled(stage),
     )
