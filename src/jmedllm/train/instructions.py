@@ -17,10 +17,11 @@ One record per line, in one of three shapes (``read_instructions`` accepts all t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from jmedllm.train.jsonl import read_records, write_records
 
 ROLES = ("system", "user", "assistant")
 ANSWER_STYLES = ("text", "letter", "explanation")
@@ -157,39 +158,14 @@ def parse_instruction(obj: Any, *, chat: bool, example_id: str, source: dict[str
 
 def read_instructions(path: str | Path, *, chat: bool = False, limit: int | None = None) -> list[InstructionExample]:
     """Read instruction JSONL in any of the accepted shapes, adding file and line to the provenance."""
-    path = Path(path)
-    if not path.is_file():
-        raise InstructionError(f"{path}: no such file")
-    out: list[InstructionExample] = []
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise InstructionError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if limit is not None and len(out) >= limit:
-            break
-        where = f"{path}:{i}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InstructionError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        out.append(parse_instruction(obj, chat=chat, example_id=f"{path.name}:{i}",
-                                     source={"file": str(path), "line": i}, where=where))
-    if not out:
-        raise InstructionError(f"{path}: no instruction records")
-    return out
+    return read_records(path, lambda obj, where, ex_id, src: parse_instruction(
+        obj, chat=chat, example_id=ex_id, source=src, where=where), error=InstructionError, what="instruction",
+        limit=limit)
 
 
 def write_instructions(examples: Iterable[InstructionExample], path: str | Path) -> Path:
     """Write examples as JSONL (UTF-8, one object per line), with their provenance."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for ex in examples:
-            f.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
-    return path
+    return write_records(examples, path)
 
 
 def from_questions(

@@ -23,7 +23,7 @@ from jmedllm.errors import UserError
 from jmedllm.train import stage as st
 from jmedllm.train.contamination import TrainingText
 from jmedllm.train.preference_data import PreferenceError, PreferenceExample, preference_pairs, read_preferences
-from jmedllm.train.recipe import Recipe, StageSpec, resolve_paths
+from jmedllm.train.recipe import Recipe, StageSpec
 from jmedllm.train.trainer_args import common_args
 
 log = logging.getLogger("jmedllm.train")
@@ -34,37 +34,19 @@ KINDS = ("dpo", "orpo", "kto")
 def stage_preferences(stage: StageSpec, data_root: Path | None) -> tuple[list[PreferenceExample], list[Path], list[dict[str, Any]]]:
     """The stage's preference records, the files they came from, and a per-source summary."""
     spec = stage.preference
-    if not spec.sources:
-        raise UserError(f"stage {stage.name}: preference.sources is empty (preference JSONL files or benchmarks)")
-    examples: list[PreferenceExample] = []
-    files: list[Path] = []
-    summary: list[dict[str, Any]] = []
-    for i, src in enumerate(spec.sources):
-        where = f"stage {stage.name}: preference.sources[{i}]"
-        if (src.path is None) == (src.benchmark is None):
-            raise UserError(f"{where}: give exactly one of path or benchmark")
-        try:
-            if src.path is not None:
-                (path,) = resolve_paths([src.path], data_root, where=where)
-                got = read_preferences(path, limit=src.limit)
-                files.append(path)
-                summary.append({"path": str(path), "records": len(got),
-                                "unpaired": sum(1 for e in got if not e.paired)})
-            else:
-                if data_root is None:
-                    raise UserError(f"{where}: benchmark {src.benchmark!r} needs a data root (--data-root)")
-                from jmedllm.benchmarks import load_benchmark
 
-                bench = load_benchmark(src.benchmark, data_root, **src.filters)
-                questions = list(bench.questions)[: src.limit]
-                got, counts = preference_pairs(questions, family=spec.family, language=spec.language,
-                                               answer_style=src.answer_style, rejected=src.rejected, seed=spec.seed)
-                files.extend(Path(f) for f in bench.files)
-                summary.append({"benchmark": bench.name, "filters": src.filters, "answer_style": src.answer_style,
-                                "rejected": src.rejected, **counts})
-        except PreferenceError as exc:
-            raise UserError(str(exc)) from None
-        examples.extend(got)
+    def read_file(path: Path, src: Any) -> tuple[list[PreferenceExample], dict[str, Any]]:
+        got = read_preferences(path, limit=src.limit)
+        return got, {"path": str(path), "records": len(got), "unpaired": sum(1 for e in got if not e.paired)}
+
+    def from_benchmark(bench: Any, questions: list, src: Any) -> tuple[list[PreferenceExample], dict[str, Any]]:
+        got, counts = preference_pairs(questions, family=spec.family, language=spec.language,
+                                       answer_style=src.answer_style, rejected=src.rejected, seed=spec.seed)
+        return got, {"benchmark": bench.name, "filters": src.filters, "answer_style": src.answer_style,
+                     "rejected": src.rejected, **counts}
+
+    examples, files, summary = st.gather_sources(stage, "preference", "preference", data_root, read_file=read_file,
+                                                 from_benchmark=from_benchmark, error=PreferenceError)
     if not examples:
         raise UserError(f"stage {stage.name}: the preference sources give no record")
     unpaired = [e for e in examples if not e.paired]

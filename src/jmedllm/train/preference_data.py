@@ -25,13 +25,13 @@ User files (``read_preferences``): one JSON object per line, ``prompt`` / ``chos
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from jmedllm.prompts.stable import stable_key
+from jmedllm.train.jsonl import read_records, write_records
 
 
 class PreferenceError(ValueError):
@@ -229,35 +229,9 @@ def parse_preference(obj: Any, *, example_id: str, source: dict[str, Any], where
 
 def read_preferences(path: str | Path, *, limit: int | None = None) -> list[PreferenceExample]:
     """Read preference JSONL, adding file and line to the provenance."""
-    path = Path(path)
-    if not path.is_file():
-        raise PreferenceError(f"{path}: no such file")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise PreferenceError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    out: list[PreferenceExample] = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if limit is not None and len(out) >= limit:
-            break
-        where = f"{path}:{i}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PreferenceError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        out.append(parse_preference(obj, example_id=f"{path.name}:{i}", source={"file": str(path), "line": i},
-                                    where=where))
-    if not out:
-        raise PreferenceError(f"{path}: no preference records")
-    return out
+    return read_records(path, lambda obj, where, ex_id, src: parse_preference(
+        obj, example_id=ex_id, source=src, where=where), error=PreferenceError, what="preference", limit=limit)
 
 
 def write_preferences(examples: Iterable[PreferenceExample], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for ex in examples:
-            f.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
-    return path
+    return write_records(examples, path)

@@ -41,7 +41,7 @@ from jmedllm.train.attention import attn_implementation, check_packed_attention
 from jmedllm.train.collate import use_layout
 from jmedllm.train.contamination import TrainingText
 from jmedllm.train.instructions import InstructionError, InstructionExample, from_questions, read_instructions
-from jmedllm.train.recipe import Recipe, StageSpec, resolve_paths
+from jmedllm.train.recipe import Recipe, StageSpec
 
 log = logging.getLogger("jmedllm.train")
 
@@ -49,39 +49,21 @@ log = logging.getLogger("jmedllm.train")
 def stage_instructions(stage: StageSpec, data_root: Path | None) -> tuple[list[InstructionExample], list[Path], list[dict[str, Any]]]:
     """The stage's examples, the files they came from, and a per-source summary."""
     spec = stage.instructions
-    if not spec.sources:
-        raise UserError(f"stage {stage.name}: instructions.sources is empty (instruction JSONL files or benchmarks)")
-    examples: list[InstructionExample] = []
-    files: list[Path] = []
-    summary: list[dict[str, Any]] = []
-    for i, src in enumerate(spec.sources):
-        where = f"stage {stage.name}: instructions.sources[{i}]"
-        if (src.path is None) == (src.benchmark is None):
-            raise UserError(f"{where}: give exactly one of path or benchmark")
-        try:
-            if src.path is not None:
-                (path,) = resolve_paths([src.path], data_root, where=where)
-                got = read_instructions(path, chat=spec.chat, limit=src.limit)
-                files.append(path)
-                summary.append({"path": str(path), "examples": len(got)})
-            else:
-                if data_root is None:
-                    raise UserError(f"{where}: benchmark {src.benchmark!r} needs a data root (--data-root)")
-                from jmedllm.benchmarks import load_benchmark
 
-                bench = load_benchmark(src.benchmark, data_root, **src.filters)
-                questions = list(bench.questions)[: src.limit]
-                got = from_questions(questions, family=spec.family, language=spec.language,
-                                     answer_style=src.answer_style)
-                files.extend(Path(f) for f in bench.files)
-                entry = {"benchmark": bench.name, "filters": src.filters, "answer_style": src.answer_style,
-                         "examples": len(got)}
-                if src.answer_style == "explanation":
-                    entry["with_explanation"] = sum(1 for e in got if e.source.get("explanation"))
-                summary.append(entry)
-        except InstructionError as exc:
-            raise UserError(str(exc)) from None
-        examples.extend(got)
+    def read_file(path: Path, src: Any) -> tuple[list[InstructionExample], dict[str, Any]]:
+        got = read_instructions(path, chat=spec.chat, limit=src.limit)
+        return got, {"path": str(path), "examples": len(got)}
+
+    def from_benchmark(bench: Any, questions: list, src: Any) -> tuple[list[InstructionExample], dict[str, Any]]:
+        got = from_questions(questions, family=spec.family, language=spec.language, answer_style=src.answer_style)
+        entry = {"benchmark": bench.name, "filters": src.filters, "answer_style": src.answer_style,
+                 "examples": len(got)}
+        if src.answer_style == "explanation":
+            entry["with_explanation"] = sum(1 for e in got if e.source.get("explanation"))
+        return got, entry
+
+    examples, files, summary = st.gather_sources(stage, "instructions", "instruction", data_root, read_file=read_file,
+                                                 from_benchmark=from_benchmark, error=InstructionError)
     if len({e.is_chat for e in examples}) > 1:
         raise UserError(f"stage {stage.name}: the sources mix chat (messages) and text (prompt/completion) examples; "
                         "set instructions.chat=true to render user instructions as chat, or use one kind")

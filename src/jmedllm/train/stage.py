@@ -122,6 +122,43 @@ def resolve_model(recipe: Recipe, stage: StageSpec) -> str:
     return str(prev_dir)
 
 
+def gather_sources(stage: StageSpec, section: str, what: str, data_root: Path | None, *,
+                   read_file: Any, from_benchmark: Any, error: type[Exception]) -> tuple[list, list[Path], list[dict]]:
+    """The records of a stage section's ``sources`` (each a file or a benchmark), the files they came
+    from and a per-source summary: ``read_file(path, src)`` and ``from_benchmark(bench, questions,
+    src)`` each return ``(records, summary_entry)``; their ``error`` becomes a UserError."""
+    from jmedllm.train.recipe import resolve_paths
+
+    sources = getattr(stage, section).sources
+    if not sources:
+        raise UserError(f"stage {stage.name}: {section}.sources is empty ({what} JSONL files or benchmarks)")
+    records: list = []
+    files: list[Path] = []
+    summary: list[dict] = []
+    for i, src in enumerate(sources):
+        where = f"stage {stage.name}: {section}.sources[{i}]"
+        if (src.path is None) == (src.benchmark is None):
+            raise UserError(f"{where}: give exactly one of path or benchmark")
+        try:
+            if src.path is not None:
+                (path,) = resolve_paths([src.path], data_root, where=where)
+                got, entry = read_file(path, src)
+                files.append(path)
+            else:
+                if data_root is None:
+                    raise UserError(f"{where}: benchmark {src.benchmark!r} needs a data root (--data-root)")
+                from jmedllm.benchmarks import load_benchmark
+
+                bench = load_benchmark(src.benchmark, data_root, **src.filters)
+                got, entry = from_benchmark(bench, list(bench.questions)[: src.limit], src)
+                files.extend(Path(f) for f in bench.files)
+        except error as exc:
+            raise UserError(str(exc)) from None
+        summary.append(entry)
+        records.extend(got)
+    return records, files, summary
+
+
 def begin_stage(recipe: Recipe, name: str, kinds: Sequence[str], *, data_root: str | os.PathLike[str] | None,
                 resume: bool, overwrite: bool, methods: Sequence[str] | None = None) -> tuple[StageSpec, str, Path | None, Path]:
     """The opening every training stage shares: the stage (its kind and method checked, QLoRA's
