@@ -15,7 +15,6 @@ stage) starts at chance, and GRPO raises the reward above it.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import random
@@ -28,7 +27,7 @@ from jmedllm.train import stage as st
 from jmedllm.train.contamination import TrainingText
 from jmedllm.train.recipe import Recipe, StageSpec
 from jmedllm.train.rewards import TERMS, reward_functions
-from jmedllm.train.trainer_args import common_args
+from jmedllm.train.trainer_args import common_args, optional_gpu_feature
 
 log = logging.getLogger("jmedllm.train")
 
@@ -110,16 +109,7 @@ def build_prompts(questions: Sequence[Question], stage: StageSpec) -> list[dict[
 
 def vllm_choice(stage: StageSpec) -> bool:
     """Whether to generate with vLLM: as asked, or (auto) when vLLM is installed and a CUDA GPU is present."""
-    want = stage.grpo.use_vllm
-    installed = importlib.util.find_spec("vllm") is not None
-    if want is None:
-        import torch
-
-        return installed and torch.cuda.is_available()
-    if want and not installed:
-        raise UserError(f"stage {stage.name}: grpo.use_vllm=true needs vLLM (pip install 'jmedllm[vllm]'); "
-                        "set it to null to use vLLM only when available")
-    return bool(want)
+    return optional_gpu_feature(stage.grpo.use_vllm, "vllm", stage, "grpo.use_vllm", "vLLM (pip install 'jmedllm[vllm]')")
 
 
 def grpo_config(recipe: Recipe, stage: StageSpec, out: Path, precision: str) -> Any:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from jmedllm.train.jsonl import read_records, write_records
+from jmedllm.train.jsonl import read_records, record_location, write_records
 
 ROLES = ("system", "user", "assistant")
 ANSWER_STYLES = ("text", "letter", "explanation")
@@ -57,13 +57,8 @@ class InstructionExample:
 
     @property
     def location(self) -> str:
-        """Where the example comes from, for reports: file:line, else benchmark item, else its id."""
-        s = self.source
-        if s.get("file"):
-            return f"{s['file']}:{s.get('line', '?')}"
-        if s.get("benchmark"):
-            return f"{s['benchmark']}:{s.get('item_id', self.id)}"
-        return self.id
+        """Where the record comes from, for reports: file:line, else benchmark item, else its id."""
+        return record_location(self.source, self.id)
 
     def text(self) -> str:
         """All the text of the example (for the contamination guard)."""

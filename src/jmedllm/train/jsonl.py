@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 T = TypeVar("T")
 
@@ -37,6 +37,15 @@ def read_records(path: str | Path, parse: Callable[[Any, str, str, dict[str, Any
     if not out:
         raise error(f"{path}: no {what} records")
     return out
+
+
+def record_location(source: Mapping[str, Any], record_id: str) -> str:
+    """Where a record comes from, for reports: file:line, else benchmark item, else its id."""
+    if source.get("file"):
+        return f"{source['file']}:{source.get('line', '?')}"
+    if source.get("benchmark"):
+        return f"{source['benchmark']}:{source.get('item_id', record_id)}"
+    return record_id
 
 
 def write_records(examples: Iterable[Any], path: str | Path) -> Path:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from jmedllm.prompts.stable import stable_key
-from jmedllm.train.jsonl import read_records, write_records
+from jmedllm.train.jsonl import read_records, record_location, write_records
 
 
 class PreferenceError(ValueError):
@@ -56,12 +56,8 @@ class PreferenceExample:
 
     @property
     def location(self) -> str:
-        s = self.source
-        if s.get("file"):
-            return f"{s['file']}:{s.get('line', '?')}"
-        if s.get("benchmark"):
-            return f"{s['benchmark']}:{s.get('item_id', self.id)}"
-        return self.id
+        """Where the record comes from, for reports: file:line, else benchmark item, else its id."""
+        return record_location(self.source, self.id)
 
     def text(self) -> str:
         """All the text of the record, for the contamination guard (prompt and every answer)."""

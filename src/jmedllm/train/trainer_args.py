@@ -16,18 +16,24 @@ from jmedllm.train.recipe import Recipe, StageSpec
 from jmedllm.train.stage import resolve_dtype
 
 
-def liger_enabled(stage: StageSpec) -> bool:
-    """Whether to pass ``use_liger_kernel=True``: asked for (and installed), or auto and usable here."""
-    want = stage.scaling.use_liger_kernel
-    installed = importlib.util.find_spec("liger_kernel") is not None
+def optional_gpu_feature(want: bool | None, module: str, stage: StageSpec, field: str, install: str) -> bool:
+    """Whether to use an optional GPU-side package (``module``): as the recipe's ``field`` asks
+    (``true`` needs it installed), or, when ``null``, only when it is installed and a CUDA GPU is present."""
+    installed = importlib.util.find_spec(module) is not None
     if want is None:
         import torch
 
         return installed and torch.cuda.is_available()
     if want and not installed:
-        raise UserError(f"stage {stage.name}: scaling.use_liger_kernel=true needs liger-kernel "
-                        "(pip install 'jmedllm[liger]'), or set it to null (when installed) / false")
+        raise UserError(f"stage {stage.name}: {field}=true needs {install}, or set it to null (use it only when "
+                        "available) / false")
     return bool(want)
+
+
+def liger_enabled(stage: StageSpec) -> bool:
+    """Whether to pass ``use_liger_kernel=True``: asked for (and installed), or auto and usable here."""
+    return optional_gpu_feature(stage.scaling.use_liger_kernel, "liger_kernel", stage, "scaling.use_liger_kernel",
+                                "liger-kernel (pip install 'jmedllm[liger]')")
 
 
 def model_init_kwargs(stage: StageSpec, precision: str) -> dict[str, Any]:
