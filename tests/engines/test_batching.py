@@ -74,3 +74,31 @@ def test_rows_within_limits():
     assert rows_within_limits(lengths, max_tokens=25, max_padding_fraction=0.1) == 2
     assert rows_within_limits(lengths, max_tokens=100, max_padding_fraction=None) == 4
     assert rows_within_limits([500, 10], max_tokens=100, max_padding_fraction=None) == 1  # always one row
+
+
+def test_generation_plan_hand_computed():
+    from jmedllm.engines.batching import DecodeCost, plan_generation_batches
+
+    # no fixed costs: padding is pure loss, every distinct length gets its own batch
+    free = DecodeCost(forward=0, step=0, step_row=1, step_row_context=0)
+    assert plan_generation_batches([10, 10, 5], 4, max_rows=8, max_tokens=1000, cost=free) == [2, 1, 1]
+    # a fixed step cost of 10 over 4 steps (40) outweighs 5 padded positions: one batch
+    stepped = DecodeCost(forward=0, step=10, step_row=1, step_row_context=0)
+    assert plan_generation_batches([10, 10, 5], 4, max_rows=8, max_tokens=1000, cost=stepped) == [3, 2, 1]
+    # ...but not 50 padded positions: [100] + [50, 50]? cost: one batch 0+3*100+4*(10+3)=352;
+    # split 100 | 50,50: (100+4*11) + (100+4*12) = 292
+    assert plan_generation_batches([100, 50, 50], 4, max_rows=8, max_tokens=1000, cost=stepped)[0] == 1
+    # the row and token limits hold: at most 2 rows, and 2 x (10 + 4) <= 28 tokens
+    assert plan_generation_batches([10] * 5, 4, max_rows=2, max_tokens=1000, cost=stepped) == [2, 2, 2, 2, 1]
+    assert plan_generation_batches([10] * 3, 4, max_rows=8, max_tokens=28, cost=stepped) == [2, 2, 1]
+    assert plan_generation_batches([500], 4, max_rows=8, max_tokens=28, cost=stepped) == [1]  # always a row
+    assert plan_generation_batches([], 4, max_rows=8, max_tokens=28) == []
+
+
+def test_generation_plan_context_cost():
+    from jmedllm.engines.batching import DecodeCost, plan_generation_batches
+
+    # a long cached context makes each row's decode steps dearer, but never changes the padding
+    # trade-off of rows of equal length: equal rows always share a batch
+    cost = DecodeCost()
+    assert plan_generation_batches([30] * 6, 16, context=700, max_rows=64, max_tokens=16384, cost=cost) == [6, 5, 4, 3, 2, 1]

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from jmedllm.engines.hf import HFEngine  # noqa: E402
-from jmedllm.engines.prefix_cache import group_by_prefix, prefix_tree_mask  # noqa: E402
+from jmedllm.engines.prefix_cache import group_by_prefix, group_ids_for_generation, prefix_tree_mask  # noqa: E402
 from jmedllm.engines.prefix_sharing import EncodedRequest  # noqa: E402
 from jmedllm.evaluate import EvalConfig, prepare_items  # noqa: E402
 from jmedllm.schema import LoglikRequest  # noqa: E402
@@ -42,6 +42,22 @@ def test_short_or_single_prefixes_are_not_cached():
     both = [req(0, tuple(range(40)) + (1,)), req(1, tuple(range(40)) + (2,))]
     assert [len(g.prefix) for g in group_by_prefix(both, min_prefix=0)] == [0]  # 0 switches it off
     assert [len(g.prefix) for g in group_by_prefix(both, min_prefix=16)] == [40]
+
+
+def test_generation_takes_one_group_with_the_prefix_common_to_all():
+    head = tuple(range(100, 120))
+    a = [head + tuple(range(200, 230)) + (i,) for i in range(3)]
+    b = [head + (300 + i, 301, 302) for i in range(2)]
+    # log-likelihoods would split a (50 shared tokens) from b; generation keeps one batchable
+    # group on the 20-token head that all five share
+    assert group_ids_for_generation(a + b, min_prefix=16) == [(head, [0, 1, 2, 3, 4])]
+    # no prefix common to all worth caching: the finer grouping, lone prompts the plain way
+    lone = (1, 2, 3, 4)
+    groups = group_ids_for_generation(a + b + [lone], min_prefix=16)
+    assert sorted((len(p), sorted(m)) for p, m in groups) == [(0, [5]), (20, [3, 4]), (50, [0, 1, 2])]
+    # the prefix stops one token before the shortest prompt; 0 switches caching off
+    assert group_ids_for_generation([head, head + (1,)], min_prefix=16) == [(head[:-1], [0, 1])]
+    assert group_ids_for_generation(a, min_prefix=0) == [((), [0, 1, 2])]
 
 
 def test_prefix_mask_opens_the_prefix_to_every_query():

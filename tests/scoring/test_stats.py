@@ -103,8 +103,20 @@ def test_bootstrap_sum_and_exam_points():
     # Exam points: items worth 1, 3, 3, 1 with right/wrong T, T, F, F -> earned 1 + 3 = 4.
     ci = exam_points_ci([1, 3, 3, 1], [True, True, False, False], n_resamples=2000, seed=0)
     assert ci.estimate == 4.0
-    # A resample of 4 items has sum between 0 and 4 * 3 = 12 and the interval holds the estimate.
-    assert 0.0 <= ci.low <= 4.0 <= ci.high <= 12.0
+    # The interval is of the share of available points earned (4 / 8) times the maximum, 8:
+    # it holds the estimate and never leaves [0, 8] (a raw sum of resampled items could
+    # reach 4 x 3 = 12 > 8).
+    assert 0.0 <= ci.low <= 4.0 <= ci.high <= 8.0
+    # hand-computed extremes: everything right -> every resampled share is 1 -> [8, 8]
+    ci = exam_points_ci([1, 3, 3, 1], [True] * 4, n_resamples=500, seed=0)
+    assert (ci.estimate, ci.low, ci.high) == (8.0, 8.0, 8.0)
+    # only the 3-point items right, on a section of 3 + 3 + 1 + 1 + 1 + 1 = 10: estimate 6;
+    # the highest possible resample share is 1 (all draws 3-point items) -> high <= 10
+    many = exam_points_ci([3, 3, 1, 1, 1, 1], [True, True, False, False, False, False], n_resamples=4000, seed=1)
+    assert many.estimate == 6.0 and 0.0 <= many.low < 6.0 < many.high <= 10.0
+    # the same seed gives the same interval; points with nothing available: 0, [0, 0]
+    assert exam_points_ci([3, 3, 1, 1, 1, 1], [True, True, False, False, False, False], n_resamples=4000, seed=1) == many
+    assert exam_points_ci([0, 0], [True, False]).high == 0.0
     with pytest.raises(ValueError, match="differ in length"):
         exam_points_ci([1], [True, False])
 

@@ -9,6 +9,7 @@ never lost, and the size that worked is remembered for the next call.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable, Sequence, TypeVar
 
 T = TypeVar("T")
@@ -122,3 +123,59 @@ def rows_within_limits(lengths: Sequence[int], max_tokens: int, max_padding_frac
         real += lengths[k]
         k += 1
     return k
+
+
+@dataclass(frozen=True)
+class DecodeCost:
+    """A CPU cost model of batched generation, in units of one prompt token's prefill.
+
+    Measured on the project's 2-core machine with the 69 M-parameter bench Llama (process CPU
+    time, one thread; ``docs/benchmarks.md``, "Generation batches"): a forward pass costs
+    about 20 tokens' worth whatever its size (``forward``); a decode step of B rows costs
+    about 27 + 1.6 B (``step`` + ``step_row``), plus about 0.007 per row per token already in
+    its key/value cache (``step_row_context``: attention and the cache's growth). So small
+    batches waste decode steps and padded prompts waste prefill; ``plan_generation_batches``
+    weighs the two.
+    """
+
+    forward: float = 20.0
+    step: float = 27.0
+    step_row: float = 1.6
+    step_row_context: float = 0.007
+
+
+def plan_generation_batches(
+    lengths: Sequence[int],
+    new_tokens: int,
+    *,
+    context: int = 0,
+    max_rows: int,
+    max_tokens: int,
+    cost: DecodeCost = DecodeCost(),
+) -> list[int]:
+    """The cheapest split of prompts (``lengths`` sorted longest first, in tokens to prefill)
+    into consecutive left-padded generation batches, under ``cost``.
+
+    Returns, for every start position i, the size of the batch that starts there in the
+    cheapest plan of ``lengths[i:]`` (so a caller whose batch was cut short, e.g. by an
+    out-of-memory retry, still finds the best continuation). A batch of k rows starting at i
+    is padded to ``lengths[i]``; it costs one prefill forward of k x that width, then
+    ``new_tokens`` decode steps whose rows attend to ``context`` (a cached shared prefix) +
+    the padded prompt + the tokens generated so far. Batches hold at most ``max_rows`` rows
+    and k x (width + new_tokens) <= ``max_tokens`` tokens (at least one row). Dynamic
+    programming over the sorted lengths, O(n x max_rows).
+    """
+    n = len(lengths)
+    best = [0.0] * (n + 1)
+    first = [1] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        width = lengths[i]
+        per_row_step = cost.step_row + cost.step_row_context * (context + width + new_tokens / 2)
+        best[i] = float("inf")
+        for k in range(1, min(max_rows, n - i) + 1):
+            if k > 1 and k * (width + new_tokens) > max_tokens:
+                break
+            c = cost.forward + k * width + new_tokens * (cost.step + k * per_row_step) + best[i + k]
+            if c <= best[i]:  # ties: the larger batch
+                best[i], first[i] = c, k
+    return first[:n]

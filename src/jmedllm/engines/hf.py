@@ -26,7 +26,7 @@ import torch
 from jmedllm.engines.adapters import AdapterError, AdapterInfo, check_adapter_base, commit_of, read_adapter_dir
 from jmedllm.engines.hf_generate import HFGenerationMixin
 from jmedllm.engines.hf_scoring import HFScoringMixin
-from jmedllm.engines.batching import AdaptiveBatcher
+from jmedllm.engines.batching import AdaptiveBatcher, DecodeCost
 from jmedllm.engines.prefix_cache import (
     DEFAULT_MIN_PREFIX_TOKENS, PrefixKVCache,
 )
@@ -180,6 +180,8 @@ class HFEngine(HFScoringMixin, HFGenerationMixin):
         self.max_padding_fraction = max_padding_fraction if max_padding_fraction != "auto" else (
             DEFAULT_CPU_PADDING_FRACTION if self.device.type == "cpu" else None
         )
+        #: CPU: generation batches planned by cost (batching.DecodeCost); GPU: by memory only
+        self.generation_cost = DecodeCost() if self.device.type == "cpu" else None
         self.check_adapter_base = check_adapter_base
         self.stats = EngineStats()
         self.chat_template_kwargs = dict(chat_template_kwargs or {})  # e.g. {"enable_thinking": False}
@@ -421,6 +423,7 @@ class HFEngine(HFScoringMixin, HFGenerationMixin):
             "batch_size_now": {"loglik": self._loglik_batches.size, "generate": self._generate_batches.size},
             "max_batch_tokens": self.max_batch_tokens,
             "max_padding_fraction": self.max_padding_fraction,
+            "generation_cost": asdict(self.generation_cost) if self.generation_cost else None,
             "tokenizer_adds_bos": self._add_bos,
             "eos_token_ids": list(self._eos_ids),
             "adapters": [info.as_dict() for info in self._adapters.values()],

@@ -4,11 +4,12 @@ buckets, stop strings, prompts starting from a cached shared prefix."""
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
-from jmedllm.engines.prefix_cache import group_ids_by_prefix
+from jmedllm.engines.batching import plan_generation_batches, rows_within_limits
+from jmedllm.engines.prefix_cache import group_ids_for_generation
 from jmedllm.engines.prefix_sharing import left_pad
 from jmedllm.schema import Completion, GenerationParams
 
@@ -48,20 +49,34 @@ class HFGenerationMixin:
                 results[i] = c
 
         # prompts sharing a prefix (header, shared exemplars) start from its cached key/value state
-        for prefix, members in group_ids_by_prefix([it[1] for it in items], self.prefix_cache_min_tokens):
-            p = len(prefix)
+        for prefix, members in group_ids_for_generation([it[1] for it in items], self.prefix_cache_min_tokens):
+            group = sorted((items[k] for k in members), key=lambda it: -len(it[1]))
             self._generate_batches.run(
-                sorted((items[k] for k in members), key=lambda it: -len(it[1])),
+                group,
                 lambda batch, prefix=prefix: self._generate_batch(batch, params, prefix),
                 store,
-                # padded prompt positions cost a full forward each at prefill: on CPU keep padding
-                # within max_padding_fraction (batches of similar lengths), as for log-likelihoods
-                max_items=lambda rest, n, p=p: self._rows_that_fit(
-                    [len(r[1]) - p + params.max_new_tokens for r in rest[:n]]
-                ),
+                max_items=self._generation_batch_rule(group, len(prefix), params.max_new_tokens),
             )
         self.stats.seconds += time.perf_counter() - t0
         return results  # type: ignore[return-value]
+
+    def _generation_batch_rule(
+        self, group: Sequence[tuple[int, list[int], int]], p: int, new_tokens: int
+    ) -> Callable[[Sequence[Any], int], int]:
+        """How many of the remaining prompts of ``group`` (sorted longest first) the next batch takes.
+
+        On CPU, the cheapest plan under the engine's decode cost model
+        (``batching.plan_generation_batches``): a padded prompt position costs a forward's
+        worth of work at prefill, but every extra batch repeats all its decode steps, whose
+        cost is mostly fixed per step. Elsewhere, batches are limited by memory only.
+        """
+        if self.generation_cost is None:
+            return lambda rest, n: rows_within_limits([len(r[1]) - p + new_tokens for r in rest[:n]],
+                                                      self.max_batch_tokens, None)
+        plan = plan_generation_batches([len(it[1]) - p for it in group], new_tokens, context=p,
+                                       max_rows=self._generate_batches.size, max_tokens=self.max_batch_tokens,
+                                       cost=self.generation_cost)
+        return lambda rest, n: min(n, plan[len(group) - len(rest)])
 
     def _generation_config(self, params: GenerationParams) -> Any:
         from transformers import GenerationConfig

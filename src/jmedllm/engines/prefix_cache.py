@@ -103,6 +103,26 @@ def group_ids_by_prefix(
     return out
 
 
+def group_ids_for_generation(
+    sequences: Sequence[Sequence[int]], min_prefix: int = DEFAULT_MIN_PREFIX_TOKENS
+) -> list[tuple[tuple[int, ...], list[int]]]:
+    """Groups for generation: one group with the prefix common to all sequences when it is
+    worth caching, else ``group_ids_by_prefix``.
+
+    Every group is batched on its own, and every batch repeats all its decode steps, whose
+    cost is mostly fixed per step; a few prompt tokens more shared by a subgroup (a longer
+    exemplar in common) never pay for a separate batch's decode steps. Log-likelihoods have
+    no decode steps and keep the finer ``group_ids_by_prefix``.
+    """
+    if len(sequences) > 1 and min_prefix >= 1:
+        common = min(len(s) for s in sequences) - 1
+        for s in sequences[1:]:
+            common = min(common, common_prefix_length(sequences[0], s))
+        if common >= min_prefix:
+            return [(tuple(sequences[0][:common]), list(range(len(sequences))))]
+    return group_ids_by_prefix(sequences, min_prefix)
+
+
 def strip_prefix(request: EncodedRequest, n: int) -> EncodedRequest:
     """The request with its first ``n`` context tokens removed (they are in the cache)."""
     return replace(request, context=request.context[n:])

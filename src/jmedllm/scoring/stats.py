@@ -8,7 +8,9 @@ columns draw item indices in blocks of about 4 million values to bound memory.
 - ``bootstrap_mean_ci``: percentile bootstrap interval of a mean (items resampled with
   replacement; the interval ends are the alpha/2 and 1-alpha/2 quantiles of the
   resampled means, numpy's default linear interpolation).
-- ``bootstrap_sum_ci``: the same for a sum (exam points: items resampled).
+- ``bootstrap_sum_ci``: the same for a sum.
+- ``exam_points_ci``: exam points, as the resampled share of available points earned
+  times the section's maximum (never outside [0, maximum]).
 - ``mcnemar``: paired comparison of two runs' right/wrong on the same items, with the
   exact two-sided binomial p-value for every discordant count (no chi-square
   approximation is used for p; the continuity-corrected chi-square statistic is
@@ -155,11 +157,28 @@ def exam_points_ci(
     seed: int | np.random.SeedSequence | np.random.Generator = 0,
 ) -> ConfidenceInterval:
     """Exam points earned (sum of ``points`` over correct items) with a bootstrap interval
-    over items: how much the points would move on another draw of items like these."""
+    over items: how much the points would move on another draw of items like these.
+
+    The statistic resampled is the *share* of the available points earned (a ratio
+    estimator: points earned / points available on the same resampled items), scaled by the
+    section's actual maximum, ``sum(points)``. Resampling the raw sum instead would let a
+    draw heavy in 3-point items score above what the section can give (items 1, 3, 3, 1:
+    maximum 8, but a draw of four 3-point items right sums to 12); the ratio keeps every
+    end of the interval within [0, maximum] and weighs each item by its points, as the exam does.
+    """
     if len(points) != len(correct):
         raise ValueError(f"points ({len(points)}) and correct ({len(correct)}) differ in length")
-    earned = np.asarray(points, dtype=float) * np.asarray(correct, dtype=bool)
-    return bootstrap_sum_ci(earned, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    worth = _as_array(points, "points")
+    if (worth < 0).any():
+        raise ValueError("points must be >= 0")
+    earned = worth * np.asarray(correct, dtype=bool)
+    maximum = float(worth.sum())
+    if maximum == 0:
+        return ConfidenceInterval(0.0, 0.0, 0.0, int(worth.size), confidence, n_resamples)
+    sums = bootstrap_statistics(np.stack([earned, worth], axis=1), n_resamples, _rng(seed), reduce="sum")
+    shares = np.divide(sums[:, 0], sums[:, 1], out=np.zeros(len(sums)), where=sums[:, 1] > 0)
+    low, high = _percentiles(shares * maximum, confidence)
+    return ConfidenceInterval(float(earned.sum()), low, high, int(worth.size), confidence, n_resamples)
 
 
 # ---------------------------------------------------------------------------
