@@ -129,18 +129,20 @@ def rows_within_limits(lengths: Sequence[int], max_tokens: int, max_padding_frac
 class DecodeCost:
     """A CPU cost model of batched generation, in units of one prompt token's prefill.
 
-    Measured on the project's 2-core machine with the 69 M-parameter bench Llama (process CPU
-    time, one thread; ``docs/benchmarks.md``, "Generation batches"): a forward pass costs
-    about 20 tokens' worth whatever its size (``forward``); a decode step of B rows costs
-    about 27 + 1.6 B (``step`` + ``step_row``), plus about 0.007 per row per token already in
-    its key/value cache (``step_row_context``: attention and the cache's growth). So small
+    Measured with ``bench/bench_forward_cost.py`` on the project's 2-core machine with the
+    69 M-parameter bench Llama (process CPU time, one thread; ``docs/benchmarks.md``,
+    "Generation batches"): a forward pass costs about 15 tokens' worth whatever its size
+    (``forward``); a decode step of B rows costs about 27 + 1.5 B (``step`` + ``step_row``),
+    plus about 0.007 per row per token already in its key/value cache
+    (``step_row_context``: attention and the cache's growth). Larger models raise the unit
+    (a token's prefill) and the fixed costs alike, so the ratios carry over roughly. So small
     batches waste decode steps and padded prompts waste prefill; ``plan_generation_batches``
     weighs the two.
     """
 
-    forward: float = 20.0
+    forward: float = 15.0
     step: float = 27.0
-    step_row: float = 1.6
+    step_row: float = 1.5
     step_row_context: float = 0.007
 
 
