@@ -44,20 +44,23 @@ def test_short_or_single_prefixes_are_not_cached():
     assert [len(g.prefix) for g in group_by_prefix(both, min_prefix=16)] == [40]
 
 
-def test_generation_takes_one_group_with_the_prefix_common_to_all():
+def test_generation_merges_groups_when_decode_steps_cost_more_than_prefixes():
     head = tuple(range(100, 120))
-    a = [head + tuple(range(200, 230)) + (i,) for i in range(3)]
-    b = [head + (300 + i, 301, 302) for i in range(2)]
-    # log-likelihoods would split a (50 shared tokens) from b; generation keeps one batchable
-    # group on the 20-token head that all five share
-    assert group_ids_for_generation(a + b, min_prefix=16) == [(head, [0, 1, 2, 3, 4])]
-    # no prefix common to all worth caching: the finer grouping, lone prompts the plain way
+    a = [head + tuple(range(200, 230)) + (i,) for i in range(3)]  # share 50 tokens
+    b = [head + (300 + i, 301, 302) for i in range(2)]  # share the 20-token head with a
+    # budget 0: the log-likelihood grouping (a on 50 tokens, b on the head)
+    assert sorted((len(p), m) for p, m in group_ids_for_generation(a + b, 16, 0)) == [(20, [3, 4]), (50, [0, 1, 2])]
+    # merging costs a's 3 members 30 tokens each: 90 prompt tokens
+    def norm(groups):
+        return sorted((p, sorted(m)) for p, m in groups)
+
+    assert norm(group_ids_for_generation(a + b, 16, 89.9)) == norm(group_ids_for_generation(a + b, 16, 0))
+    assert norm(group_ids_for_generation(a + b, 16, 90)) == [(head, [0, 1, 2, 3, 4])]
+    # never on a common prefix under min_prefix, and prompts too short to cache stay plain
     lone = (1, 2, 3, 4)
-    groups = group_ids_for_generation(a + b + [lone], min_prefix=16)
-    assert sorted((len(p), sorted(m)) for p, m in groups) == [(0, [5]), (20, [3, 4]), (50, [0, 1, 2])]
-    # the prefix stops one token before the shortest prompt; 0 switches caching off
-    assert group_ids_for_generation([head, head + (1,)], min_prefix=16) == [(head[:-1], [0, 1])]
-    assert group_ids_for_generation(a, min_prefix=0) == [((), [0, 1, 2])]
+    groups = group_ids_for_generation(a + b + [lone], 16, 1e9)
+    assert sorted((len(p), sorted(m)) for p, m in groups) == [(0, [5]), (20, [0, 1, 2, 3, 4])]
+    assert group_ids_for_generation(a, 0, 1e9) == [((), [0, 1, 2])]
 
 
 def test_prefix_mask_opens_the_prefix_to_every_query():

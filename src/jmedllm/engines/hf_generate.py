@@ -49,7 +49,9 @@ class HFGenerationMixin:
                 results[i] = c
 
         # prompts sharing a prefix (header, shared exemplars) start from its cached key/value state
-        for prefix, members in group_ids_for_generation([it[1] for it in items], self.prefix_cache_min_tokens):
+        cost = self.generation_cost
+        budget = cost.forward + params.max_new_tokens * cost.step if cost is not None else 0.0
+        for prefix, members in group_ids_for_generation([it[1] for it in items], self.prefix_cache_min_tokens, budget):
             group = sorted((items[k] for k in members), key=lambda it: -len(it[1]))
             self._generate_batches.run(
                 group,

@@ -104,23 +104,34 @@ def group_ids_by_prefix(
 
 
 def group_ids_for_generation(
-    sequences: Sequence[Sequence[int]], min_prefix: int = DEFAULT_MIN_PREFIX_TOKENS
+    sequences: Sequence[Sequence[int]], min_prefix: int = DEFAULT_MIN_PREFIX_TOKENS, merge_budget: float = 0.0
 ) -> list[tuple[tuple[int, ...], list[int]]]:
-    """Groups for generation: one group with the prefix common to all sequences when it is
-    worth caching, else ``group_ids_by_prefix``.
+    """Groups for generation: ``group_ids_by_prefix``, then neighbouring groups merged on
+    their common prefix while that costs at most ``merge_budget`` prompt tokens.
 
     Every group is batched on its own, and every batch repeats all its decode steps, whose
-    cost is mostly fixed per step; a few prompt tokens more shared by a subgroup (a longer
-    exemplar in common) never pay for a separate batch's decode steps. Log-likelihoods have
-    no decode steps and keep the finer ``group_ids_by_prefix``.
+    cost is mostly fixed per step. Merging two groups costs the tokens of their prefixes
+    beyond the common one, prefilled again by each member; it saves at least one batch's
+    decode steps, which the caller prices as ``merge_budget`` (``hf_generate``: the decode
+    steps and forward of one batch under the engine's DecodeCost; 0 keeps the log-likelihood
+    grouping). So a subgroup sharing ten more header tokens joins its neighbour, while
+    prompts with different few-shot exemplars (hundreds of tokens) keep their own cached
+    prefix. Groups are merged only on a common prefix of at least ``min_prefix`` tokens.
     """
-    if len(sequences) > 1 and min_prefix >= 1:
-        common = min(len(s) for s in sequences) - 1
-        for s in sequences[1:]:
-            common = min(common, common_prefix_length(sequences[0], s))
-        if common >= min_prefix:
-            return [(tuple(sequences[0][:common]), list(range(len(sequences))))]
-    return group_ids_by_prefix(sequences, min_prefix)
+    groups = group_ids_by_prefix(sequences, min_prefix)
+    cached = sorted((g for g in groups if g[0]), key=lambda g: g[0])
+    plain = [g for g in groups if not g[0]]
+    merged: list[tuple[tuple[int, ...], list[int]]] = []
+    for prefix, members in cached:
+        if merged:
+            last_prefix, last_members = merged[-1]
+            common = common_prefix_length(last_prefix, prefix)
+            lost = len(last_members) * (len(last_prefix) - common) + len(members) * (len(prefix) - common)
+            if common >= min_prefix and lost <= merge_budget:
+                merged[-1] = (prefix[:common], last_members + members)
+                continue
+        merged.append((prefix, list(members)))
+    return merged + plain
 
 
 def strip_prefix(request: EncodedRequest, n: int) -> EncodedRequest:
