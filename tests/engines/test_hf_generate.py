@@ -110,3 +110,29 @@ def test_sampling_is_seeded(engines):
     # from the greedy ones, and from another seed's (fixed seeds: deterministic, not flaky)
     assert a != greedy
     assert other != a
+
+
+def test_cpu_generation_batches_follow_the_cost_plan(model_dirs):
+    from jmedllm.engines.batching import DecodeCost
+
+    engine = HFEngine(model_dirs["llama"], dtype="float32", device="cpu", prefix_cache_min_tokens=0)
+    assert engine.describe()["generation_cost"] == {"forward": 15.0, "step": 27.0, "step_row": 1.5, "step_row_context": 0.007}
+    sizes: list[int] = []
+    real = engine._generate_batch
+
+    def counting(batch, params, prefix=()):
+        sizes.append(len(batch))
+        return real(batch, params, prefix)
+
+    engine._generate_batch = counting
+    params = GenerationParams(max_new_tokens=4)
+    lengths = sorted({len(engine.encode(p)) for p in PROMPTS}, reverse=True)
+    # decode steps free: padding is all that costs, so each distinct prompt length is a batch
+    engine.generation_cost = DecodeCost(forward=0, step=0, step_row=1, step_row_context=0)
+    free = engine.generate(PROMPTS, params)
+    assert len(sizes) == len(lengths) and sum(sizes) == len(PROMPTS)
+    # decode steps dear: one batch for all, and the same completions
+    sizes.clear()
+    engine.generation_cost = DecodeCost(forward=0, step=1e6, step_row=1, step_row_context=0)
+    assert engine.generate(PROMPTS, params) == free
+    assert sizes == [len(PROMPTS)]
