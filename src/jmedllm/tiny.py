@@ -191,5 +191,68 @@ def build_tiny_model(out_dir: str | Path, data_root: str | Path, spec: TinySpec 
     return out
 
 
+# The same ChatML shape for a vision-language model: content is a string or a list of parts,
+# an image part becomes the image token (which the processor expands into the image's tokens).
+VISION_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<image>' }}{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{{ '<|im_end|>' + '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+#: the tiny vision tower: 28x28 images in 14x14 patches, 4 image tokens per image
+VISION_IMAGE_SIZE, VISION_PATCH = 28, 14
+
+
+def build_tiny_vlm(out_dir: str | Path, data_root: str | Path, spec: TinySpec | str = "test") -> Path:
+    """Write a randomly initialised LLaVA (a tiny CLIP vision tower, a projector and the tiny
+    ``spec`` language model) with its processor (CLIP image processor + the trained tokenizer
+    with an ``<image>`` token + a chat template taking image parts) to ``out_dir``; it loads
+    as a hub vision-language model does (AutoProcessor / AutoModelForImageTextToText).
+    Reuses ``out_dir`` when it already holds one built from the same spec."""
+    import torch
+    from transformers import (
+        AutoModelForImageTextToText, CLIPVisionConfig, GenerationConfig, LlamaConfig, LlavaConfig, LlavaProcessor,
+    )
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    spec = PRESETS[spec] if isinstance(spec, str) else spec
+    out = Path(out_dir)
+    marker = out / "jmedllm_tiny_spec.json"
+    wanted = asdict(spec) | {"vision": "llava"}
+    if marker.is_file() and json.loads(marker.read_text()) == wanted:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(Path(data_root), spec.vocab_size)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<image>"]})
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in [*SPECIAL_TOKENS, "<image>"]}
+    text_config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads, max_position_embeddings=spec.max_position_embeddings,
+        bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"], tie_word_embeddings=False)
+    vision_config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                     image_size=VISION_IMAGE_SIZE, patch_size=VISION_PATCH, projection_dim=32)
+    n_image_tokens = (VISION_IMAGE_SIZE // VISION_PATCH) ** 2
+    config = LlavaConfig(text_config=text_config, vision_config=vision_config, image_token_id=ids["<image>"],
+                         vision_feature_layer=-1, vision_feature_select_strategy="default",
+                         image_seq_length=n_image_tokens, projector_hidden_act="gelu", tie_word_embeddings=False)
+    torch.manual_seed(spec.seed)
+    model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids["<s>"], eos_token_id=[ids["</s>"], ids["<|im_end|>"]], pad_token_id=ids["<pad>"],
+        do_sample=False)
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": VISION_IMAGE_SIZE},
+                                            crop_size={"height": VISION_IMAGE_SIZE, "width": VISION_IMAGE_SIZE})
+    tokenizer.chat_template = VISION_CHAT_TEMPLATE
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=VISION_PATCH,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=VISION_CHAT_TEMPLATE, image_token="<image>")
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    marker.write_text(json.dumps(wanted, indent=1))
+    return out
+
+
 def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -11,6 +11,12 @@ Prompts reach an engine in one of two shapes (``PromptInput``):
   or a list of parts ``{"type": "text", "text": ...}`` / ``{"type": "image", "path": ...}``
   (see engines/messages.py); only engines with ``supports.images`` receive image parts.
 
+An engine with ``supports.images`` but not ``supports.chat`` (a local vision-language model
+rendering its own template) receives an image item as ONE user message: its text part is the
+prompt already rendered (for chat families through its ``format_chat``, which places the
+images), its image parts the files; such a message list may also be a ``LoglikRequest``
+context (loglik and letter modes with images).
+
 What an engine can do is declared in ``supports`` (a ``Capabilities``); engines written
 before it existed get ``DEFAULT_CAPABILITIES`` through ``capabilities_of``.
 """

@@ -30,7 +30,9 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
             records.append(base_record(it) | generation_fields(c) | {
                 "n_prompt_tokens": c.n_prompt_tokens, "truncated_tokens": c.truncated_tokens})
         return records
-    if any(not isinstance(it.prompt, str) for it in chunk):
+    caps = capabilities_of(engine)
+    if any(not isinstance(it.prompt, str) and (caps.chat or not caps.images) for it in chunk):
+        # (an engine rendering its own template takes image items as rendered text + image parts)
         raise EvalError(f"{cfg.mode} mode scores continuations of a text prompt; this engine was given chat messages "
                         "(use --mode generate, or letter mode through top log-probs)")
     requests = [LoglikRequest(it.prompt, tuple(c for group in it.continuations for c in group)) for it in chunk]
