@@ -73,7 +73,8 @@ def test_image_loglik_equals_plain_forward_and_depends_on_the_image(vlm, raw, im
                 LoglikRequest(CONTEXT, conts)]
     got = vlm.loglikelihoods(requests)
     for r, scores in zip(requests, got):
-        paths = [] if isinstance(r.context, str) else [p["path"] for p in r.context[0]["content"] if p["type"] == "image"]
+        parts = [] if isinstance(r.context, str) else r.context[0]["content"]
+        paths = [p["path"] for p in parts if p["type"] == "image"]
         text = "".join("<image>" for _ in paths) + ("\n" if paths else "") + CONTEXT
         for cont, s in zip(conts, scores):
             assert s.logprob == pytest.approx(plain_score(raw, text + cont, paths, s.n_tokens), abs=1e-4)

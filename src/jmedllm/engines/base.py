@@ -165,6 +165,7 @@ class EngineError(RuntimeError):
 
 
 __all__ = [
-    "Capabilities", "DEFAULT_CAPABILITIES", "Engine", "EngineError", "LETTER_VIA", "LetterChoice", "Message", "PromptInput",
+    "Capabilities", "DEFAULT_CAPABILITIES", "Engine", "EngineError", "LETTER_VIA", "LetterChoice", "Message",
+    "PromptInput",
     "TopLogprobs", "capabilities_of",
 ]
