@@ -94,6 +94,11 @@ class HFVisionMixin:
     def _image_placeholder(self) -> str:
         """What the model's chat template writes for one image (e.g. Qwen2-VL's
         ``<|vision_start|><|image_pad|><|vision_end|>``), else the bare image token."""
+        if "_placeholder" not in self.__dict__:
+            self.__dict__["_placeholder"] = self._derive_placeholder()
+        return self.__dict__["_placeholder"]
+
+    def _derive_placeholder(self) -> str:
         marker = self._image_marker()
         try:
             plain = self._format_vision_chat([{"role": "user", "content": "\x01"}], False)
@@ -144,7 +149,8 @@ class HFVisionMixin:
         if not visual:
             return super().generate(prompts, params)
         if self.processor is None:
-            raise EngineError(f"model {self.model_ref} is text-only: it cannot take prompts with images")
+            raise EngineError(f"model {self.model_ref} is text-only: it takes rendered text prompts, not chat "
+                              "messages or images")
         out: list[Completion | None] = [None] * len(prompts)
         text_idx = [i for i in range(len(prompts)) if i not in set(visual)]
         if text_idx:
@@ -187,7 +193,8 @@ class HFVisionMixin:
         if not visual:
             return super().loglikelihoods(requests)
         if self.processor is None:
-            raise EngineError(f"model {self.model_ref} is text-only: it cannot score prompts with images")
+            raise EngineError(f"model {self.model_ref} is text-only: it scores rendered text prompts, not chat "
+                              "messages or images")
         out: list[list[ContinuationScore] | None] = [None] * len(requests)
         text_idx = [i for i in range(len(requests)) if i not in set(visual)]
         if text_idx:
