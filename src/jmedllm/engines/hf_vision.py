@@ -56,7 +56,10 @@ def split_prompt(prompt: PromptInput) -> tuple[list[dict[str, Any]], list[str]]:
 
 def load_images(paths: Sequence[str]) -> list[Any]:
     """The files as RGB PIL images; an unreadable file is an EngineError naming it."""
-    from PIL import Image, UnidentifiedImageError
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise EngineError("reading images needs Pillow: pip install 'jmedllm[vision]'") from None
 
     images = []
     for path in paths:
