@@ -111,6 +111,15 @@ def tiny_vlm_dir(tmp_path_factory, data_root) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_gemma3_dir(tmp_path_factory, data_root) -> Path:
+    """A tiny random Gemma 3 (SigLIP tower + a Gemma 3 text model with a 16-token sliding window)."""
+    pytest.importorskip("PIL")
+    from jmedllm.tiny import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-gemma3"), data_root, arch="gemma3")
+
+
+@pytest.fixture(scope="session")
 def images(tmp_path_factory) -> list[Path]:
     """Four small images of different sizes and content (PNG and JPEG), as exam figures come."""
     from PIL import Image, ImageDraw

@@ -1,5 +1,7 @@
-"""The HF engine on a vision-language model (a tiny random LLaVA built offline: CLIP vision tower,
-projector, the tiny Llama; AutoProcessor / AutoModelForImageTextToText as for a hub model).
+"""The HF engine on vision-language models built offline at random: a tiny LLaVA (CLIP vision
+tower, projector, the tiny Llama) and a tiny Gemma 3 (SigLIP tower, a Gemma 3 text model with a
+16-token sliding window), loaded through AutoProcessor / AutoModelForImageTextToText as hub
+models are.
 
 Image items are scored and generated with the images fed to the model, and agree with a plain
 forward / generate of the raw transformers model on the processor's inputs; text items of the
@@ -23,21 +25,37 @@ from jmedllm.engines.hf import HFEngine  # noqa: E402
 from jmedllm.engines.messages import with_images  # noqa: E402
 from jmedllm.evaluate import EvalConfig, run_eval  # noqa: E402
 from jmedllm.schema import GenerationParams, LoglikRequest  # noqa: E402
+from jmedllm.tiny import VISION_MARKERS  # noqa: E402
 
 CONTEXT = "45歳の男性。胸部エックス線写真を別に示す。最も考えられる診断はどれか。\na. 肺炎\nb. 気胸\nc. 心不全\n答え："
 
 
+@pytest.fixture(scope="module", params=["llava", "gemma3"])
+def arch(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def vlm(tiny_vlm_dir):
+def model_dir(arch, request):
+    return request.getfixturevalue({"llava": "tiny_vlm_dir", "gemma3": "tiny_gemma3_dir"}[arch])
+
+
+@pytest.fixture(scope="module")
+def vlm(model_dir):
+    return HFEngine(model_dir, device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def llava(tiny_vlm_dir):
     return HFEngine(tiny_vlm_dir, device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="module")
-def raw(tiny_vlm_dir):
+def raw(model_dir):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    return (AutoProcessor.from_pretrained(tiny_vlm_dir),
-            AutoModelForImageTextToText.from_pretrained(tiny_vlm_dir, dtype=torch.float32).eval())
+    return (AutoProcessor.from_pretrained(model_dir),
+            AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32).eval())
 
 
 def plain_inputs(processor, text, paths):
@@ -58,14 +76,18 @@ def plain_score(raw, text, paths, n_cont):
     return sum(logprobs[p - 1, ids[p]].item() for p in range(n - n_cont, n))
 
 
-def test_loaded_as_a_vision_language_model(vlm, tiny_model_dir):
+def test_loaded_as_a_vision_language_model(vlm, arch, tiny_model_dir):
     assert vlm.supports.images and not vlm.supports.chat
-    assert vlm.describe()["processor"] == "LlavaProcessor"
-    assert vlm.describe()["architectures"] == ["LlavaForConditionalGeneration"]
+    name = {"llava": "Llava", "gemma3": "Gemma3"}[arch]
+    assert vlm.describe()["processor"] == f"{name}Processor"
+    assert vlm.describe()["architectures"] == [f"{name}ForConditionalGeneration"]
+    assert vlm._sliding_window == {"llava": None, "gemma3": 16}[arch]  # read from the text config
     assert not HFEngine(tiny_model_dir, device="cpu", dtype="float32").supports.images
 
 
-def test_image_loglik_equals_plain_forward_and_depends_on_the_image(vlm, raw, images):
+def test_image_loglik_equals_plain_forward_and_depends_on_the_image(vlm, arch, raw, images):
+    """Also text items of the same engine (batched, prefix-shared; for Gemma 3 longer than its
+    sliding window) equal the plain forward."""
     conts = ("a", "b", "c", "気胸", " 心不全")
     requests = [LoglikRequest(with_images(CONTEXT, [images[0]]), conts),
                 LoglikRequest(with_images(CONTEXT, [images[1]]), conts),
@@ -75,7 +97,7 @@ def test_image_loglik_equals_plain_forward_and_depends_on_the_image(vlm, raw, im
     for r, scores in zip(requests, got):
         parts = [] if isinstance(r.context, str) else r.context[0]["content"]
         paths = [p["path"] for p in parts if p["type"] == "image"]
-        text = "".join("<image>" for _ in paths) + ("\n" if paths else "") + CONTEXT
+        text = "".join(VISION_MARKERS[arch] for _ in paths) + ("\n" if paths else "") + CONTEXT
         for cont, s in zip(conts, scores):
             assert s.logprob == pytest.approx(plain_score(raw, text + cont, paths, s.n_tokens), abs=1e-4)
     assert got[0][0].n_tokens == 1 and any(s.n_tokens > 1 for s in got[0])  # both scoring paths ran
@@ -84,11 +106,11 @@ def test_image_loglik_equals_plain_forward_and_depends_on_the_image(vlm, raw, im
     assert all(abs(a.logprob - b.logprob) > 1e-4 for a, b in zip(got[0], got[3]))
 
 
-def test_generate_with_image_equals_plain_generate(vlm, raw, images):
+def test_generate_with_image_equals_plain_generate(vlm, arch, raw, images):
     processor, model = raw
     prompt = with_images(CONTEXT, [images[2]])
     got = vlm.generate([CONTEXT, prompt], GenerationParams(max_new_tokens=6))
-    inputs = plain_inputs(processor, "<image>\n" + CONTEXT, [images[2]])
+    inputs = plain_inputs(processor, VISION_MARKERS[arch] + "\n" + CONTEXT, [images[2]])
     with torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=6, do_sample=False)
     new = out[0, inputs["input_ids"].shape[1]:].tolist()
@@ -97,16 +119,16 @@ def test_generate_with_image_equals_plain_generate(vlm, raw, images):
     assert got[0].n_prompt_tokens < got[1].n_prompt_tokens  # the image's tokens count as prompt
 
 
-def test_chat_template_places_images_in_the_user_turn(vlm, images):
+def test_chat_template_places_images_in_the_user_turn(vlm, arch, images):
     text = vlm.format_chat(with_images([{"role": "user", "content": "所見は？"}], [images[0]]))
-    assert text == "<|im_start|>user\n所見は？<image><|im_end|>\n<|im_start|>assistant\n"
+    assert text == f"<|im_start|>user\n所見は？{VISION_MARKERS[arch]}<|im_end|>\n<|im_start|>assistant\n"
 
 
-def test_unreadable_image_and_text_only_model_are_clear_errors(vlm, tiny_model_dir, tmp_path):
+def test_unreadable_image_and_text_only_model_are_clear_errors(llava, tiny_model_dir, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
     with pytest.raises(EngineError, match="broken.png: cannot read image"):
-        vlm.generate([with_images(CONTEXT, [bad])], GenerationParams(max_new_tokens=2))
+        llava.generate([with_images(CONTEXT, [bad])], GenerationParams(max_new_tokens=2))
     text_only = HFEngine(tiny_model_dir, device="cpu", dtype="float32")
     with pytest.raises(EngineError, match="text-only"):
         text_only.loglikelihoods([LoglikRequest(with_images(CONTEXT, [bad]), ("a",))])
@@ -126,22 +148,24 @@ def figures(monkeypatch, images):
     monkeypatch.setattr(benchmarks, "load_benchmark", load)
 
 
-@pytest.mark.parametrize("mode,prompt", [("letter", "alpaca"), ("generate", "chat")])
-def test_runner_feeds_images_and_splits_the_summary(vlm, tmp_path, data_root, figures, mode, prompt):
-    cfg = EvalConfig(model="tiny-vlm", benchmarks=["igakuqa:2022:A"], out=str(tmp_path / mode), mode=mode,
-                     prompt=prompt, data_root=str(data_root), limit=9, chunk_size=4, bootstrap=50, max_new_tokens=4)
-    out = run_eval(cfg, engine=vlm)
+@pytest.mark.parametrize("mode,prompt", [("letter", "alpaca"), ("generate", "chat"), ("letter", "chat")])
+def test_runner_feeds_images_and_splits_the_summary(llava, tmp_path, data_root, figures, mode, prompt):
+    cfg = EvalConfig(model="tiny-vlm", benchmarks=["igakuqa:2022:A"], out=str(tmp_path / "run"), mode=mode,
+                     prompt=prompt, data_root=str(data_root), limit=6, chunk_size=4, bootstrap=50, max_new_tokens=4)
+    out = run_eval(cfg, engine=llava)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run"]["skipped"]["image"]["count"] == 0
-    assert summary["images"]["with_image"]["n"] == 3 and summary["images"]["text_only"]["n"] == 6
+    assert summary["images"]["with_image"]["n"] == 2 and summary["images"]["text_only"]["n"] == 4
     assert "text-only vs with-image items" in (out / "summary.md").read_text()
     items = [json.loads(x) for x in (out / "items.jsonl").read_text().splitlines()]
     asked = [r for r in items if not isinstance(r["prompt"], str)]
-    assert [r["id"] for r in asked] == ["116A1", "116A4", "116A7"]
+    assert [r["id"] for r in asked] == ["116A1", "116A4"]
     text = asked[0]["prompt"][0]["content"][0]["text"]
     if prompt == "chat":  # rendered by the processor's template: the figure sits in the user turn
         user_turn = text.split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
         assert text.count("<image>") == 1 and user_turn.endswith("<image>")
+        if mode == "letter":  # then the answer header, after which the labels are scored
+            assert text.endswith("<|im_start|>assistant\n答え：")
     else:  # a text family: the prompt as without the figure; the engine puts it in front
         assert "<image>" not in text and not text.startswith("<|im_start|>")
     assert asked[0]["prompt"][0]["content"][1]["type"] == "image"

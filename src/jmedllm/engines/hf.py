@@ -215,6 +215,8 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
 
     @staticmethod
     def _active_sliding_window(config: Any) -> int | None:
+        # a vision-language model keeps its language model's settings in its text config
+        config = config.get_text_config() if hasattr(config, "get_text_config") else config
         window = getattr(config, "sliding_window", None)
         if not isinstance(window, int) or window <= 0 or getattr(config, "use_sliding_window", True) is False:
             return None

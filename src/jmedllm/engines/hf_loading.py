@@ -187,6 +187,8 @@ def load_pretrained(model_ref: str, *, revision: str | None, trust_remote_code: 
         model = AutoModelForCausalLM.from_pretrained(ref, **(kwargs | dict(model_kwargs)))
         return tokenizer, model, None
     except OSError as exc:
+        if local.is_dir():  # a local folder missing a piece (tokenizer, a VLM's processor files)
+            raise ModelLoadError(f"could not load model directory {local}: {exc}") from exc
         raise ModelLoadError(
             f"could not load model {model_ref!r} (not a local directory, and not found on the "
             f"Hugging Face hub or in its cache): {exc}"
