@@ -117,6 +117,11 @@ def test_generate_with_image_equals_plain_generate(vlm, arch, raw, images):
     assert got[1].text == processor.tokenizer.decode(new, skip_special_tokens=False)
     assert got[1].n_prompt_tokens == inputs["input_ids"].shape[1]
     assert got[0].n_prompt_tokens < got[1].n_prompt_tokens  # the image's tokens count as prompt
+    text_inputs = plain_inputs(processor, CONTEXT, [])
+    with torch.no_grad():
+        out = model.generate(**text_inputs, max_new_tokens=6, do_sample=False)
+    assert got[0].text == processor.tokenizer.decode(out[0, text_inputs["input_ids"].shape[1]:].tolist(),
+                                                     skip_special_tokens=False)
 
 
 def test_chat_template_places_images_in_the_user_turn(vlm, arch, images):
