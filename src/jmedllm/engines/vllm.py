@@ -169,7 +169,7 @@ class VLLMEngine:
         kwargs = {k: v for k, v in self.options.items() if v is not None}
         if data_parallel_size == 1:
             kwargs.pop("data_parallel_size")
-        if max_images_per_prompt:  # vLLM admits one image per prompt by default for many models
+        if max_images_per_prompt:  # vLLM's per-prompt image limit (older versions admit one unless told)
             kwargs["limit_mm_per_prompt"] = {"image": int(max_images_per_prompt)}
             self.options["max_images_per_prompt"] = int(max_images_per_prompt)
         self.lora_enabled = bool(self._adapters) if enable_lora is None else enable_lora
@@ -243,6 +243,7 @@ class VLLMEngine:
         loras = [self._lora(a) for a in adapters] if adapters else None
         plan = request_plan(prompts)
         outs: list[Any] = [None] * len(prompts)
+
         def pick(indices: list[int]):  # one SamplingParams for all, or each prompt its own
             return [sampling[i] for i in indices] if isinstance(sampling, list) else sampling
 
