@@ -2,7 +2,8 @@
 
 On a small random Llama built here (jmedllm.tiny preset, no hub) and a random LoRA adapter:
 
-1. vllm engine, TP=1, every mode (generate, letter, loglik), with the adapter: decisions and
+1. vllm engine, TP=1, every mode (generate, letter, loglik, and generate with --letter-grammar:
+   how many answers match their item's labels), with the adapter: decisions and
    wall time; loglik per-choice log-probs against the HF engine (same GPU, bf16 both); the
    prefix-cache counters before / after loglik (the shared prompt must hit);
 2. HF engine in 4-bit (bitsandbytes) on the same model, loglik mode;
@@ -94,6 +95,20 @@ def main() -> int:
         results["runs"][f"vllm/{mode}"] = {"seconds": secs, "items_per_s": len(recs) / secs,
                                           "prefix_cache": {"before": before, "after": vllm.prefix_cache_stats()},
                                           "predicted": [r["verdict"]["predicted"] for r in recs]}
+    # --letter-grammar: each answer held to its own item's labels by structured output
+    import re
+
+    from jmedllm.benchmarks import load_benchmark
+    from jmedllm.evaluate.records import letter_choice
+
+    questions = {q.id: q for q in load_benchmark("igakuqa:2022", Path(args.data_root)).questions}
+    secs, recs = run(common | {"mode": "generate", "letter_grammar": True, "adapter": str(adapter_dir)}, vllm,
+                     work / "vllm-generate-letters")
+    results["runs"]["vllm/generate/letter_grammar"] = {
+        "seconds": secs, "items_per_s": len(recs) / secs,
+        "answers_matching_their_labels": sum(bool(re.fullmatch(letter_choice(questions[r["id"]]).regex(), r["output"]))
+                                             for r in recs if letter_choice(questions[r["id"]])),
+        "items": len(recs)}
     vllm.use_adapter(None)
     secs, base_recs = run(common | {"mode": "loglik"}, vllm, work / "vllm-loglik-base")
     results["runs"]["vllm/loglik/base"] = {"seconds": secs, "items_per_s": len(base_recs) / secs}
@@ -129,7 +144,8 @@ def main() -> int:
     print(f"\nGPU: {results['gpu']}; {args.items} IgakuQA 2022 items; model preset {args.preset}\n")
     print("| run | wall s | items/s | note |\n|---|---|---|---|")
     for name, r in results["runs"].items():
-        note = {k: v for k, v in r.items() if k in ("same_decisions_as_vllm", "max_abs_diff_vs_ours")}
+        note = {k: v for k, v in r.items() if k in ("same_decisions_as_vllm", "max_abs_diff_vs_ours",
+                                                     "answers_matching_their_labels")}
         if "prefix_cache" in r:
             note["prefix_cache_after"] = r["prefix_cache"]["after"]
         print(f"| {name} | {r['seconds']:.2f} | {r['items_per_s']:.1f} | {note or ''} |")

@@ -23,12 +23,13 @@ VOLATILE = ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "
             "allow_outside_paths", "engine_options")
 VOLATILE_ENGINE = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter")
 #: Options left out of an identity while unused, so that run directories made before they existed still resume.
-UNUSED_WHEN_EMPTY = {"extract_with": ("extract_with", "extract_engine"), "answer_pattern": ("answer_pattern",)}
+UNUSED_WHEN_EMPTY = {"extract_with": ("extract_with", "extract_engine"), "answer_pattern": ("answer_pattern",),
+                     "letter_grammar": ("letter_grammar",)}
 #: Settings that play no part in a mode's records: left out of its identity (loglik ignores --max-new-tokens).
 MODE_UNUSED = {
     "generate": (),
-    "loglik": ("max_new_tokens", "stop", "first_line_only"),
-    "letter": ("max_new_tokens", "stop", "first_line_only"),
+    "loglik": ("max_new_tokens", "stop", "first_line_only", "letter_grammar"),
+    "letter": ("max_new_tokens", "stop", "first_line_only", "letter_grammar"),
 }
 
 

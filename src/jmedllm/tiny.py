@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -188,6 +189,102 @@ def build_tiny_model(out_dir: str | Path, data_root: str | Path, spec: TinySpec 
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     marker.write_text(json.dumps(asdict(spec), indent=1))
+    return out
+
+
+# The same ChatML shape for a vision-language model: content is a string or a list of parts,
+# an image part becomes the model's image marker (which the processor expands into the image's tokens).
+VISION_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ 'IMAGE_MARKER' }}{% elif part['type'] == 'text' %}{{ part['text'] }}"
+    "{% endif %}{% endfor %}{% endif %}{{ '<|im_end|>' + '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+#: the tiny vision towers: 28x28 images in 14x14 patches, 4 image tokens per image
+VISION_IMAGE_SIZE, VISION_PATCH = 28, 14
+#: architecture -> the image marker its processor expands (LLaVA's <image>, Gemma 3's begin-of-image)
+VISION_MARKERS = {"llava": "<image>", "gemma3": "<start_of_image>"}
+
+
+def build_tiny_vlm(out_dir: str | Path, data_root: str | Path, spec: TinySpec | str = "test",
+                   arch: str = "llava") -> Path:
+    """Write a randomly initialised vision-language model with its processor to ``out_dir``; it
+    loads as a hub one does (AutoProcessor / AutoModelForImageTextToText).
+
+    ``arch``: "llava" (a one-layer CLIP vision tower, a projector and a Llama of ``spec``'s size)
+    or "gemma3" (a one-layer SigLIP tower and a Gemma 3 text model whose first layer attends
+    through a sliding window of 16 tokens, its second to everything). The processor holds the trained tokenizer with the image tokens, the
+    architecture's PIL image processor and a chat template taking image parts. Reuses
+    ``out_dir`` when it already holds one built from the same spec and architecture."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoTokenizer, GenerationConfig
+
+    if arch not in VISION_MARKERS:
+        raise ValueError(f"arch must be one of {', '.join(VISION_MARKERS)}, got {arch!r}")
+    spec = PRESETS[spec] if isinstance(spec, str) else spec
+    out = Path(out_dir)
+    marker = out / "jmedllm_tiny_spec.json"
+    wanted = asdict(spec) | {"vision": arch}
+    if marker.is_file() and json.loads(marker.read_text()) == wanted:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    image_tokens = {"llava": ["<image>"], "gemma3": ["<start_of_image>", "<end_of_image>", "<image_soft_token>"]}[arch]
+    tokenizer = train_tokenizer(Path(data_root), spec.vocab_size)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>", *image_tokens]})
+    if arch == "gemma3":  # Gemma 3's processor reads its image tokens from the tokenizer's named specials
+        tokenizer.save_pretrained(out / "tokenizer-tmp")
+        tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer-tmp", extra_special_tokens=dict(
+            zip(("boi_token", "eoi_token", "image_token"), image_tokens)))
+        shutil.rmtree(out / "tokenizer-tmp")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in [*SPECIAL_TOKENS, *image_tokens]}
+    text = dict(vocab_size=len(tokenizer), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
+                num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_attention_heads,
+                num_key_value_heads=spec.num_key_value_heads, max_position_embeddings=spec.max_position_embeddings,
+                bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"])
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                  image_size=VISION_IMAGE_SIZE, patch_size=VISION_PATCH)
+    n_image_tokens = (VISION_IMAGE_SIZE // VISION_PATCH) ** 2
+    template = VISION_CHAT_TEMPLATE.replace("IMAGE_MARKER", VISION_MARKERS[arch])
+    tokenizer.chat_template = template
+    if arch == "llava":
+        from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaProcessor
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+        config = LlavaConfig(text_config=LlamaConfig(**text, tie_word_embeddings=False),
+                             vision_config=CLIPVisionConfig(**vision, projection_dim=32), image_token_id=ids["<image>"],
+                             vision_feature_layer=-1, vision_feature_select_strategy="default",
+                             image_seq_length=n_image_tokens, projector_hidden_act="gelu", tie_word_embeddings=False)
+        processor = LlavaProcessor(
+            image_processor=CLIPImageProcessorPil(size={"shortest_edge": VISION_IMAGE_SIZE},
+                                                  crop_size={"height": VISION_IMAGE_SIZE, "width": VISION_IMAGE_SIZE}),
+            tokenizer=tokenizer, patch_size=VISION_PATCH, vision_feature_select_strategy="default",
+            num_additional_image_tokens=1, chat_template=template, image_token="<image>")
+    else:
+        from transformers import Gemma3Config, Gemma3Processor
+        from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+        config = Gemma3Config(text_config=text | dict(head_dim=spec.hidden_size // spec.num_attention_heads,
+                                                      sliding_window=16,
+                                                      layer_types=["sliding_attention", "full_attention"]),
+                              vision_config=vision, mm_tokens_per_image=n_image_tokens,
+                              boi_token_index=ids["<start_of_image>"], eoi_token_index=ids["<end_of_image>"],
+                              image_token_index=ids["<image_soft_token>"], tie_word_embeddings=False)
+        processor = Gemma3Processor(
+            image_processor=Gemma3ImageProcessorPil(size={"height": VISION_IMAGE_SIZE, "width": VISION_IMAGE_SIZE}),
+            tokenizer=tokenizer, chat_template=template, image_seq_length=n_image_tokens)
+    torch.manual_seed(spec.seed)
+    model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
+    with torch.no_grad():  # weights initialised to zeros (Gemma 3's image projection) would hide every image
+        for param in model.parameters():
+            if param.dim() >= 2 and not param.any():
+                param.normal_(0.0, 0.02)
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids["<s>"], eos_token_id=[ids["</s>"], ids["<|im_end|>"]], pad_token_id=ids["<pad>"],
+        do_sample=False)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    marker.write_text(json.dumps(wanted, indent=1))
     return out
 
 

@@ -99,3 +99,38 @@ def tiny_sp_gguf(tmp_path_factory, tiny_sp_dir) -> Path:
     from jmedllm.export import export_gguf
 
     return export_gguf(tiny_sp_dir, tmp_path_factory.mktemp("gguf") / "tiny-sp-f32.gguf", outtype="f32")
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_dir(tmp_path_factory, data_root) -> Path:
+    """A tiny random LLaVA (CLIP vision tower + the tiny Llama) with its processor, built offline."""
+    pytest.importorskip("PIL")
+    from jmedllm.tiny import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"), data_root)
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir(tmp_path_factory, data_root) -> Path:
+    """A tiny random Gemma 3 (SigLIP tower + a Gemma 3 text model with a 16-token sliding window)."""
+    pytest.importorskip("PIL")
+    from jmedllm.tiny import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-gemma3"), data_root, arch="gemma3")
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory) -> list[Path]:
+    """Four small images of different sizes and content (PNG and JPEG), as exam figures come."""
+    from PIL import Image, ImageDraw
+
+    folder = tmp_path_factory.mktemp("images")
+    out = []
+    for i, (size, colour, suffix) in enumerate([((40, 30), (200, 10, 10), "png"), ((30, 30), (10, 10, 200), "png"),
+                                                 ((64, 48), (20, 160, 20), "jpg"), ((28, 56), (240, 240, 240), "png")]):
+        img = Image.new("RGB", size, colour)
+        ImageDraw.Draw(img).ellipse((2, 2, size[0] // 2, size[1] // 2), fill=(255 - colour[0], 0, i * 60))
+        path = folder / f"figure{i}.{suffix}"
+        img.save(path)
+        out.append(path)
+    return out

@@ -97,3 +97,34 @@ def test_export_base_plus_adapter(tiny_sp_dir, tmp_path):
     with LlamaCppEngine(out, n_threads=1) as merged:
         for a, b in zip(merged.loglikelihoods(REQUESTS[:2]), hf.loglikelihoods(REQUESTS[:2])):
             assert [x.logprob for x in a] == pytest.approx([y.logprob for y in b], abs=1e-3)
+
+
+def test_runner_letter_grammar_constrains_each_item_to_its_labels(llama, tiny_sp_dir, tmp_path, data_root):
+    """--letter-grammar through the runner: every answer is one of its own item's labels, as many
+    as the item asks for (IgakuQA 2022 A holds five-choice and pick-two items); the same run
+    unconstrained answers in free text. A text-only HF engine gets a clear error."""
+    from jmedllm.engines.base import LetterChoice
+    from jmedllm.evaluate import EvalError
+    from jmedllm.evaluate.records import letter_choice
+    from jmedllm.benchmarks import load_benchmark
+
+    questions = {q.id: q for q in load_benchmark("igakuqa:2022:A", data_root).questions[:40]}
+    assert {letter_choice(q).max_count for q in questions.values()} >= {1, 2}  # both kinds are in the slice
+
+    def run(name, grammar):
+        cfg = EvalConfig(model="tiny-sp.gguf", benchmarks=["igakuqa:2022:A"], out=str(tmp_path / name),
+                         data_root=str(data_root), limit=40, mode="generate", prompt="terse", max_new_tokens=8,
+                         letter_grammar=grammar, bootstrap=50)
+        return [json.loads(x) for x in (run_eval(cfg, engine=llama) / "items.jsonl").read_text().splitlines()]
+
+    constrained, free = run("grammar", True), run("free", False)
+    for r in constrained:
+        choice = letter_choice(questions[r["id"]])
+        assert re.fullmatch(choice.regex(), r["output"]), (r["id"], r["output"], choice)
+        assert r["verdict"]["parsed"]
+    assert sum(re.fullmatch(LetterChoice("abcde", 1, None).regex(), r["output"]) is not None for r in free) < 40
+    two = [r for r in constrained if letter_choice(questions[r["id"]]).max_count == 2]
+    assert two and all(len(r["verdict"]["predicted"]) == 2 for r in two)
+    with pytest.raises(EvalError, match="cannot constrain answers to choice labels"):
+        run_eval(EvalConfig(model="x", benchmarks=["igakuqa:2022:A"], out=str(tmp_path / "hf"), limit=2,
+                            data_root=str(data_root), letter_grammar=True), engine=HFEngine(tiny_sp_dir))

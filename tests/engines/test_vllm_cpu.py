@@ -57,3 +57,38 @@ def test_without_cuda_a_clear_message(tmp_path):
 
     with pytest.raises(EngineError, match="needs a CUDA GPU"):
         load_engine("vllm", model=str(tmp_path))
+
+
+def test_request_plan_sends_text_to_generate_and_images_as_multimodal_chat(tmp_path):
+    """A mixed batch: rendered text prompts stay text (no chat template forced on them), message
+    lists go to LLM.chat with every image part a data URL of the file's bytes."""
+    import base64
+
+    from jmedllm.engines.messages import with_images
+    from jmedllm.engines.vllm import request_plan
+
+    png = tmp_path / "figure.png"
+    png.write_bytes(bytes.fromhex("89504e470d0a1a0a0000000d494844520000000100000001080600000"
+                                  "01f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"))
+    jpg = tmp_path / "scan.JPG"
+    jpg.write_bytes(b"\xff\xd8\xff\xe0fake-jpeg-bytes")
+    prompts = ["問題1\n答え：", with_images("問題2\n答え：", [png, jpg]),
+               [{"role": "system", "content": "医師として"}, {"role": "user", "content": "問題3"}], "問題4"]
+    plan = request_plan(prompts)
+    assert plan.text == [0, 3] and plan.chat == [1, 2]
+    assert plan.images == 2 and plan.max_images == 2
+    parts = plan.messages[0][0]["content"]
+    assert parts[0] == {"type": "text", "text": "問題2\n答え："}
+    assert parts[1]["type"] == "image_url" and parts[2]["type"] == "image_url"
+    head, data = parts[1]["image_url"]["url"].split(",", 1)
+    assert head == "data:image/png;base64" and base64.b64decode(data) == png.read_bytes()
+    assert parts[2]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    assert plan.messages[1] == [{"role": "system", "content": "医師として"}, {"role": "user", "content": "問題3"}]
+
+
+def test_request_plan_refuses_an_unreadable_image(tmp_path):
+    from jmedllm.engines.messages import with_images
+    from jmedllm.engines.vllm import request_plan
+
+    with pytest.raises(ValueError, match="missing.png: cannot read image"):
+        request_plan([with_images("q", [tmp_path / "missing.png"])])

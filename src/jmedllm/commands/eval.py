@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reasoning-effort", help="openai engine: the API's reasoning effort (low, medium, high)")
     p.add_argument("--samples", type=int, help="generate: answers sampled per item (majority vote + mean accuracy)")
     p.add_argument("--temperature", type=float, help="generate: sampling temperature (default 0, greedy)")
+    p.add_argument("--letter-grammar", action="store_true", default=None,
+                   help="generate: constrain each answer to its item's choice labels (e.g. 'c' or 'a,d'), per item, "
+                        "through a grammar (llamacpp) or structured output (vllm)")
     p.add_argument("--top-logprobs", type=int, help="letter mode through the first token's top-k log-probs: k")
     p.add_argument("--dtype", help="auto, float32, bfloat16, float16")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
@@ -95,7 +98,8 @@ def build_config(args: argparse.Namespace):
         value = getattr(args, flag, None)
         if value is not None:
             data[key] = value
-    for flag in ("shuffle", "first_line_only", "allow_outside_paths", "summary_subset", "shared_shots"):
+    for flag in ("shuffle", "first_line_only", "allow_outside_paths", "summary_subset", "shared_shots",
+                 "letter_grammar"):
         if getattr(args, flag, None):
             data[flag] = True
     engine_options = [f"engine_options.{o}" for o in (getattr(args, "engine_option", None) or [])]

@@ -11,12 +11,20 @@ Prompts reach an engine in one of two shapes (``PromptInput``):
   or a list of parts ``{"type": "text", "text": ...}`` / ``{"type": "image", "path": ...}``
   (see engines/messages.py); only engines with ``supports.images`` receive image parts.
 
+An engine with ``supports.images`` but not ``supports.chat`` (a local vision-language model
+rendering its own template) receives an image item as ONE user message: its text part is the
+prompt already rendered (for chat families through its ``format_chat``, which places the
+images), its image parts the files; such a message list may also be a ``LoglikRequest``
+context (loglik and letter modes with images).
+
 What an engine can do is declared in ``supports`` (a ``Capabilities``); engines written
 before it existed get ``DEFAULT_CAPABILITIES`` through ``capabilities_of``.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, Sequence, Union, runtime_checkable
 
@@ -45,6 +53,8 @@ class Capabilities:
     images: image parts in chat messages reach the model; a text-only engine never sees an
         image item (the runner skips it and counts it).
     echo: prompt log-probs come back from a server (OpenAI completions with echo).
+    letter_grammar: ``generate`` takes ``letters=`` (one ``LetterChoice`` or None per prompt) and
+        constrains each answer to that item's choice labels (a grammar, structured output).
     """
 
     loglik: bool = True
@@ -53,6 +63,7 @@ class Capabilities:
     chat: bool = False
     images: bool = False
     echo: bool = False
+    letter_grammar: bool = False
     notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -94,6 +105,32 @@ class TopLogprobs:
     n_prompt_tokens: int = 0
 
 
+@dataclass(frozen=True)
+class LetterChoice:
+    """An answer made of choice labels only: ``min_count`` to ``max_count`` (None: any number)
+    of ``labels``, comma-separated, e.g. "c" or "a,d". What ``generate(..., letters=...)``
+    constrains one item's answer to, as a regular expression or a llama.cpp GBNF grammar."""
+
+    labels: str
+    min_count: int = 1
+    max_count: int | None = 1
+
+    def __post_init__(self) -> None:
+        if not self.labels or self.min_count < 1 or (self.max_count is not None and self.max_count < self.min_count):
+            raise ValueError(f"bad letter choice: {self}")
+
+    def regex(self) -> str:
+        one = "[" + "".join(re.escape(c) for c in self.labels) + "]"
+        more = "*" if self.max_count is None else "{%d,%d}" % (self.min_count - 1, self.max_count - 1)
+        return one if self.max_count == 1 else f"{one}(,{one}){more}"
+
+    def gbnf(self) -> str:
+        one = "(" + " | ".join(json.dumps(c) for c in self.labels) + ")"
+        more = ['"," label'] * (self.min_count - 1) + (
+            ['("," label)*'] if self.max_count is None else ['("," label)?'] * (self.max_count - self.min_count))
+        return f"root ::= {' '.join(['label', *more])}\nlabel ::= {one}\n"
+
+
 @runtime_checkable
 class Engine(Protocol):
     #: short identifier recorded in run configs, e.g. "hf"
@@ -128,6 +165,7 @@ class EngineError(RuntimeError):
 
 
 __all__ = [
-    "Capabilities", "DEFAULT_CAPABILITIES", "Engine", "EngineError", "LETTER_VIA", "Message", "PromptInput",
+    "Capabilities", "DEFAULT_CAPABILITIES", "Engine", "EngineError", "LETTER_VIA", "LetterChoice", "Message",
+    "PromptInput",
     "TopLogprobs", "capabilities_of",
 ]

@@ -8,9 +8,11 @@ batched ``model.generate``; greedy by default. Requests (and prompts) that share
 token prefix, such as the instruction header and shared few-shot exemplars, start from
 that prefix's key/value state, computed once (prefix_cache.py).
 
-Model references are a local directory or a hub id, loaded the same way
-(AutoTokenizer / AutoModelForCausalLM). PEFT adapters are applied without merging, several
-may be loaded on one base and switched with ``use_adapter``.
+Model references are a local directory or a hub id, loaded the same way (hf_loading.py):
+AutoTokenizer / AutoModelForCausalLM, or AutoProcessor / AutoModelForImageTextToText when the
+config describes a vision-language model, whose image items go through hf_vision.py. PEFT
+adapters are applied without merging, several may be loaded on one base and switched with
+``use_adapter``.
 """
 
 from __future__ import annotations
@@ -24,34 +26,24 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 
 from jmedllm.engines.adapters import AdapterError, AdapterInfo, check_adapter_base, commit_of, read_adapter_dir
+from jmedllm.engines.base import Capabilities
 from jmedllm.engines.hf_generate import HFGenerationMixin
+from jmedllm.engines.hf_loading import (  # noqa: F401  (re-exported)
+    DTYPES, ModelLoadError, context_length_of, resolve_device, resolve_dtype,
+)
+from jmedllm.engines.hf_vision import HFVisionMixin
 from jmedllm.engines.hf_scoring import HFScoringMixin
 from jmedllm.engines.batching import AdaptiveBatcher, DecodeCost
 from jmedllm.engines.prefix_cache import (
     DEFAULT_MIN_PREFIX_TOKENS, PrefixKVCache,
 )
 
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
 #: attention implementations that take a custom 4D mask as given (others: per-sequence scoring)
 TREE_MASK_ATTENTION = ("sdpa", "eager")
-#: config fields that may hold the context length, in order of preference
-CONTEXT_LENGTH_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length")
-DEFAULT_MAX_LENGTH = 2048
 #: a memory guard: rows per batch are limited so that rows x padded width stays under this
 DEFAULT_MAX_BATCH_TOKENS = 16384
 #: on CPU, log-likelihood batches stop growing when padding would exceed this share of the batch
 DEFAULT_CPU_PADDING_FRACTION = 0.1
-
-
-class ModelLoadError(FileNotFoundError):
-    """The model reference names no loadable model."""
 
 
 @dataclass
@@ -78,47 +70,7 @@ class EngineStats:
         return asdict(self)
 
 
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """"auto" is float32 on CPU (fast and exact there) and bfloat16 (else float16) on CUDA."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    try:
-        return DTYPES[dtype]
-    except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}") from None
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available on this machine")
-    return dev
-
-
-def context_length_of(config: Any, tokenizer: Any) -> int:
-    """The model's context length: from its config, else the tokenizer's, else 2048."""
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    for field in CONTEXT_LENGTH_FIELDS:
-        value = getattr(text_config, field, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    value = getattr(tokenizer, "model_max_length", None)
-    if isinstance(value, int) and 0 < value < 10_000_000:
-        return value
-    return DEFAULT_MAX_LENGTH
-
-
-def _is_path_like(ref: str) -> bool:
-    return ref.startswith(("/", "./", "../", "~", ".\\", "..\\")) or Path(ref).is_absolute()
-
-
-class HFEngine(HFScoringMixin, HFGenerationMixin):
+class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
     """A transformers causal LM behind the engine protocol (see engines/base.py).
 
     Args:
@@ -188,6 +140,7 @@ class HFEngine(HFScoringMixin, HFGenerationMixin):
         self.placement = {"device_map": device_map, "max_memory": max_memory, "quantize": quantize}
         self.prefix_cache_min_tokens = int(prefix_cache_min_tokens)
         self.prefix_cache = PrefixKVCache()
+        self.processor: Any = None  # a vision-language model's AutoProcessor (set by _load)
 
         self.tokenizer, self._hf_model = self._load(attn_implementation, trust_remote_code)
         if device_map or quantize:  # spread or quantised: inputs go where the embeddings are
@@ -226,33 +179,13 @@ class HFEngine(HFScoringMixin, HFGenerationMixin):
     # ------------------------------------------------------------------ loading
 
     def _load(self, attn_implementation: str | None, trust_remote_code: bool) -> tuple[Any, Any]:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from jmedllm.engines.hf_loading import load_pretrained, placement_kwargs
 
-        ref = self.model_ref
-        local = Path(ref).expanduser()
-        if local.exists():
-            if not local.is_dir():
-                raise ModelLoadError(f"model path {local} is a file; expected a model directory")
-            if not (local / "config.json").is_file():
-                raise ModelLoadError(f"model directory {local} has no config.json (not a transformers model)")
-            ref = str(local)
-        elif _is_path_like(ref):
-            raise ModelLoadError(f"model directory {local} does not exist")
-        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-        if self.revision:
-            kwargs["revision"] = self.revision
-        try:
-            from jmedllm.engines.hf_loading import placement_kwargs
-
-            tokenizer = AutoTokenizer.from_pretrained(ref, **kwargs)
-            model_kwargs = kwargs | placement_kwargs(self.device, self.dtype, attn_implementation=attn_implementation,
-                                                     **self.placement)
-            model = AutoModelForCausalLM.from_pretrained(ref, **model_kwargs)
-        except OSError as exc:
-            raise ModelLoadError(
-                f"could not load model {self.model_ref!r} (not a local directory, and not found on the "
-                f"Hugging Face hub or in its cache): {exc}"
-            ) from exc
+        model_kwargs = placement_kwargs(self.device, self.dtype, attn_implementation=attn_implementation,
+                                        **self.placement)
+        tokenizer, model, self.processor = load_pretrained(self.model_ref, revision=self.revision,
+                                                           trust_remote_code=trust_remote_code,
+                                                           model_kwargs=model_kwargs)
         if self.device.type == "cpu" and not self.placement["device_map"]:
             model.to(self.device)
         model.eval()
@@ -284,6 +217,8 @@ class HFEngine(HFScoringMixin, HFGenerationMixin):
 
     @staticmethod
     def _active_sliding_window(config: Any) -> int | None:
+        # a vision-language model keeps its language model's settings in its text config
+        config = config.get_text_config() if hasattr(config, "get_text_config") else config
         window = getattr(config, "sliding_window", None)
         if not isinstance(window, int) or window <= 0 or getattr(config, "use_sliding_window", True) is False:
             return None
@@ -385,8 +320,16 @@ class HFEngine(HFScoringMixin, HFGenerationMixin):
 
     # ------------------------------------------- log-likelihood and generation: hf_scoring.py, hf_generate.py
 
-    def format_chat(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        """Render messages with the tokenizer's chat template (raises if the model has none)."""
+    @property
+    def supports(self) -> Capabilities:
+        """A causal LM is text-only; a vision-language model also takes image items (hf_vision.py)."""
+        return Capabilities(images=self.processor is not None)
+
+    def format_chat(self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True) -> str:
+        """Render messages with the tokenizer's chat template (raises if the model has none);
+        a vision-language model renders with its processor's template, image parts included."""
+        if self.processor is not None:
+            return self._format_vision_chat(messages, add_generation_prompt)
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(
                 f"model {self.model_ref} has no chat template (tokenizer.chat_template is empty); "
@@ -411,6 +354,7 @@ class HFEngine(HFScoringMixin, HFGenerationMixin):
             "config_class": type(config).__name__,
             "model_type": getattr(config, "model_type", None),
             "architectures": list(getattr(config, "architectures", None) or []),
+            "processor": type(self.processor).__name__ if self.processor is not None else None,
             "n_parameters": self.n_parameters,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),

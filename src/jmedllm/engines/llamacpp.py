@@ -7,7 +7,8 @@
   and the continuation's tokens are the difference (trailing whitespace moves onto the
   continuation), so the two engines score the same tokens.
 * generate: stop strings, seed, temperature; ``grammar`` (GBNF text, or "letters") constrains
-  the output (e.g. to choice letters).
+  the output (e.g. to choice letters); ``letters`` (the runner's --letter-grammar) gives each
+  prompt its own item's labels (``LetterChoice.gbnf``).
 * ``close()`` frees the model explicitly (its destructor is noisy at interpreter exit).
 """
 
@@ -20,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from jmedllm.engines.base import Capabilities, EngineError, PromptInput
+from jmedllm.engines.base import Capabilities, EngineError, LetterChoice, PromptInput
 from jmedllm.engines.messages import text_only
 from jmedllm.schema import Completion, ContinuationScore, GenerationParams, LoglikRequest
 
@@ -54,7 +55,7 @@ class LlamaCppEngine:
     """
 
     kind = "llamacpp"
-    supports = Capabilities(loglik=True, letter="loglik", generate=True, chat=False, images=False)
+    supports = Capabilities(loglik=True, letter="loglik", generate=True, chat=False, images=False, letter_grammar=True)
 
     def __init__(
         self,
@@ -183,21 +184,30 @@ class LlamaCppEngine:
 
     # -- generation -------------------------------------------------------------------------------
 
-    def generate(self, prompts: Sequence[PromptInput], params: GenerationParams,
-                 grammar: str | None = None) -> list[Completion]:
+    def generate(self, prompts: Sequence[PromptInput], params: GenerationParams, grammar: str | None = None,
+                 letters: Sequence[LetterChoice | None] | None = None) -> list[Completion]:
+        """``grammar``: GBNF text (or "letters") for every prompt; ``letters``: one LetterChoice per
+        prompt (the runner's --letter-grammar), constraining each answer to its item's labels
+        (None: that prompt uses ``grammar``)."""
         from llama_cpp import LlamaGrammar
 
+        if letters is not None and len(letters) != len(prompts):
+            raise EngineError(f"{len(letters)} letter choices for {len(prompts)} prompts")
         grammar = grammar or self.default_grammar
         gbnf = None
         if grammar:
             gbnf = LlamaGrammar.from_string(LETTERS_GRAMMAR if grammar == "letters" else grammar, verbose=False)
+        compiled: dict[LetterChoice, Any] = {}
         out = []
-        for prompt in prompts:
+        for i, prompt in enumerate(prompts):
+            choice = letters[i] if letters is not None else None
+            if choice is not None and choice not in compiled:
+                compiled[choice] = LlamaGrammar.from_string(choice.gbnf(), verbose=False)
             text = prompt if isinstance(prompt, str) else self.format_chat(prompt)
             self._evaluated = []  # create_completion manages the context itself
             resp = self._llm.create_completion(
                 text, max_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p,
-                seed=params.seed, stop=list(params.stop) or None, grammar=gbnf)
+                seed=params.seed, stop=list(params.stop) or None, grammar=compiled[choice] if choice else gbnf)
             choice = resp["choices"][0]
             usage = resp.get("usage") or {}
             out.append(Completion(choice["text"], int(usage.get("prompt_tokens", 0)),

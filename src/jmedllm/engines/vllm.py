@@ -1,6 +1,8 @@
 """The ``vllm`` engine: offline batched inference with vLLM (GPU only).
 
-* generate: one ``LLM.generate`` call per batch (``LLM.chat`` for chat messages and images).
+* generate: one ``LLM.generate`` call per batch of text prompts, one ``LLM.chat`` call for the
+  chat messages; images go as vLLM's multimodal chat input (``image_url`` parts with data
+  URLs: vLLM's per-model processing places the image tokens), see ``request_plan``.
 * adapters: a ``LoRARequest`` per request; several adapters may be loaded
   (``adapter={"name": path, ...}``), the active one chosen with ``use_adapter``.
 * parallelism: ``tensor_parallel_size``, ``pipeline_parallel_size`` and ``data_parallel_size``
@@ -9,7 +11,9 @@
 * loglik: prompt log-probs of context + continuation, token ids built as the HF engine
   builds them; prefix caching is on, so a question's prompt is cached across its choices
   (``prefix_cache_stats`` reads vLLM's counters to check that it hits).
-* structured output: ``guided_letters=True`` restricts generation to choice letters.
+* structured output: ``generate(..., letters=...)`` restricts each answer to its item's labels
+  (``LetterChoice.regex``; the runner's --letter-grammar); ``guided_letters=True`` restricts
+  every generation to letters.
 
 Nothing here runs without CUDA: the constructor says so clearly. The pure helpers
 (``sampling_kwargs``, ``first_token_top``, ``continuation_from_prompt_logprobs``) read the
@@ -19,10 +23,11 @@ of ``{token_id: Logprob(logprob, rank, decoded_token)}``) and are tested on CPU.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from jmedllm.engines.base import Capabilities, EngineError, PromptInput, TopLogprobs
+from jmedllm.engines.base import Capabilities, EngineError, LetterChoice, PromptInput, TopLogprobs
 from jmedllm.engines.messages import as_messages, to_openai
 from jmedllm.schema import Completion, ContinuationScore, GenerationParams, LoglikRequest
 
@@ -68,6 +73,38 @@ def continuation_from_prompt_logprobs(prompt_logprobs: Sequence[Mapping[int, Any
     return total, len(token_ids) - n_context, greedy
 
 
+@dataclass
+class RequestPlan:
+    """How one batch goes to vLLM: ``text`` (indices of rendered prompts, to ``LLM.generate``)
+    and ``chat`` (indices of message lists, to ``LLM.chat``, as ``messages``)."""
+
+    text: list[int] = field(default_factory=list)
+    chat: list[int] = field(default_factory=list)
+    messages: list[list[dict[str, Any]]] = field(default_factory=list)
+    images: int = 0  # image parts sent (each as a data URL)
+    max_images: int = 0  # most images in one prompt (vLLM's limit_mm_per_prompt must allow it)
+
+
+def request_plan(prompts: Sequence[PromptInput]) -> RequestPlan:
+    """Split a batch into text prompts and chat conversations. Conversations take vLLM's
+    multimodal chat input: each image part an ``image_url`` part with the file as a data URL,
+    so that vLLM's own per-model chat processing places the image tokens (what
+    ``LLM.chat`` documents for vision-language models)."""
+    plan = RequestPlan()
+    for i, p in enumerate(prompts):
+        if isinstance(p, str):
+            plan.text.append(i)
+            continue
+        messages = to_openai(as_messages(p))
+        n = sum(1 for m in messages if isinstance(m["content"], list)
+                for part in m["content"] if part["type"] == "image_url")
+        plan.chat.append(i)
+        plan.messages.append(messages)
+        plan.images += n
+        plan.max_images = max(plan.max_images, n)
+    return plan
+
+
 class VLLMEngine:
     """A vLLM ``LLM`` behind the engine protocol (see base.py).
 
@@ -77,7 +114,9 @@ class VLLMEngine:
         dtype, max_length (max_model_len), seed, trust_remote_code: passed to vLLM.
         tensor_parallel_size, pipeline_parallel_size, data_parallel_size: vLLM's parallelism.
         gpu_memory_utilization, max_lora_rank, enforce_eager: vLLM options.
-        guided_letters: constrain generation to choice letters (structured output).
+        guided_letters: constrain every generation to choice letters (structured output); per item,
+            ``generate(..., letters=...)`` (the runner's --letter-grammar) does it with each item's labels.
+        max_images_per_prompt: vLLM's ``limit_mm_per_prompt`` for images (items with several figures).
         chat_template_kwargs: e.g. {"enable_thinking": False} for reasoning models.
     """
 
@@ -101,6 +140,7 @@ class VLLMEngine:
         enable_lora: bool | None = None,
         enforce_eager: bool = False,
         guided_letters: bool = False,
+        max_images_per_prompt: int | None = None,
         chat_template_kwargs: dict[str, Any] | None = None,
         device: str | None = None,
         batch_size: Any = None,
@@ -129,6 +169,9 @@ class VLLMEngine:
         kwargs = {k: v for k, v in self.options.items() if v is not None}
         if data_parallel_size == 1:
             kwargs.pop("data_parallel_size")
+        if max_images_per_prompt:  # vLLM's per-prompt image limit (older versions admit one unless told)
+            kwargs["limit_mm_per_prompt"] = {"image": int(max_images_per_prompt)}
+            self.options["max_images_per_prompt"] = int(max_images_per_prompt)
         self.lora_enabled = bool(self._adapters) if enable_lora is None else enable_lora
         if self.lora_enabled:  # adapters may also be added later (load_adapter), up to max_loras per batch
             kwargs |= {"enable_lora": True, "max_lora_rank": max_lora_rank,
@@ -140,7 +183,7 @@ class VLLMEngine:
 
     @property
     def supports(self) -> Capabilities:
-        return Capabilities(loglik=True, letter="loglik", generate=True, chat=True, images=True)
+        return Capabilities(loglik=True, letter="loglik", generate=True, chat=True, images=True, letter_grammar=True)
 
     def describe(self) -> dict[str, Any]:
         import vllm
@@ -178,35 +221,60 @@ class VLLMEngine:
                                                   add_generation_prompt=add_generation_prompt,
                                                   **self.chat_template_kwargs)
 
-    def _sampling(self, **kw: Any):
+    def _sampling(self, regex: str | None = None, **kw: Any):
         from vllm import SamplingParams
 
-        if self.guided_letters and kw.get("max_tokens", 1) > 1:
+        if regex is None and self.guided_letters and kw.get("max_tokens", 1) > 1:
+            regex = LETTER_REGEX
+        if regex is not None:
             try:
                 from vllm.sampling_params import StructuredOutputsParams
 
-                kw["structured_outputs"] = StructuredOutputsParams(regex=LETTER_REGEX)
+                kw["structured_outputs"] = StructuredOutputsParams(regex=regex)
             except ImportError:  # older vLLM
                 from vllm.sampling_params import GuidedDecodingParams
 
-                kw["guided_decoding"] = GuidedDecodingParams(regex=LETTER_REGEX)
+                kw["guided_decoding"] = GuidedDecodingParams(regex=regex)
         return SamplingParams(**kw)
 
     def _run(self, prompts: Sequence[PromptInput], sampling, adapters: Sequence[str | None] | None = None):
-        """One batched call; text prompts through generate, message lists through chat."""
-        loras = [self._lora(a) for a in adapters] if adapters else self._lora()
-        if all(isinstance(p, str) for p in prompts):
-            return self._llm.generate(list(prompts), sampling, lora_request=loras, use_tqdm=False)
-        if isinstance(loras, list):
-            raise EngineError("several adapters in one pass are supported for text prompts only")
-        messages = [to_openai(as_messages(p)) for p in prompts]
-        return self._llm.chat(messages, sampling, lora_request=loras, use_tqdm=False,
-                              chat_template_kwargs=self.chat_template_kwargs or None)
+        """Text prompts in one ``generate`` call, message lists (images included) in one ``chat``
+        call; outputs in the order of ``prompts``."""
+        loras = [self._lora(a) for a in adapters] if adapters else None
+        plan = request_plan(prompts)
+        outs: list[Any] = [None] * len(prompts)
+
+        def pick(indices: list[int]):  # one SamplingParams for all, or each prompt its own
+            return [sampling[i] for i in indices] if isinstance(sampling, list) else sampling
+
+        if plan.text:
+            lora = [loras[i] for i in plan.text] if loras else self._lora()
+            for i, o in zip(plan.text, self._llm.generate([prompts[i] for i in plan.text], pick(plan.text),
+                                                          lora_request=lora, use_tqdm=False)):
+                outs[i] = o
+        if plan.chat:
+            if loras:
+                raise EngineError("several adapters in one pass are supported for text prompts only")
+            for i, o in zip(plan.chat, self._llm.chat(plan.messages, pick(plan.chat), lora_request=self._lora(),
+                                                      use_tqdm=False,
+                                                      chat_template_kwargs=self.chat_template_kwargs or None)):
+                outs[i] = o
+        return outs
 
     def generate(self, prompts: Sequence[PromptInput], params: GenerationParams,
-                 adapters: Sequence[str | None] | None = None) -> list[Completion]:
-        """``adapters``: one adapter name (or None for the base) per prompt, all in one pass."""
-        outs = self._run(prompts, self._sampling(**sampling_kwargs(params)), adapters)
+                 adapters: Sequence[str | None] | None = None,
+                 letters: Sequence[LetterChoice | None] | None = None) -> list[Completion]:
+        """``adapters``: one adapter name (or None for the base) per prompt, all in one pass.
+        ``letters``: one LetterChoice per prompt (the runner's --letter-grammar): each answer
+        restricted to its item's labels by structured output (a regex), one SamplingParams each."""
+        kw = sampling_kwargs(params)
+        if letters is None:
+            sampling: Any = self._sampling(**kw)
+        else:
+            if len(letters) != len(prompts):
+                raise EngineError(f"{len(letters)} letter choices for {len(prompts)} prompts")
+            sampling = [self._sampling(**kw, regex=c.regex() if c else None) for c in letters]
+        outs = self._run(prompts, sampling, adapters)
         return [Completion(o.outputs[0].text, len(o.prompt_token_ids or ()), len(o.outputs[0].token_ids),
                            "length" if o.outputs[0].finish_reason == "length" else "stop") for o in outs]
 
@@ -253,4 +321,5 @@ class VLLMEngine:
         self._llm = None
 
 
-__all__ = ["VLLMEngine", "continuation_from_prompt_logprobs", "first_token_top", "sampling_kwargs"]
+__all__ = ["RequestPlan", "VLLMEngine", "continuation_from_prompt_logprobs", "first_token_top", "request_plan",
+           "sampling_kwargs"]

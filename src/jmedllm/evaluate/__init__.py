@@ -60,6 +60,9 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
     if not cfg.out:
         raise EvalError("no output directory given (--out DIR)")
     data_root = data_root_for(cfg)
+    if cfg.letter_grammar and cfg.mode != "generate":
+        raise EvalError(f"--letter-grammar constrains generated answers; {cfg.mode} mode already ranks the choice "
+                        "labels (use --mode generate)")
     if cfg.extract_with and cfg.mode != "generate":
         raise EvalError(f"--extract-with reads generated answers; mode {cfg.mode!r} has none (use --mode generate)")
     # every benchmark read (and checked) before --out is touched and before the model loads
@@ -71,6 +74,7 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
         if cfg.mode not in caps.modes():
             raise EvalError(f"engine {getattr(engine, 'kind', '?')!r} cannot run {cfg.mode} mode"
                             + ("".join(f" ({n})" for n in caps.notes)) + f"; it can run: {', '.join(caps.modes())}")
+        check_letter_grammar(cfg, engine, caps)
         format_chat = getattr(engine, "format_chat", None)
         prepared = prepare_items(cfg, data_root, format_chat, caps, loaded)
         if judge_engine is None and cfg.extract_with:
@@ -87,6 +91,14 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
             summary, markdown = summarize(prepared, run, cfg, engine.usage() if hasattr(engine, "usage") else None)
             run.write_summary(summary, markdown)
             return run.path
+
+
+def check_letter_grammar(cfg: EvalConfig, engine, caps) -> None:
+    """--letter-grammar needs an engine that constrains generation per item (``supports.letter_grammar``)."""
+    if cfg.letter_grammar and not caps.letter_grammar:
+        raise EvalError(f"--letter-grammar: engine {getattr(engine, 'kind', '?')!r} cannot constrain answers to "
+                        "choice labels; use --engine llamacpp (GBNF grammar) or vllm (structured output), or "
+                        "drop --letter-grammar (letter mode ranks the labels on any engine)")
 
 
 def run_items(cfg: EvalConfig, prepared: Prepared, run: RunDir,

@@ -53,6 +53,7 @@ class EvalConfig:
     top_logprobs: int = 20  # letter mode through top-k log-probs: k
     samples: int = 1  # generate: answers sampled per item (seeds seed, seed+1, ...); scored by majority vote
     temperature: float = 0.0  # generate: 0 = greedy
+    letter_grammar: bool = False  # generate: each answer constrained to its item's choice labels (engine support)
 
 
 class EvalError(ValueError):

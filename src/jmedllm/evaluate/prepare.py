@@ -65,6 +65,10 @@ def _engine_input(prompt, format_chat: Callable | None, caps, question: Question
 
     if caps.chat and prompt.is_chat:
         value: Any = [dict(m) for m in prompt.messages]  # the API applies its own template; no assistant prefix
+    elif prompt.is_chat and question.images and format_chat is not None:
+        # an engine rendering its own template (a local vision-language model): the template places
+        # the images in the user turn; the text then travels with the files (with_images below)
+        value = format_chat(with_images(list(prompt.messages), question.images)) + prompt.assistant_prefix
     elif prompt.is_chat and format_chat is None:
         raise EvalError(f"prompt family {prompt.family!r} produces chat messages and this engine renders none "
                         "(no chat template, no chat endpoint): use a text family (alpaca, medpalm, terse) or a "

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from jmedllm.engine_outputs import generation_fields, letter_scores_from_top
 from jmedllm.evaluate.config import EvalConfig, EvalError
 from jmedllm.evaluate.prepare import PreparedItem
+from jmedllm.engines.base import LetterChoice
 from jmedllm.schema import ContinuationScore, GenerationParams, LoglikRequest, Question
 
 
@@ -25,12 +26,14 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
     if cfg.mode == "generate":
         params = GenerationParams(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed,
                                   temperature=cfg.temperature)
-        completions = engine.generate([it.prompt for it in chunk], params)
+        completions = engine.generate([it.prompt for it in chunk], params, **_letters(cfg, chunk))
         for it, c in zip(chunk, completions):
             records.append(base_record(it) | generation_fields(c) | {
                 "n_prompt_tokens": c.n_prompt_tokens, "truncated_tokens": c.truncated_tokens})
         return records
-    if any(not isinstance(it.prompt, str) for it in chunk):
+    caps = capabilities_of(engine)
+    if any(not isinstance(it.prompt, str) and (caps.chat or not caps.images) for it in chunk):
+        # (an engine rendering its own template takes image items as rendered text + image parts)
         raise EvalError(f"{cfg.mode} mode scores continuations of a text prompt; this engine was given chat messages "
                         "(use --mode generate, or letter mode through top log-probs)")
     requests = [LoglikRequest(it.prompt, tuple(c for group in it.continuations for c in group)) for it in chunk]
@@ -46,13 +49,33 @@ def _run_chunk(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[d
     return records
 
 
+def letter_choice(question: Question) -> LetterChoice | None:
+    """What a letter-only answer to ``question`` looks like: its labels, as many as it asks for
+    (one or more comma-separated; any number for select-all; every label for an ordering).
+    None for a numeric item (no labels: its answer stays free)."""
+    if question.is_numeric:
+        return None
+    labels = question.letters
+    if question.selection == "all":
+        return LetterChoice(labels, 1, None)
+    if question.selection == "order":
+        return LetterChoice(labels, len(labels), len(labels))
+    n = max(1, question.n_select)
+    return LetterChoice(labels, n, n)
+
+
+def _letters(cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> dict[str, Any]:
+    """``generate``'s ``letters=`` argument under --letter-grammar (each item its own labels), else nothing."""
+    return {"letters": [letter_choice(it.question) for it in chunk]} if cfg.letter_grammar else {}
+
+
 def _run_chunk_samples(engine, cfg: EvalConfig, chunk: Sequence[PreparedItem]) -> list[dict[str, Any]]:
     """``cfg.samples`` answers per item, sample k drawn with seed ``cfg.seed + k``."""
     per_item: list[list[dict]] = [[] for _ in chunk]
     for k in range(cfg.samples):
         params = GenerationParams(max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop), seed=cfg.seed + k,
                                   temperature=cfg.temperature)
-        for i, c in enumerate(engine.generate([it.prompt for it in chunk], params)):
+        for i, c in enumerate(engine.generate([it.prompt for it in chunk], params, **_letters(cfg, chunk))):
             per_item[i].append(generation_fields(c) | {"seed": cfg.seed + k})
     records = []
     for it, samples in zip(chunk, per_item):
