@@ -100,8 +100,6 @@ class HFGenerationMixin:
     def _generate_batch(
         self, batch: Sequence[tuple[int, list[int], int]], params: GenerationParams, prefix: tuple[int, ...] = ()
     ) -> list[Completion]:
-        from transformers import GenerationConfig
-
         p = len(prefix)
         ids, mask, _ = left_pad([b[1][p:] for b in batch], self.pad_id)
         extra: dict[str, Any] = {}
@@ -110,25 +108,7 @@ class HFGenerationMixin:
             ids = torch.cat([torch.tensor([prefix], dtype=torch.long).expand(len(batch), p), ids], dim=1)
             mask = torch.cat([torch.ones((len(batch), p), dtype=mask.dtype), mask], dim=1)
             extra[self._cache_kwarg] = self.prefix_cache.expand(layers, len(batch))
-        config = self._generation_config(params)
-        hf = self._hf_model
-        saved = hf.generation_config
-        # Model defaults fill every generate() option left unset; a neutral config in its place
-        # keeps decoding to exactly `params` (see generate's docstring).
-        hf.generation_config = GenerationConfig(
-            eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id
-        )
-        try:
-            with torch.inference_mode(), self._adapter_scope():
-                out = self.model.generate(
-                    input_ids=ids.to(self.device),
-                    attention_mask=mask.to(self.device),
-                    generation_config=config,
-                    tokenizer=self.tokenizer if params.stop else None,
-                    **extra,
-                )
-        finally:
-            hf.generation_config = saved
+        out = self._run_generate(params, input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **extra)
         new = out[:, ids.shape[1] :].cpu().tolist()
         steps = len(new[0]) if new else 0
         completions = [self._finish(tokens, prompt_ids, cut, params) for (_, prompt_ids, cut), tokens in zip(batch, new)]
@@ -138,6 +118,28 @@ class HFGenerationMixin:
         self.stats.tokens += sum(c.n_prompt_tokens + max(0, c.n_completion_tokens - 1) for c in completions)
         self.stats.generated_tokens += sum(c.n_completion_tokens for c in completions)
         return completions
+
+    def _run_generate(self, params: GenerationParams, **inputs: Any) -> torch.Tensor:
+        """``model.generate`` on ``inputs`` decoding exactly by ``params``.
+
+        Model defaults fill every generate() option left unset; a neutral generation config in
+        the model's place keeps decoding to ``params`` (see ``generate``'s docstring).
+        """
+        from transformers import GenerationConfig
+
+        config = self._generation_config(params)
+        hf = self._hf_model
+        saved = hf.generation_config
+        hf.generation_config = GenerationConfig(
+            eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id
+        )
+        try:
+            with torch.inference_mode(), self._adapter_scope():
+                return self.model.generate(
+                    **inputs, generation_config=config, tokenizer=self.tokenizer if params.stop else None
+                )
+        finally:
+            hf.generation_config = saved
 
     def _finish(self, tokens: list[int], prompt_ids: list[int], cut: int, params: GenerationParams) -> Completion:
         """Cut one generated row at EOS or the first stop string; count its tokens."""

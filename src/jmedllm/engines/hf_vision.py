@@ -164,24 +164,12 @@ class HFVisionMixin:
         return out  # type: ignore[return-value]
 
     def _generate_with_images(self, prompt: PromptInput, params: GenerationParams) -> Completion:
-        from transformers import GenerationConfig
-
         inputs = self._vision_inputs(*self._vision_text(prompt))
         n_prompt = inputs["input_ids"].shape[1]
         self._check_room(n_prompt + params.max_new_tokens, "a prompt with images plus max_new_tokens")
-        config = self._generation_config(params)
         if params.temperature > 0:
             torch.manual_seed(params.seed)
-        hf = self._hf_model
-        saved = hf.generation_config  # as for text prompts: decoding follows `params` only
-        hf.generation_config = GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id,
-                                                bos_token_id=config.bos_token_id)
-        try:
-            with torch.inference_mode(), self._adapter_scope():
-                out = self.model.generate(**inputs, generation_config=config,
-                                          tokenizer=self.tokenizer if params.stop else None)
-        finally:
-            hf.generation_config = saved
+        out = self._run_generate(params, **inputs)  # as for text prompts: decoding follows `params` only
         tokens = out[0, n_prompt:].tolist()
         self.stats.forward_passes += len(tokens)
         self.stats.tokens += n_prompt + max(0, len(tokens) - 1)
