@@ -52,7 +52,7 @@ def toy_questions(n: int, *, seed: int = 0, n_choices: int = 3, hint: bool = Tru
     return out
 
 
-def toy_format_examples(n: int, *, family: str = "alpaca", seed: int = 1) -> list[Any]:
+def toy_format_examples(n: int, *, family: str = "alpaca", seed: int = 1, n_choices: int = 3) -> list[Any]:
     """SFT examples teaching the answer *format* only: the toy prompts answered with a random letter."""
     import dataclasses
 
@@ -60,14 +60,15 @@ def toy_format_examples(n: int, *, family: str = "alpaca", seed: int = 1) -> lis
 
     rng = random.Random(seed)
     qs = [dataclasses.replace(q, answer=frozenset({rng.randrange(len(q.choices))}))
-          for q in toy_questions(n, seed=seed, hint=False)]
+          for q in toy_questions(n, seed=seed, n_choices=n_choices, hint=False)]
     return from_questions(qs, family=family, answer_style="letter")
 
 
 def stage_questions(stage: StageSpec, data_root: Path | None) -> tuple[list[Question], list[Path], list[dict[str, Any]]]:
     spec = stage.grpo
     if spec.toy > 0:
-        return toy_questions(spec.toy, seed=0), [], [{"toy": spec.toy}]
+        return (toy_questions(spec.toy, seed=0, n_choices=spec.toy_choices), [],
+                [{"toy": spec.toy, "toy_choices": spec.toy_choices}])
     if not spec.sources:
         raise UserError(f"stage {stage.name}: grpo.sources is empty (benchmarks), and grpo.toy is 0")
     from jmedllm.benchmarks import load_benchmark
