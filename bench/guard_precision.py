@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", type=Path, required=True)
     ap.add_argument("--split", choices=("tune", "held-out", "all"), default="all")
-    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--threshold", type=float, default=0.4)
     ap.add_argument("--generic-df", type=int, default=5)
     ap.add_argument("--min-informative", type=int, default=30)
     ap.add_argument("--choice-share", type=float, default=0.5)

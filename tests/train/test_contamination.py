@@ -229,18 +229,22 @@ def test_demo_drops_only_real_repeats(tmp_path, data_root, capsys):
         ("igakuqa:113E2", "igakuqa 116B10"), ("igakuqa:114F50", "igakuqa 116A24")]
 
 
-def test_demo_data_flags_only_real_repeats_and_catches_planted_items(data_root):
-    """IgakuQA 2018-2021 as training data vs the 2022 exam: the two flags are items that repeat a 2022
-    item (116B10: the same stem with four of five choices; 116A24: over half of its vignette); the 2022
-    items planted verbatim or with reordered choices are all caught (bench/guard_precision.py)."""
+def test_another_exam_as_training_data_is_clean_and_planted_items_are_all_caught(data_root):
+    """YakugakuQA (the pharmacist exam, standing in for the issue's dental exam used as training data: shared
+    drug-name choices, generic stems) raises no flag against the 2022 exam, the guard knowing nothing of it
+    (left out of the reference); the 2022 items planted verbatim or with reordered choices are all caught."""
     from jmedllm.benchmarks import load_benchmark
+    from jmedllm.train.contamination import reference_items
+    from jmedllm.train.guard_index import ItemIndex
 
     ja = list(load_benchmark("igakuqa:2022", data_root).questions)
     items = [EvalItem.from_question(q) for q in ja]
-    train = list(load_benchmark("igakuqa:2018-2021", data_root).questions)
-    records = [TrainingText(q.id, "\n".join([q.context or "", q.text, *q.choices])) for q in train]
-    flags = {(o.item_id, o.record) for o in check_contamination(records, items).overlaps}
-    assert flags == {("116B10", "113E2"), ("116A24", "114F50")}
+    reference = [r for r in reference_items(data_root) if r.benchmark != "yakugakuqa"]
+    index = ItemIndex(items, 13, 5, reference)
+    other = list(load_benchmark("yakugakuqa", data_root).questions)
+    records = [TrainingText(q.id, "\n".join([q.context or "", q.text, *q.choices])) for q in other]
+    report = check_contamination(records, items, index=index)
+    assert report.clean and report.records == len(other) > 4000, report.format()
     planted = [TrainingText(q.id, "前置き。" + q.text + "\n" + "\n".join(q.choices[::-1])) for q in ja if len(q.text) >= 40]
-    caught = {o.record for o in check_contamination(planted, items).overlaps if o.record == o.item_id}
+    caught = {o.record for o in check_contamination(planted, items, index=index).overlaps if o.record == o.item_id}
     assert len(caught) == len(planted) > 200

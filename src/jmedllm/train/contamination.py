@@ -10,20 +10,27 @@ choices, each a *segment*; its fingerprint is the set of character n-grams (``ng
 of every segment; a segment shorter than ``ngram`` is matched as a substring. The whole item is
 weighed, so that what many items share never flags one of them:
 
-- **informative** stem n-grams are those shared by fewer than ``generic_df`` (default 5)
-  evaluation items; generic phrasing (「この患者に投与すべきなのはどれか。」, "Which of the
-  following is the most likely diagnosis?") is left out of the stem's share;
-- **near**: at least ``threshold`` (default 0.5) of the stem's informative n-grams occur in the
-  record; a short stem (fewer than ``min_informative``, default 30, informative n-grams: about 40
-  characters) counts only with at least ``choice_share`` (0.5) of its choices. This is n-gram *containment* of
-  the item in the record, so a vignette copied into a long document is caught, and a lightly
-  edited one (another age, a swapped word, reordered choices: each edit breaks at most ``ngram``
-  n-grams) still shares most of its n-grams;
+- **informative** n-grams are those found in fewer than ``generic_df`` (default 5) exam items known
+  to the guard: the evaluation items and the *reference* items (``contamination.reference``: every
+  benchmark under the data root, other exams and years, both languages). Generic phrasing
+  (「この患者に投与すべきなのはどれか。」, "Which medication should be administered immediately?",
+  "Which of the following is not a cause of") and drug names that are choices in many items are
+  not evidence of a copy;
+- **near**: at least ``threshold`` (default 0.4) of the stem's informative n-grams *and* at least
+  ``threshold`` of the whole item's informative n-grams (stem and choices) occur in the record; a
+  short stem (fewer than ``min_informative``, default 30, informative n-grams) counts only with at
+  least ``choice_share`` (0.5) of its choices. So a short question shared word for word ("Which
+  statement made by a patient strongly suggests schizophrenia?") over other choices is another
+  item, while a vignette copied into a long document is caught, and a lightly edited one (another
+  age, a swapped word, reordered choices: each edit breaks at most ``ngram`` n-grams) still shares
+  most of its n-grams;
 - **exact**: every segment (stem and all choices) occurs in the normalised record, or a stem that
   passes the rule above occurs whole (at least ``min_exact_chars`` characters).
 
-Choices alone never flag (two exams share drug-name choice lists), nor does a generic stem alone;
-both thresholds were chosen from the measurements of ``bench/guard_precision.py`` (docs/training.md).
+Choices alone never flag (two exams share drug-name choice lists), nor does a generic stem alone.
+The thresholds were chosen on tune exams and checked on held-out ones with
+``bench/guard_precision.py`` (docs/training.md). Matching is within one language: a translated copy
+is caught when the exam's other-language edition is guarded too (``igakuqa-en`` beside ``igakuqa``).
 
 Items with no segment of ``ngram`` characters cannot be attributed to a record by text and are
 counted as unchecked in the report (never silently). The search uses an inverted index from
@@ -38,10 +45,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from jmedllm.errors import UserError
-from jmedllm.train.guard_index import ItemIndex, ngram_hashes, normalize_for_match
+from jmedllm.train.guard_index import ItemIndex, ReferenceTable, ngram_hashes, normalize_for_match
 
-__all__ = ["ContaminationError", "ContaminationReport", "EvalItem", "Overlap", "TrainingText", "check_contamination",
-           "evaluation_items", "ngram_hashes", "normalize_for_match", "reference_items"]
+__all__ = ["ContaminationError", "ContaminationReport", "EvalItem", "Overlap", "ReferenceTable", "TrainingText",
+           "check_contamination", "evaluation_items", "ngram_hashes", "normalize_for_match", "reference_items",
+           "reference_table"]
 
 @dataclass(frozen=True)
 class EvalItem:
@@ -140,12 +148,12 @@ def check_contamination(
     items: Sequence[EvalItem],
     *,
     ngram: int = 13,
-    threshold: float = 0.5,
+    threshold: float = 0.4,
     min_exact_chars: int = 20,
     generic_df: int = 5,
     min_informative: int = 30,
     choice_share: float = 0.5,
-    reference: Sequence[EvalItem] = (),
+    reference: Sequence[EvalItem] | ReferenceTable = (),
     index: ItemIndex | None = None,
 ) -> ContaminationReport:
     """Compare every training record with every evaluation item; return the overlaps found.
@@ -174,7 +182,7 @@ def check_contamination(
         benchmarks=sorted({i.benchmark for i in items}),
         settings={"ngram": ngram, "threshold": threshold, "min_exact_chars": min_exact_chars,
                   "generic_df": generic_df, "min_informative": min_informative, "choice_share": choice_share,
-                  "reference_items": len(reference),
+                  "reference_items": len(reference.members) if isinstance(reference, ReferenceTable) else len(reference),
                   "normalisation": "NFKC, casefold, letters and digits only"},
     )
     n_stem, n_whole = index.n_stem, index.n_stem + index.n_choice
@@ -252,3 +260,17 @@ def reference_items(data_root: Path, benchmarks: Sequence[str] | str = "all") ->
     if not specs:
         return []
     return evaluation_items(data_root, specs)[0]
+
+
+_TABLES: dict[tuple[str, str, int], ReferenceTable] = {}
+
+
+def reference_table(data_root: Path, benchmarks: Sequence[str] | str = "all", ngram: int = 13) -> ReferenceTable:
+    """The n-gram document frequencies of ``reference_items(data_root, benchmarks)``, read and hashed once
+    per process (the data root is read-only input; every later guard in the process reuses them)."""
+    key = (str(Path(data_root).resolve()), repr(benchmarks), ngram)
+    if key not in _TABLES:
+        if len(_TABLES) >= 2:
+            _TABLES.clear()
+        _TABLES[key] = ReferenceTable.build(reference_items(data_root, benchmarks), ngram)
+    return _TABLES[key]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 _NOT_WORD = re.compile(r"[\W_]+")  # everything but letters and digits: spaces, punctuation, symbols, controls
@@ -88,34 +89,44 @@ def _distinct(h: Any, o: Any) -> Any:
     return keep
 
 
-def document_frequency(keys: Any, items: Iterable[Any], n: int) -> Any:
-    """For each hash of the sorted unique array ``keys``: in how many of ``items`` it occurs."""
-    import numpy as np
+@dataclass(frozen=True)
+class ReferenceTable:
+    """Document frequencies of the n-grams of a collection of exam items: ``keys`` (sorted unique
+    hashes), ``counts`` (how many items hold each), and the ``members`` counted, by (benchmark, item id)."""
 
-    texts: list[str] = []
-    owner: list[int] = []
-    for i, item in enumerate(items):
-        for seg in item_segments(item):
-            if len(seg) >= n:
-                texts.append(seg)
-                owner.append(i)
-    df = np.zeros(len(keys), dtype=np.int64)
-    if not texts or not len(keys):
-        return df
-    hashes, seg = segment_ngrams(texts, n)
-    # A bit table on the low 22 bits of the hashes discards most n-grams before the binary search.
-    table = np.zeros(1 << 22, dtype=bool)
-    table[keys & ((1 << 22) - 1)] = True
-    wanted = np.flatnonzero(table[hashes & ((1 << 22) - 1)])
-    pos = np.minimum(np.searchsorted(keys, hashes[wanted]), len(keys) - 1)
-    wanted = wanted[keys[pos] == hashes[wanted]]
-    hashes, owners = hashes[wanted], np.asarray(owner, dtype=np.int64)[seg[wanted]]
-    order = np.lexsort((owners, hashes))
-    hashes, owners = hashes[order], owners[order]
-    hashes = hashes[_distinct(hashes, owners)]
-    found, counts = np.unique(hashes, return_counts=True)
-    df[np.searchsorted(keys, found)] = counts
-    return df
+    n: int
+    keys: Any
+    counts: Any
+    members: frozenset
+
+    @classmethod
+    def build(cls, items: Iterable[Any], n: int) -> "ReferenceTable":
+        import numpy as np
+
+        texts: list[str] = []
+        owner: list[int] = []
+        members = set()
+        for i, item in enumerate(items):
+            members.add((getattr(item, "benchmark", None), getattr(item, "item_id", None)))
+            for seg in item_segments(item):
+                if len(seg) >= n:
+                    texts.append(seg)
+                    owner.append(i)
+        hashes, seg = segment_ngrams(texts, n)
+        owners = np.asarray(owner, dtype=np.int64)[seg] if len(seg) else np.zeros(0, dtype=np.int64)
+        order = np.lexsort((owners, hashes))
+        hashes, owners = hashes[order], owners[order]
+        keys, counts = np.unique(hashes[_distinct(hashes, owners)], return_counts=True)
+        return cls(n, keys, counts, frozenset(members))
+
+    def frequency(self, keys: Any) -> Any:
+        """How many of the table's items hold each of ``keys``."""
+        import numpy as np
+
+        if not len(self.keys):
+            return np.zeros(len(keys), dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[pos] == keys, self.counts[pos], 0)
 
 
 class ItemIndex:
@@ -128,7 +139,8 @@ class ItemIndex:
     evaluation items are not counted twice). ``generic_df`` 0: every n-gram is informative.
     """
 
-    def __init__(self, items: Sequence[Any], n: int, generic_df: int = 0, reference: Sequence[Any] = ()):
+    def __init__(self, items: Sequence[Any], n: int, generic_df: int = 0,
+                 reference: "Sequence[Any] | ReferenceTable" = ()):
         import numpy as np
 
         self.n = n
@@ -169,11 +181,16 @@ class ItemIndex:
         first = _distinct(hashes, owners)
         self.keys, self.owners, is_stem = hashes[first], owners[first], is_stem[first]
         self.n_grams = np.bincount(self.owners, minlength=size)
-        self.unique_keys, inverse, df = np.unique(self.keys, return_inverse=True, return_counts=True)
+        self.unique_keys, inverse = np.unique(self.keys, return_inverse=True)
         if generic_df > 0:
-            own = {(getattr(it, "benchmark", None), getattr(it, "item_id", None)) for it in self.items}
-            others = [r for r in reference if (getattr(r, "benchmark", None), getattr(r, "item_id", None)) not in own]
-            df = df + document_frequency(self.unique_keys, others, n)
+            # Items holding the n-gram, among the reference and evaluation items (each counted once).
+            table = reference if isinstance(reference, ReferenceTable) else ReferenceTable.build(reference, n)
+            if table.n != n:
+                raise ValueError(f"reference table of {table.n}-grams for an index of {n}-grams")
+            outside = np.array([(getattr(it, "benchmark", None), getattr(it, "item_id", None)) not in table.members
+                                for it in self.items], dtype=bool)
+            df = table.frequency(self.unique_keys) + np.bincount(inverse[outside[self.owners]],
+                                                                 minlength=len(self.unique_keys))
             informative = (df < generic_df)[inverse]
         else:
             informative = np.ones(len(self.keys), dtype=bool)

@@ -127,7 +127,7 @@ class ContaminationSpec:
     benchmarks: str | list[str] = "all"  # "all": every registered benchmark found under the data root
     exclude: list[str] = field(default_factory=list)
     ngram: int = 13  # characters per n-gram (after normalisation)
-    threshold: float = 0.5  # share of an item's n-grams found in one training record
+    threshold: float = 0.4  # share of an item's informative n-grams (stem, and whole item) found in one training record
     min_exact_chars: int = 20  # shortest normalised question stem that counts alone as an exact match
     generic_df: int = 5  # an n-gram found in this many exam items (evaluation + reference) is phrasing (0: none)
     reference: str | list[str] = "all"  # exam items that teach the guard phrasing: "all" under the data root, a list, or []
