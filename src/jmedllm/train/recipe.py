@@ -298,6 +298,8 @@ RANGES: dict[tuple[str, str], tuple[Any, str]] = {
     ("lora", "dropout"): _RATIO,
     ("corpus", "block_size"): (lambda v: v >= 2, ">= 2"),
     ("instructions", "max_length"): (lambda v: v >= 2, ">= 2"),
+    ("grpo", "toy"): _NON_NEGATIVE,
+    ("grpo", "toy_choices"): (lambda v: 2 <= v <= 12, "in [2, 12] (the toy has 12 words)"),
 }
 _CONTAMINATION_RANGES: dict[str, tuple[Any, str]] = {
     "ngram": _AT_LEAST_1,
