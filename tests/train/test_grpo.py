@@ -47,11 +47,11 @@ def test_toy_task_is_balanced_and_marked():
     qs = toy_questions(6, n_choices=3)
     assert [min(q.answer) for q in qs] == [0, 1, 2] * 2
     assert all(q.choices[min(q.answer)].startswith("★") and sum(c.startswith("★") for c in q.choices) == 1 for q in qs)
-    assert toy_prompt(qs[1]) == "問題：★の付いた選択肢を選べ。\na. りんご\nb. ★みかん\nc. ぶどう\n答え（b）："
+    assert toy_prompt(qs[1]) == "問題：★の付いた選択肢を選べ。\na. りんご\nb. ★みかん\nc. ぶどう\n答え：★ b"
     # the format examples state the marked letter as the prompts do, but answer a random letter
     examples = toy_format_examples(40, seed=1)
     assert {e.completion for e in examples} == {"a", "b"}
-    assert sum(e.prompt.endswith(f"（{e.completion}）：") for e in examples) not in (0, 40)
+    assert sum(e.prompt.endswith(f"★ {e.completion}") for e in examples) not in (0, 40)
 
 
 @pytest.fixture(scope="module")
