@@ -8,10 +8,10 @@ training GPUs, ``server`` talks to ``trl vllm-serve``) when vLLM is installed an
 present, or as asked by ``grpo.use_vllm``; otherwise the HF model's ``generate``.
 
 The learnable toy task (``grpo.toy: N``) proves the loop on a CPU, not medicine: each item lists
-the same words (``grpo.toy_choices``), one marked with ★, and asks for it; the answer header states
-the marked letter (:func:`toy_prompt`). A tiny model that first learnt the answer format (a letter)
-with random letters (``toy_format_examples``, an SFT stage) starts at chance and ignores the stated
-letter; GRPO teaches it to read the letter, and the reward rises (tests/train/test_grpo.py).
+the same words (``grpo.toy_choices``), one marked with ★, and asks for it; the prompt ends with the
+mark and the marked letter (:func:`toy_prompt`). A tiny model first taught the answer format (a
+letter) with random letters (``toy_format_examples``, an SFT run) is never taught to answer the
+stated letter; GRPO teaches it, and the reward rises (tests/train/test_grpo.py, docs/training.md).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def toy_prompt(question: Question) -> str:
 
 def toy_format_examples(n: int, *, seed: int = 1, n_choices: int = 2) -> list[Any]:
     """SFT examples teaching the answer *format* only: the toy prompts answered with a random letter
-    (a model trained on them answers a letter, at chance, whatever the prompt states)."""
+    (a model trained on them answers a letter, without being taught to answer the stated one)."""
     from jmedllm.schema import LETTERS
     from jmedllm.train.instructions import InstructionExample
 
