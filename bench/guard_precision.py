@@ -1,24 +1,34 @@
-"""Precision and recall of the contamination guard, measured on real exam items.
+"""Recall and false flags of the contamination guard, measured on real exam items, tune and held-out.
 
-    PYTHONPATH=src python bench/guard_precision.py --data-root ../shared/data [--generic-df 5 --threshold 0.5]
+    PYTHONPATH=src python bench/guard_precision.py --data-root ../shared/data [--split tune|held-out|all]
+        [--generic-df 5 --threshold 0.5 --min-informative 30 --choice-share 0.5] [--show 10]
 
-Evaluation set: IgakuQA 2022 (the 116th exam), as in the demo.
+Each *setting* is an evaluation exam and the real exams used as training data against it:
 
-Recall: every 2022 item with a stem of at least 40 characters is planted into a training record
-(after an unrelated paragraph) with graded edits:
+  tune      IgakuQA 2022 (ja)  vs IgakuQA 2018-2021 (ja), YakugakuQA 2012-2024 (the pharmacist exam,
+                                  standing in for another licensing exam used as training data, such as a
+                                  dental exam: shared drug names, generic stems)
+            IgakuQA 2022 (en)  vs IgakuQA 2018-2021 (en)   (the exam's English edition: English generic stems)
+  held-out  IgakuQA 2025 (ja, the 119th exam)  vs IgakuQA 2018-2022 (ja)
+            MedQA-USMLE test (en)               vs MMLU medical subjects, MedMCQA dev (en)
+            YakugakuQA 2024 (ja)                vs YakugakuQA 2012-2023 (ja)
+
+The thresholds were chosen on the tune settings only; the held-out ones were run afterwards.
+
+Recall: every evaluation item with a stem of at least 40 characters is planted into its own training
+record (after an unrelated sentence) with graded edits:
   verbatim        stem and choices as written;
   reordered       choices in reverse order, relabelled;
-  edited_stem     every number changed, the first and last sentences of the stem swapped, choices kept;
+  edited_stem     every number changed (+1), the first and the next-to-last sentences swapped, choices kept;
   stem_only       the stem alone, no choices (a vignette copied into a corpus);
-  translated      the item's English translation (IgakuQA's own machine translation).
-False flags: real items that are not duplicates of a 2022 item --
-  IgakuQA 2018-2021 (four other exams: generic stems, shared drug-name choice lists) as training data;
-  YakugakuQA 2012-2024 (the pharmacist exam, standing in for another licensing exam, e.g. a dental
-  exam used as training data: shared drug names, generic stems).
-  recombined: a short 2022 stem followed by another 2022 item's choices, and a 2022 item's choices
-  under another item's stem (non-duplicates by construction: a shared stem, a shared choice list).
-Every flag on these is listed with its stem share and choice share, so the reader can judge whether
-it is a true repeat across years; the figure reported is flags per 1,000 training items.
+  translated      (IgakuQA 2022 only) the item's English edition, checked against the Japanese exam alone
+                  (cross-language matching is not supported) and against the exam with its English
+                  edition guarded too, as the demo does.
+False flags: every item of the training exams is a record; a flag is a record matched to an evaluation
+item. These are real items from other exams or years, mostly not duplicates; every flag is listed with
+its stem share, whole-item share and choice share so that the reader can judge whether it is a true
+repeat. The guard's reference items (what teaches it generic phrasing: every benchmark under the data
+root) leave out the training exam's own items here, as for a user's exam the guard has never seen.
 """
 
 from __future__ import annotations
@@ -27,58 +37,128 @@ import argparse
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+FILLER = {"ja": "高血圧の治療では生活習慣の改善が基本となる。", "en": "Lifestyle change is the basis of treating hypertension."}
 
-def planted_records(items_ja, items_en):
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    split: str
+    evaluation: tuple[str, ...]
+    language: str
+    training: tuple[tuple[str, str], ...]  # (name, benchmark spec)
+    translation: str | None = None  # the evaluation exam's English edition, for the translated plant
+
+
+SETTINGS = (
+    Setting("IgakuQA 2022 (ja)", "tune", ("igakuqa:2022",), "ja",
+            (("IgakuQA 2018-2021 (ja)", "igakuqa:2018-2021"), ("YakugakuQA 2012-2024 (ja)", "yakugakuqa")),
+            translation="igakuqa-en:2022"),
+    Setting("IgakuQA 2022 (en)", "tune", ("igakuqa-en:2022",), "en",
+            (("IgakuQA 2018-2021 (en)", "igakuqa-en:2018-2021"),)),
+    Setting("IgakuQA 2025 (ja)", "held-out", ("igakuqa119",), "ja",
+            (("IgakuQA 2018-2022 (ja)", "igakuqa"),)),
+    Setting("MedQA-USMLE test (en)", "held-out", ("medqa",), "en",
+            (("MMLU medical (en)", "mmlu-med"), ("MedMCQA dev (en)", "medmcqa"))),
+    Setting("YakugakuQA 2024 (ja)", "held-out", ("yakugakuqa:2024",), "ja",
+            (("YakugakuQA 2012-2023 (ja)", "yakugakuqa:2012-2023"),)),
+)
+
+
+def lettered(stem: str, choices) -> str:
+    return stem + "\n" + "\n".join(f"{'abcdefgh'[i]}. {c}" for i, c in enumerate(choices))
+
+
+def edited(stem: str) -> str:
+    """Every number +1, the first and the next-to-last sentences swapped (when there are three or more)."""
+    sentences = [s for s in re.split(r"(?<=[。.?!])\s*", stem) if s]
+    if len(sentences) >= 3:
+        sentences[0], sentences[-2] = sentences[-2], sentences[0]
+    joined = ("" if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", stem) else " ").join(sentences)
+    return re.sub(r"\d+", lambda m: str(int(m.group()) + 1), joined)
+
+
+def planted_records(questions, language: str, translation=None):
     from jmedllm.train.contamination import TrainingText
 
-    filler = "高血圧の治療では生活習慣の改善が基本となる。"
-    en_by_id = {q.id: q for q in items_en}
-    out: dict[str, list] = {k: [] for k in ("verbatim", "reordered", "edited_stem", "stem_only", "translated")}
-    for q in items_ja:
-        if len(q.text) < 40 or not q.choices:
+    filler = FILLER[language]
+    out: dict[str, list] = {k: [] for k in ("verbatim", "reordered", "edited_stem", "stem_only")}
+    translated = []
+    en = {q.id: q for q in translation or ()}
+    for q in questions:
+        stem = ((q.context or "") + "\n" + q.text).strip()
+        if len(stem) < 40 or not q.choices:
             continue
-
-        def item(stem, choices):
-            return filler + "\n" + stem + "\n" + "\n".join(f"{'abcdefgh'[i]}. {c}" for i, c in enumerate(choices))
-
-        out["verbatim"].append(TrainingText(q.id, item(q.text, q.choices)))
-        out["reordered"].append(TrainingText(q.id, item(q.text, q.choices[::-1])))
-        sentences = [s for s in re.split(r"(?<=。)", q.text) if s]
-        if len(sentences) >= 3:
-            sentences[0], sentences[-2] = sentences[-2], sentences[0]
-        edited = re.sub(r"\d+", lambda m: str(int(m.group()) + 1), "".join(sentences))
-        out["edited_stem"].append(TrainingText(q.id, item(edited, q.choices)))
-        out["stem_only"].append(TrainingText(q.id, filler + q.text))
-        if q.id in en_by_id:
-            e = en_by_id[q.id]
-            out["translated"].append(TrainingText(q.id, item(e.text, e.choices)))
-    return out
+        out["verbatim"].append(TrainingText(q.id, filler + "\n" + lettered(stem, q.choices)))
+        out["reordered"].append(TrainingText(q.id, filler + "\n" + lettered(stem, q.choices[::-1])))
+        out["edited_stem"].append(TrainingText(q.id, filler + "\n" + lettered(edited(stem), q.choices)))
+        out["stem_only"].append(TrainingText(q.id, filler + "\n" + stem))
+        if q.id in en:
+            e = en[q.id]
+            translated.append(TrainingText(q.id, FILLER["en"] + "\n" + lettered(((e.context or "") + "\n" + e.text).strip(),
+                                                                                e.choices)))
+    return out, translated
 
 
-def recombined_records(items_ja):
-    """Real texts recombined into non-duplicates: a short stem with another item's choices, and an
-    item's choices under another item's stem (what a different exam shares with this one)."""
+def as_records(questions):
     from jmedllm.train.contamination import TrainingText
 
-    with_choices = [q for q in items_ja if q.choices]
-    out = {"same_stem_other_choices": [], "same_choices_other_stem": []}
-    for k, q in enumerate(with_choices):
-        other = with_choices[(k + 7) % len(with_choices)]
-        if len(q.text) < 40:
-            out["same_stem_other_choices"].append(TrainingText(q.id, q.text + "\n" + "\n".join(other.choices)))
-        out["same_choices_other_stem"].append(TrainingText(q.id, other.text + "\n" + "\n".join(q.choices)))
-    return out
+    return [TrainingText(f"{q.benchmark}:{q.id}", "\n".join([q.context or "", q.text, *q.choices])) for q in questions]
+
+
+def measure(setting: Setting, root: Path, reference, kw: dict, show: int) -> dict:
+    from jmedllm.benchmarks import load_benchmark
+    from jmedllm.train.contamination import EvalItem, check_contamination
+    from jmedllm.train.guard_index import ItemIndex
+
+    settings = {k: kw[k] for k in ("threshold", "min_informative", "choice_share")}
+    questions = [q for spec in setting.evaluation for q in load_benchmark(spec, root).questions]
+    items = [EvalItem.from_question(q) for q in questions]
+    translation = list(load_benchmark(setting.translation, root).questions) if setting.translation else None
+    index = ItemIndex(items, 13, kw["generic_df"], reference)
+    result: dict = {"setting": setting.name, "split": setting.split, "items": len(items), "recall": {}, "false": {}}
+    print(f"\n== {setting.name} [{setting.split}]: {len(items)} evaluation items")
+    planted, translated = planted_records(questions, setting.language, translation)
+    for kind, records in planted.items():
+        report = check_contamination(records, items, generic_df=kw["generic_df"], index=index, **settings)
+        caught = {o.record for o in report.overlaps if o.item_id == o.record}
+        result["recall"][kind] = (len(caught), len(records))
+        print(f"  recall {kind:12s} {len(caught):5d} / {len(records):5d}  ({100 * len(caught) / max(1, len(records)):.1f} %)")
+    if translated:
+        report = check_contamination(translated, items, generic_df=kw["generic_df"], index=index, **settings)
+        caught = {o.record for o in report.overlaps if o.item_id == o.record}
+        result["recall"]["translated (Japanese exam alone)"] = (len(caught), len(translated))
+        print(f"  recall translated, Japanese exam alone         {len(caught):5d} / {len(translated):5d}")
+        both = items + [EvalItem.from_question(q) for q in translation]
+        report = check_contamination(translated, both, generic_df=kw["generic_df"], reference=reference, **settings)
+        caught = {o.record for o in report.overlaps if o.item_id == o.record}
+        result["recall"]["translated (English edition guarded too)"] = (len(caught), len(translated))
+        print(f"  recall translated, English edition guarded too {len(caught):5d} / {len(translated):5d}")
+    for name, spec in setting.training:
+        train = list(load_benchmark(spec, root).questions)
+        own = {(q.benchmark, q.id) for q in train}
+        ref = [r for r in reference if (r.benchmark, r.item_id) not in own]
+        report = check_contamination(as_records(train), items, generic_df=kw["generic_df"], reference=ref, **settings)
+        flagged = sorted({o.record for o in report.overlaps})
+        result["false"][name] = (len(flagged), len(train))
+        print(f"  flags  {name:26s} {len(flagged):4d} of {len(train):5d} training items "
+              f"({1000 * len(flagged) / len(train):.1f} per 1,000)")
+        for o in report.overlaps[:show]:
+            print(f"      {o.kind:5s} stem {o.score:.2f} item {o.item:.2f} choices {o.choices:.2f}  "
+                  f"{o.item_id} <- {o.record}  [{o.question[:50]}]")
+    return result
 
 
 def main(argv=None) -> int:
-    from jmedllm.benchmarks import load_benchmark
-    from jmedllm.train.contamination import EvalItem, TrainingText, check_contamination
+    from jmedllm.train.contamination import reference_items
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", type=Path, required=True)
-    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--split", choices=("tune", "held-out", "all"), default="all")
+    ap.add_argument("--threshold", type=float, default=0.4)
     ap.add_argument("--generic-df", type=int, default=5)
     ap.add_argument("--min-informative", type=int, default=30)
     ap.add_argument("--choice-share", type=float, default=0.5)
@@ -86,37 +166,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     kw = dict(threshold=args.threshold, generic_df=args.generic_df, min_informative=args.min_informative,
               choice_share=args.choice_share)
-
     t0 = time.perf_counter()
-    ja = list(load_benchmark("igakuqa:2022", args.data_root).questions)
-    en = list(load_benchmark("igakuqa-en:2022", args.data_root).questions)
-    items = [EvalItem.from_question(q) for q in ja]
-    print(f"evaluation items: {len(items)} (IgakuQA 2022); settings {kw}")
-
-    print("\nrecall on planted items (each planted once, in its own record):")
-    for kind, records in planted_records(ja, en).items():
-        report = check_contamination(records, items, **kw)
-        caught = {o.record for o in report.overlaps if o.item_id == o.record}
-        print(f"  {kind:12s} {len(caught):4d} / {len(records):4d} caught  ({100 * len(caught) / max(1, len(records)):.1f} %)")
-
-    print("\nfalse flags on recombined real texts (not duplicates by construction):")
-    for kind, records in recombined_records(ja).items():
-        report = check_contamination(records, items, **kw)
-        wrong = {o.record for o in report.overlaps if o.item_id == o.record}
-        print(f"  {kind:24s} {len(wrong):4d} / {len(records):4d} flagged")
-
-    print("\nfalse flags on real items of other exams (training data):")
-    for name, spec in (("IgakuQA 2018-2021", "igakuqa:2018-2021"), ("YakugakuQA 2012-2024", "yakugakuqa")):
-        qs = list(load_benchmark(spec, args.data_root).questions)
-        records = [TrainingText(f"{q.benchmark}:{q.id}", "\n".join(
-            [q.context or "", q.text, *q.choices])) for q in qs]
-        report = check_contamination(records, items, **kw)
-        flagged = sorted({o.record for o in report.overlaps})
-        print(f"  {name:22s} {len(qs):5d} items, {len(flagged):3d} flagged "
-              f"({1000 * len(flagged) / len(qs):.1f} per 1,000)")
-        for o in report.overlaps[: args.show]:
-            print(f"      {o.kind:5s} stem {o.score:.2f} choices {o.choices:.2f}  {o.item_id} <- {o.record}  "
-                  f"[{o.question[:40]}]")
+    reference = reference_items(args.data_root, "all")
+    print(f"settings {kw}; reference: {len(reference)} items of every benchmark under the data root")
+    for setting in SETTINGS:
+        if args.split in ("all", setting.split):
+            measure(setting, args.data_root, reference, kw, args.show)
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     return 0
 

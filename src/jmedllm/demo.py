@@ -63,7 +63,7 @@ def build_instruction_file(settings: DemoSettings) -> tuple[Path, int, int]:
     """IgakuQA 2018-2021 as instruction data, minus every record the guard finds overlapping
     the evaluation exam (IgakuQA repeats some stems across years). Returns (file, kept, dropped)."""
     from jmedllm.benchmarks import load_benchmark
-    from jmedllm.train.contamination import TrainingText, check_contamination, evaluation_items
+    from jmedllm.train.contamination import TrainingText, check_contamination, evaluation_items, reference_table
     from jmedllm.train.instructions import from_questions, write_instructions
 
     examples = []
@@ -76,7 +76,9 @@ def build_instruction_file(settings: DemoSettings) -> tuple[Path, int, int]:
         # letter answers: the form SFT should teach (one letter, then stop) is the demo's measure
         examples += from_questions(questions, family="terse", answer_style="letter")
     items, _, _ = evaluation_items(settings.data_root, list(EVAL_BENCHMARKS))
-    report = check_contamination([TrainingText(ex.id, ex.text()) for ex in examples], items)
+    # every exam under the data root teaches the guard what generic exam phrasing is
+    report = check_contamination([TrainingText(ex.id, ex.text()) for ex in examples], items,
+                                 reference=reference_table(settings.data_root))
     overlapping = {o.record for o in report.overlaps}
     for o in report.overlaps:
         _say("2/5", f"dropped training item {o.record}: {o.kind} overlap ({o.score:.2f}) with {o.benchmark} "

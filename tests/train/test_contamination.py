@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -137,18 +138,113 @@ def test_error_carries_the_report():
     assert err.report is report and "112A1" in str(err) and "f.txt:3" in str(err) and "--allow-overlap" in str(err)
 
 
-def test_demo_data_flags_only_real_repeats_and_catches_planted_items(data_root):
-    """IgakuQA 2018-2021 as training data vs the 2022 exam: the two flags are items that repeat a 2022
-    item (116B10: the same stem with four of five choices; 116A24: over half of its vignette); the 2022
-    items planted verbatim or with reordered choices are all caught (bench/guard_precision.py)."""
+# Hand-written English items (not from any exam) in the shape of a licensing exam's.
+GENERIC = "Which medication should be administered immediately?"
+VIGNETTES = [
+    "A 64-year-old man is brought to the emergency department with crushing chest pain that began an hour ago.",
+    "A 23-year-old woman collapses after a bee sting at a picnic; her lips are swollen and she is wheezing.",
+    "A 71-year-old woman with heart failure has a pulse of 38 per minute and feels faint when she stands up.",
+    "A 30-year-old primigravid woman at 35 weeks has a blood pressure of 168/110 mmHg and a generalized seizure.",
+    "A 45-year-old man on dialysis has peaked T waves and a serum potassium of 7.4 mEq/L.",
+    "A 5-year-old boy has a barking cough, inspiratory stridor and a temperature of 38.4 degrees Celsius.",
+]
+DRUGS = ("Dopamine", "Atropine", "Adrenaline", "Magnesium sulfate", "Calcium gluconate")
+
+
+def test_generic_english_stem_with_another_vignette_and_choices_does_not_flag():
+    """The evaluation item is the generic question alone (its vignette is in an image); a training item asks
+    the same question after another vignette, with other choices, one drug in common."""
+    item = EvalItem("exam", "2022-C67", GENERIC, DRUGS)
+    record = TrainingText("train.jsonl:1", VIGNETTES[3] + " Which medication should be administered? "
+                          "a. Loop diuretic b. Magnesium sulfate c. Nifedipine d. Diazepam e. Furosemide")
+    # Other exams ask it too: the reference items teach the guard that this stem is phrasing.
+    reference = [EvalItem("other-exam", f"r{i}", v + " " + GENERIC, DRUGS[i % 5:] + DRUGS[:i % 5])
+                 for i, v in enumerate(VIGNETTES)]
+    assert check_contamination([record], [item], reference=reference).clean
+    # Without a reference the stem's n-grams look specific and the shared question is taken for a copy.
+    (o,) = check_contamination([record], [item]).overlaps
+    assert o.kind == "near" and o.choices == 0.2
+    # A copy of the item itself is still caught, reference or not, with reordered choices and other spacing.
+    copy = TrainingText("train.jsonl:2", "Q. which medication should be administered  immediately ?\n" +
+                        "\n".join(f"({c}) {d}" for c, d in zip("abcde", DRUGS[::-1])))
+    assert [(o.record, o.kind) for o in check_contamination([copy], [item], reference=reference).overlaps] == [
+        ("train.jsonl:2", "exact")]
+
+
+def test_short_topic_stem_beside_other_choices_does_not_flag():
+    """Same topic, same short question, other choices: another item, even with no reference (whole-item rule)."""
+    item = EvalItem("exam", "2022-D2", "Which statement made by a patient strongly suggests schizophrenia?",
+                    ('"My thoughts are broadcast on the radio to everyone in town."',
+                     '"I keep washing my hands because they never feel clean enough."',
+                     '"I am afraid of having a panic attack on a crowded train."',
+                     '"I cannot speak in front of my colleagues because I blush."',
+                     '"I have not slept for three days and I feel full of energy."'))
+    record = TrainingText("train.jsonl:9", "Which of the following statements made by a patient strongly suggests "
+                          "schizophrenia? a. \"A voice comments on everything I do.\" b. \"I check the stove ten times "
+                          "before leaving.\" c. \"I feel sad every morning.\" d. \"I drink to calm my nerves.\" "
+                          "e. \"I worry about my health all day.\"")
+    report = check_contamination([record], [item])
+    assert report.clean, report.format()
+    # The same record with the item's own choices is the item, lightly edited: near.
+    copy = TrainingText("train.jsonl:10", "Which of the following statements made by a patient strongly suggests "
+                        "schizophrenia? " + " ".join(item.choices))
+    assert [o.kind for o in check_contamination([copy], [item]).overlaps] == ["near"]
+
+
+def test_planted_english_vignette_with_an_edit_is_near():
+    stem = (VIGNETTES[0] + " He has smoked a pack a day for 40 years. His blood pressure is 92/60 mmHg and an "
+            "electrocardiogram shows ST elevation in leads II, III and aVF. " + GENERIC)
+    item = EvalItem("exam", "q", stem, DRUGS)
+    reference = [EvalItem("other-exam", f"r{i}", v + " " + GENERIC, DRUGS) for i, v in enumerate(VIGNETTES[1:])]
+    edited = stem.replace("64-year-old", "66-year-old").replace("92/60", "90/58")
+    report = check_contamination([TrainingText("synth:1", "Practice case.\n" + edited)], [item], reference=reference)
+    (o,) = report.overlaps
+    assert o.kind == "near" and o.score >= 0.5 and o.item >= 0.5
+
+
+def test_translated_item_is_caught_through_the_guarded_english_edition(data_root):
+    """Cross-language matching is not supported: a translation is caught when the exam's English edition is guarded
+    (as the demo guards igakuqa-en:2022 beside igakuqa:2022), and not by the Japanese exam alone."""
     from jmedllm.benchmarks import load_benchmark
+
+    ja = [EvalItem.from_question(q) for q in load_benchmark("igakuqa:2022", data_root).questions]
+    en = {q.id: q for q in load_benchmark("igakuqa-en:2022", data_root).questions}
+    q = en["116A30"]
+    planted = TrainingText("mt.jsonl:1", q.text + "\n" + "\n".join(q.choices))
+    assert check_contamination([planted], ja).clean
+    both = ja + [EvalItem.from_question(e) for e in en.values()]
+    assert [(o.benchmark, o.item_id) for o in check_contamination([planted], both).overlaps] == [("igakuqa-en", "116A30")]
+
+
+def test_demo_drops_only_real_repeats(tmp_path, data_root, capsys):
+    """The demo's training data (IgakuQA 2018-2021, Japanese and English) against its evaluation exam (2022, both
+    languages): the guard drops the two items that repeat a 2022 item (113E2: 116B10's stem with four of its five
+    choices; 114F50: over half of 116A24's vignette) and nothing for a generic stem or a shared choice list."""
+    from jmedllm.demo import DemoSettings, build_instruction_file
+
+    _, kept, dropped = build_instruction_file(DemoSettings(out=tmp_path, data_root=data_root))
+    said = capsys.readouterr().err
+    assert dropped == 2 and kept > 3000
+    assert sorted(re.findall(r"dropped training item (\S+): \w+ overlap \([0-9.]+\) with (\S+ \S+)", said)) == [
+        ("igakuqa:113E2", "igakuqa 116B10"), ("igakuqa:114F50", "igakuqa 116A24")]
+
+
+def test_another_exam_as_training_data_is_clean_and_planted_items_are_all_caught(data_root):
+    """YakugakuQA (the pharmacist exam, standing in for the issue's dental exam used as training data: shared
+    drug-name choices, generic stems) raises no flag against the 2022 exam, the guard knowing nothing of it
+    (left out of the reference); the 2022 items planted verbatim or with reordered choices are all caught."""
+    from jmedllm.benchmarks import load_benchmark
+    from jmedllm.train.contamination import reference_items
+    from jmedllm.train.guard_index import ItemIndex
 
     ja = list(load_benchmark("igakuqa:2022", data_root).questions)
     items = [EvalItem.from_question(q) for q in ja]
-    train = list(load_benchmark("igakuqa:2018-2021", data_root).questions)
-    records = [TrainingText(q.id, "\n".join([q.context or "", q.text, *q.choices])) for q in train]
-    flags = {(o.item_id, o.record) for o in check_contamination(records, items).overlaps}
-    assert flags == {("116B10", "113E2"), ("116A24", "114F50")}
+    reference = [r for r in reference_items(data_root) if r.benchmark != "yakugakuqa"]
+    index = ItemIndex(items, 13, 5, reference)
+    other = list(load_benchmark("yakugakuqa", data_root).questions)
+    records = [TrainingText(q.id, "\n".join([q.context or "", q.text, *q.choices])) for q in other]
+    report = check_contamination(records, items, index=index)
+    assert report.clean and report.records == len(other) > 4000, report.format()
     planted = [TrainingText(q.id, "前置き。" + q.text + "\n" + "\n".join(q.choices[::-1])) for q in ja if len(q.text) >= 40]
-    caught = {o.record for o in check_contamination(planted, items).overlaps if o.record == o.item_id}
+    caught = {o.record for o in check_contamination(planted, items, index=index).overlaps if o.record == o.item_id}
     assert len(caught) == len(planted) > 200

@@ -8,7 +8,7 @@ import pytest
 
 from jmedllm.schema import Question
 from jmedllm.train import load_recipe
-from jmedllm.train.grpo import run_grpo, toy_questions
+from jmedllm.train.grpo import run_grpo, toy_format_examples, toy_prompt, toy_questions
 from jmedllm.train.provenance import RUN_RECORD
 from jmedllm.train.rewards import reward_functions, reward_terms, total_reward
 from jmedllm.train.specs import RewardSpec
@@ -44,21 +44,49 @@ def test_trl_reward_functions_find_the_item_by_key():
 
 
 def test_toy_task_is_balanced_and_marked():
-    qs = toy_questions(9)
-    assert [min(q.answer) for q in qs] == [0, 1, 2] * 3
+    qs = toy_questions(6, n_choices=3)
+    assert [min(q.answer) for q in qs] == [0, 1, 2] * 2
     assert all(q.choices[min(q.answer)].startswith("★") and sum(c.startswith("★") for c in q.choices) == 1 for q in qs)
-    assert [q.text[q.text.index("（") + 1] for q in qs[:3]] == ["a", "b", "c"]
+    assert toy_prompt(qs[1]) == "問題：★の付いた選択肢を選べ。\na. りんご\nb. ★みかん\nc. ぶどう\n答え：★ b"
+    # the format examples state the marked letter as the prompts do, but answer a random letter
+    examples = toy_format_examples(40, seed=1)
+    assert {e.completion for e in examples} == {"a", "b"}
+    assert sum(e.prompt.endswith(f"★ {e.completion}") for e in examples) not in (0, 40)
 
 
-def test_tiny_grpo_loop_runs_and_records_the_rewards(tmp_path, tiny_model_dir):
-    """Two GRPO steps on the toy task through TRL's GRPOTrainer with HF generation (no vLLM on a CPU)."""
-    recipe = load_recipe("tiny-grpo", [f"model.name_or_path={tiny_model_dir}", f"output_dir={tmp_path}",
-                                       "training.max_steps=2", "training.batch_size=8", "grpo.num_generations=4",
-                                       "grpo.max_completion_length=3"])
+@pytest.fixture(scope="module")
+def toy_format_model(tmp_path_factory, tiny_model_dir):
+    """The tiny model after a short SFT on the toy's answer format with random letters: it answers a
+    letter, at chance, whatever letter the prompt states."""
+    from jmedllm.train import run_sft
+    from jmedllm.train.instructions import write_instructions
+
+    out = tmp_path_factory.mktemp("toy-format")
+    data = write_instructions(toy_format_examples(96, seed=1), out / "format.jsonl")
+    recipe = load_recipe("tiny-sft", [f"model.name_or_path={tiny_model_dir}", f"output_dir={out}", "method=full",
+                                      f"instructions.sources=[{{path: {data}}}]", "instructions.batching=padded",
+                                      "contamination.enabled=false", "training.max_steps=30",
+                                      "training.learning_rate=1e-2", "training.batch_size=16",
+                                      "training.save_steps=1000"])
+    return run_sft(recipe)
+
+
+def test_grpo_reward_rises_on_the_toy_task(tmp_path, toy_format_model):
+    """30 GRPO steps (4 prompts x 8 generations) on the toy task through TRL's GRPOTrainer with HF generation:
+    the model learns to answer the stated letter, and the mean reward of the last 8 steps clearly exceeds that
+    of the first 8 (chance: 0.5 correct + 0.1 format). Seeds 0, 1 and 2 (bench/grpo_toy.py) all pass: first
+    0.86 / 0.58 / 0.61, last 1.09 / 1.10 / 1.09 (docs/training.md)."""
+    recipe = load_recipe("tiny-grpo", [f"model.name_or_path={toy_format_model}", f"output_dir={tmp_path}"])
     out = run_grpo(recipe)
     record = json.loads((out / RUN_RECORD).read_text())
     assert record["kind"] == "grpo" and record["data"]["use_vllm"] is False
     logged = [h for h in record["training"]["log_history"] if "reward" in h]
-    assert len(logged) == 2
+    assert len(logged) == 30
     for h in logged:
         assert {"rewards/correct/mean", "rewards/kinki/mean", "rewards/format/mean", "rewards/length/mean"} <= set(h)
+    rewards = [h["reward"] for h in logged]
+    first, last = sum(rewards[:8]) / 8, sum(rewards[-8:]) / 8
+    # the last steps answer the stated letter almost always (1.1 = correct + format), clearly above the first
+    assert last >= 1.0 and last >= first + 0.15, rewards
+
+

@@ -63,6 +63,8 @@ def test_a_single_value_where_a_list_is_expected_becomes_a_list():
     assert r.stage().corpus.paths == ["/data/a.txt"]
     r = load_recipe("tiny-sft", ["lora.target_modules=all-linear", "contamination.benchmarks=all"])
     assert r.stage().lora.target_modules == "all-linear" and r.contamination.benchmarks == "all"
+    assert r.contamination.reference == "all"  # the guard learns generic phrasing from every exam by default
+    assert load_recipe("tiny-sft", ["contamination.reference=[]"]).contamination.reference == []
 
 
 @pytest.mark.parametrize("override, message", [
@@ -71,6 +73,9 @@ def test_a_single_value_where_a_list_is_expected_becomes_a_list():
     ("method=half", "method: 'half' is not one of 'full', 'lora', 'qlora'"),
     ("instructions.batching=zip", "batching: 'zip' is not one of"),
     ("nonsense", "not of the form key=value"),
+    ("contamination.choice_share=1.5", "contamination.choice_share.*must be in \\[0, 1\\], got 1.5"),
+    ("contamination.generic_df=-1", "contamination.generic_df.*must be >= 0"),
+    ("grpo.toy_choices=13", "grpo.toy_choices.*must be in \\[2, 12\\]"),
 ])
 def test_bad_overrides_name_the_field(override, message):
     with pytest.raises(UserError, match=message.replace("(s)", r"\(s\)")) as exc:

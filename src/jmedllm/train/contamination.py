@@ -10,20 +10,27 @@ choices, each a *segment*; its fingerprint is the set of character n-grams (``ng
 of every segment; a segment shorter than ``ngram`` is matched as a substring. The whole item is
 weighed, so that what many items share never flags one of them:
 
-- **informative** stem n-grams are those shared by fewer than ``generic_df`` (default 5)
-  evaluation items; generic phrasing (「この患者に投与すべきなのはどれか。」, "Which of the
-  following is the most likely diagnosis?") is left out of the stem's share;
-- **near**: at least ``threshold`` (default 0.5) of the stem's informative n-grams occur in the
-  record; a short stem (fewer than ``min_informative``, default 30, informative n-grams: about 40
-  characters) counts only with at least ``choice_share`` (0.5) of its choices. This is n-gram *containment* of
-  the item in the record, so a vignette copied into a long document is caught, and a lightly
-  edited one (another age, a swapped word, reordered choices: each edit breaks at most ``ngram``
-  n-grams) still shares most of its n-grams;
+- **informative** n-grams are those found in fewer than ``generic_df`` (default 5) exam items known
+  to the guard: the evaluation items and the *reference* items (``contamination.reference``: every
+  benchmark under the data root, other exams and years, both languages). Generic phrasing
+  (「この患者に投与すべきなのはどれか。」, "Which medication should be administered immediately?",
+  "Which of the following is not a cause of") and drug names that are choices in many items are
+  not evidence of a copy;
+- **near**: at least ``threshold`` (default 0.4) of the stem's informative n-grams *and* at least
+  ``threshold`` of the whole item's informative n-grams (stem and choices) occur in the record; a
+  short stem (fewer than ``min_informative``, default 30, informative n-grams) counts only with at
+  least ``choice_share`` (0.5) of its choices. So a short question shared word for word ("Which
+  statement made by a patient strongly suggests schizophrenia?") over other choices is another
+  item, while a vignette copied into a long document is caught, and a lightly edited one (another
+  age, a swapped word, reordered choices: each edit breaks at most ``ngram`` n-grams) still shares
+  most of its n-grams;
 - **exact**: every segment (stem and all choices) occurs in the normalised record, or a stem that
   passes the rule above occurs whole (at least ``min_exact_chars`` characters).
 
-Choices alone never flag (two exams share drug-name choice lists), nor does a generic stem alone;
-both thresholds were chosen from the measurements of ``bench/guard_precision.py`` (docs/training.md).
+Choices alone never flag (two exams share drug-name choice lists), nor does a generic stem alone.
+The thresholds were chosen on tune exams and checked on held-out ones with
+``bench/guard_precision.py`` (docs/training.md). Matching is within one language: a translated copy
+is caught when the exam's other-language edition is guarded too (``igakuqa-en`` beside ``igakuqa``).
 
 Items with no segment of ``ngram`` characters cannot be attributed to a record by text and are
 counted as unchecked in the report (never silently). The search uses an inverted index from
@@ -33,56 +40,16 @@ n-gram hashes to items (numpy sorted arrays), so a record costs one pass over it
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from jmedllm.errors import UserError
+from jmedllm.train.guard_index import ItemIndex, ReferenceTable, ngram_hashes, normalize_for_match
 
-_NOT_WORD = re.compile(r"[\W_]+")  # everything but letters and digits: spaces, punctuation, symbols, controls
-
-
-def normalize_for_match(text: str) -> str:
-    """NFKC, case-fold, and keep only letters and digits (whitespace, punctuation and symbols go).
-
-    >>> normalize_for_match("Ｑ：５５歳の男性。 胸痛を訴える！")
-    'q55歳の男性胸痛を訴える'
-    """
-    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
-
-
-_BASE = 0x100000001B3  # odd multiplier of the polynomial rolling hash (arithmetic mod 2**64)
-
-
-def _rolling(codes: Any, n: int) -> Any:
-    """Polynomial hash (mod 2**64) of every window of ``n`` code points of a uint64 array."""
-    import numpy as np
-
-    m = len(codes) - n + 1
-    h = np.zeros(max(m, 0), dtype=np.uint64)
-    if m <= 0:
-        return h
-    base = np.uint64(_BASE)
-    with np.errstate(over="ignore"):
-        for k in range(n):
-            h = h * base + codes[k : k + m]
-    return h
-
-
-def _codes(text: str) -> Any:
-    import numpy as np
-
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-
-
-def ngram_hashes(text: str, n: int) -> Any:
-    """Sorted unique 64-bit hashes of the character n-grams of an already normalised text."""
-    import numpy as np
-
-    return np.unique(_rolling(_codes(text), n).view(np.int64))
-
+__all__ = ["ContaminationError", "ContaminationReport", "EvalItem", "Overlap", "ReferenceTable", "TrainingText",
+           "check_contamination", "evaluation_items", "ngram_hashes", "normalize_for_match", "reference_items",
+           "reference_table"]
 
 @dataclass(frozen=True)
 class EvalItem:
@@ -116,6 +83,7 @@ class Overlap:
     score: float  # share of the item's informative stem n-grams found in the record
     question: str  # the start of the evaluation question, for the reader
     choices: float = 0.0  # share of the item's choices found in the record
+    item: float = 0.0  # share of the informative n-grams of the whole item (stem and choices) found
 
 
 @dataclass
@@ -175,120 +143,30 @@ class ContaminationError(UserError):
         super().__init__(report.format() + (f"\n{hint}" if hint else ""))
 
 
-class _Index:
-    """Inverted index: n-gram hash -> items, as two numpy arrays sorted by hash.
-
-    All segments of all items are hashed in one vectorised pass over their concatenated code points;
-    windows that cross a segment boundary are discarded.
-    """
-
-    def __init__(self, items: Sequence[EvalItem], n: int, generic_df: int = 0):
-        import numpy as np
-
-        self.n = n
-        self.items = list(items)
-        self.stems: list[str] = []
-        self.segments: list[list[str]] = []
-        self.short: list[list[str]] = []  # segments shorter than n, checked as substrings
-        long_texts: list[str] = []
-        long_owner: list[int] = []
-        long_is_stem: list[bool] = []
-        for i, item in enumerate(self.items):
-            stem = normalize_for_match(item.context) + normalize_for_match(item.stem)
-            segs = [s for s in [stem] + [normalize_for_match(c) for c in item.choices] if s]
-            self.stems.append(stem)
-            self.segments.append(segs)
-            self.short.append([s for s in segs if len(s) < n])
-            for j, seg in enumerate(segs):
-                if len(seg) >= n:
-                    long_texts.append(seg)
-                    long_owner.append(i)
-                    long_is_stem.append(j == 0 and seg == stem)
-        self.n_grams = np.zeros(len(self.items), dtype=np.int64)
-        self.n_stem_grams = np.zeros(len(self.items), dtype=np.int64)
-        self.n_informative = np.zeros(len(self.items), dtype=np.int64)
-        if not long_texts:
-            self.keys = np.zeros(0, dtype=np.int64)
-            self.owners = np.zeros(0, dtype=np.int64)
-            self.informative = np.zeros(0, dtype=bool)
-            return
-        lengths = np.array([len(t) for t in long_texts], dtype=np.int64)
-        codes = _codes("".join(long_texts))
-        hashes = _rolling(codes, n).view(np.int64)
-        seg_of = np.repeat(np.arange(len(long_texts)), lengths)
-        valid = seg_of[: len(hashes)] == seg_of[n - 1 :]  # the window starts and ends in one segment
-        seg = seg_of[: len(hashes)][valid]
-        hashes = hashes[valid]
-        owners = np.asarray(long_owner, dtype=np.int64)[seg]
-        is_stem = np.asarray(long_is_stem)[seg]
-        # Segments were laid out item by item, so a stable sort by hash leaves equal hashes in item
-        # order: repeated (hash, item) pairs end up adjacent and one comparison removes them.
-        order = np.argsort(hashes, kind="stable")
-        hashes, owners, is_stem = hashes[order], owners[order], is_stem[order]
-
-        def distinct(h: Any, o: Any) -> Any:
-            keep = np.ones(len(h), dtype=bool)
-            keep[1:] = (h[1:] != h[:-1]) | (o[1:] != o[:-1])
-            return keep
-
-        first = distinct(hashes, owners)
-        self.n_grams = np.bincount(owners[first], minlength=len(self.items))
-        sh, so = hashes[is_stem], owners[is_stem]
-        self.n_stem_grams = np.bincount(so[distinct(sh, so)], minlength=len(self.items))
-        self.keys = hashes[first]
-        self.owners = owners[first]
-        # Generic phrasing: a stem n-gram shared by ``generic_df`` or more evaluation items ("この患者に
-        #投与すべきなのはどれか", "Which of the following is most likely") says nothing about one item.
-        _, inverse, counts = np.unique(self.keys, return_inverse=True, return_counts=True)
-        df = counts[inverse]
-        self.informative = is_stem[first] & ((df < generic_df) if generic_df > 0 else True)
-        self.n_informative = np.bincount(self.owners[self.informative], minlength=len(self.items))
-
-    @property
-    def unchecked(self) -> int:
-        return int((self.n_grams == 0).sum())
-
-    def hits(self, grams: Any):
-        """Per item, how many of its n-grams, and of its informative stem n-grams, are among ``grams``."""
-        import numpy as np
-
-        counts = np.zeros(len(self.items), dtype=np.int64)
-        if not len(grams) or not len(self.keys):
-            return counts, counts.copy()
-        q = grams
-        lo = np.searchsorted(self.keys, q, "left")
-        hi = np.searchsorted(self.keys, q, "right")
-        sizes = hi - lo
-        keep = sizes > 0
-        if not keep.any():
-            return counts, counts.copy()
-        lo, sizes = lo[keep], sizes[keep]
-        total = int(sizes.sum())
-        starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
-        positions = np.arange(total) - starts + np.repeat(lo, sizes)
-        owners = self.owners[positions]
-        return (np.bincount(owners, minlength=len(self.items)),
-                np.bincount(owners[self.informative[positions]], minlength=len(self.items)))
-
-
 def check_contamination(
     records: Iterable[TrainingText],
     items: Sequence[EvalItem],
     *,
     ngram: int = 13,
-    threshold: float = 0.5,
+    threshold: float = 0.4,
     min_exact_chars: int = 20,
     generic_df: int = 5,
     min_informative: int = 30,
     choice_share: float = 0.5,
+    reference: Sequence[EvalItem] | ReferenceTable = (),
+    index: ItemIndex | None = None,
 ) -> ContaminationReport:
     """Compare every training record with every evaluation item; return the overlaps found.
 
     An item is flagged when the record holds the item as a whole (stem and every choice: exact), or
-    at least ``threshold`` of its *informative* stem n-grams (near; exact when the whole stem is there)
-    -- for a short stem (fewer than ``min_informative`` informative n-grams) only together with at
-    least ``choice_share`` of its choices. Informative: shared by fewer than ``generic_df`` evaluation
-    items (0: every n-gram counts). Choices alone never flag, nor a short or generic stem alone.
+    (near; exact when the whole stem is there) when the record holds at least ``threshold`` of the
+    item's informative stem n-grams *and* at least ``threshold`` of the informative n-grams of the whole
+    item (stem and choices) -- and, for a short stem (fewer than ``min_informative`` informative
+    n-grams), at least ``choice_share`` of its choices. Informative: found in fewer than ``generic_df``
+    exam items, counting ``items`` and ``reference`` (other exams; 0: every n-gram counts). So choices
+    alone never flag, nor a generic stem, nor a short stem beside other choices. ``index``: an
+    ItemIndex already built from ``items`` with these ``ngram``, ``generic_df`` and ``reference``
+    (to check many record sets against one evaluation set).
     """
     import numpy as np
 
@@ -296,37 +174,41 @@ def check_contamination(
         raise ValueError(f"ngram must be at least 2, got {ngram}")
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    index = _Index(items, ngram, generic_df)
+    if index is None:
+        index = ItemIndex(items, ngram, generic_df, reference)
     report = ContaminationReport(
         items=len(items),
         unchecked_items=index.unchecked,
         benchmarks=sorted({i.benchmark for i in items}),
         settings={"ngram": ngram, "threshold": threshold, "min_exact_chars": min_exact_chars,
                   "generic_df": generic_df, "min_informative": min_informative, "choice_share": choice_share,
+                  "reference_items": len(reference.members) if isinstance(reference, ReferenceTable) else len(reference),
                   "normalisation": "NFKC, casefold, letters and digits only"},
     )
-    informative = index.n_informative
-    long_stem = informative >= min_informative
+    n_stem, n_whole = index.n_stem, index.n_stem + index.n_choice
+    long_stem = n_stem >= min_informative
     for record in records:
         report.records += 1
         text = normalize_for_match(record.text)
-        hits, inf_hits = index.hits(ngram_hashes(text, ngram))
+        hits, stem_hits, choice_hits = index.hits(ngram_hashes(text, ngram))
         # Candidates: the stem rule can fire, or every indexed n-gram of the item is present (whole item).
-        possible = (hits > 0) & (((informative > 0) & (inf_hits >= threshold * informative)) | (hits >= index.n_grams))
+        possible = (hits > 0) & (((n_stem > 0) & (stem_hits >= threshold * n_stem)) | (hits >= index.n_grams))
         for i in np.flatnonzero(possible):
             segs = index.segments[i]
             stem = index.stems[i]
             choices = segs[1:] if segs and segs[0] == stem else segs
             found = sum(1 for c in choices if c in text) / len(choices) if choices else 1.0
-            share = float(inf_hits[i]) / float(informative[i]) if informative[i] else 0.0
-            stem_ok = share >= threshold and (bool(long_stem[i]) or found >= choice_share)
+            share = float(stem_hits[i]) / float(n_stem[i]) if n_stem[i] else 0.0
+            whole = float(stem_hits[i] + choice_hits[i]) / float(n_whole[i]) if n_whole[i] else 0.0
+            stem_ok = (share >= threshold and whole >= threshold
+                       and (bool(long_stem[i]) or found >= choice_share))
             exact = all(s in text for s in segs) or (stem_ok and len(stem) >= min_exact_chars and stem in text)
             if exact or stem_ok:
                 item = index.items[i]
                 report.overlaps.append(Overlap(
                     benchmark=item.benchmark, item_id=item.item_id, record=record.location,
                     kind="exact" if exact else "near", score=round(share, 4), question=item.stem[:80],
-                    choices=round(found, 4),
+                    choices=round(found, 4), item=round(whole, 4),
                 ))
     report.overlaps.sort(key=lambda o: (o.kind != "exact", -o.score, o.benchmark, o.item_id, o.record))
     return report
@@ -368,3 +250,27 @@ def evaluation_items(data_root: Path, benchmarks: Sequence[str] | str = "all",
         read.append(bench.name)
         items.extend(EvalItem.from_question(q) for q in bench.questions)
     return items, read, missing
+
+
+def reference_items(data_root: Path, benchmarks: Sequence[str] | str = "all") -> list[EvalItem]:
+    """Exam items that teach the guard what exam *phrasing* is (``contamination.reference``): every
+    registered benchmark under ``data_root`` (``"all"``), or the named ones; ``[]``: none. An n-gram
+    that many of these items share (a generic stem, a common drug name) never counts as a copy."""
+    specs = [benchmarks] if isinstance(benchmarks, str) and benchmarks != "all" else benchmarks
+    if not specs:
+        return []
+    return evaluation_items(data_root, specs)[0]
+
+
+_TABLES: dict[tuple[str, str, int], ReferenceTable] = {}
+
+
+def reference_table(data_root: Path, benchmarks: Sequence[str] | str = "all", ngram: int = 13) -> ReferenceTable:
+    """The n-gram document frequencies of ``reference_items(data_root, benchmarks)``, read and hashed once
+    per process (the data root is read-only input; every later guard in the process reuses them)."""
+    key = (str(Path(data_root).resolve()), repr(benchmarks), ngram)
+    if key not in _TABLES:
+        if len(_TABLES) >= 2:
+            _TABLES.clear()
+        _TABLES[key] = ReferenceTable.build(reference_items(data_root, benchmarks), ngram)
+    return _TABLES[key]

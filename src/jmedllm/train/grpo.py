@@ -8,9 +8,10 @@ training GPUs, ``server`` talks to ``trl vllm-serve``) when vLLM is installed an
 present, or as asked by ``grpo.use_vllm``; otherwise the HF model's ``generate``.
 
 The learnable toy task (``grpo.toy: N``) proves the loop on a CPU, not medicine: each item lists
-the same three words, one marked with ★, and asks for it; the stem also states its letter. A tiny model that
-first learnt the answer format (a letter) with random letters (``toy_format_examples``, an SFT
-stage) starts at chance, and GRPO raises the reward above it.
+the same words (``grpo.toy_choices``), one marked with ★, and asks for it; the prompt ends with the
+mark and the marked letter (:func:`toy_prompt`). A tiny model first taught the answer format (a
+letter) with random letters (``toy_format_examples``, an SFT run) is never taught to answer the
+stated letter; GRPO teaches it, and the reward rises (tests/train/test_grpo.py, docs/training.md).
 """
 
 from __future__ import annotations
@@ -35,39 +36,49 @@ TOY_WORDS = ("りんご", "みかん", "ぶどう", "もも", "なし", "かき"
 TOY_MARK = "★"
 
 
-def toy_questions(n: int, *, seed: int = 0, n_choices: int = 3, hint: bool = True) -> list[Question]:
-    """The learnable toy task: pick the choice marked with ★, whose letter the stem also states
-    (the same words in the same order; answers balanced over letters, ``seed`` shifts them).
-    ``hint=False``: the same items without the letter in the stem."""
-    from jmedllm.schema import LETTERS
-
-    words = TOY_WORDS[:n_choices]  # fixed: only the mark and the stated letter vary
+def toy_questions(n: int, *, seed: int = 0, n_choices: int = 2) -> list[Question]:
+    """The learnable toy task: pick the choice marked with ★ (the same words in the same order;
+    answers balanced over letters, ``seed`` shifts them). Its prompt is :func:`toy_prompt`."""
+    words = TOY_WORDS[:n_choices]  # fixed: only the mark varies
     out = []
     for i in range(n):
         answer = (i + seed) % n_choices
         choices = tuple(f"{TOY_MARK}{w}" if j == answer else w for j, w in enumerate(words))
-        text = f"{TOY_MARK}の付いた選択肢（{LETTERS[answer]}）を選べ。" if hint else f"{TOY_MARK}の付いた選択肢を選べ。"
-        out.append(Question(id=f"toy{i:04d}", benchmark="toy", text=text,
+        out.append(Question(id=f"toy{i:04d}", benchmark="toy", text=f"{TOY_MARK}の付いた選択肢を選べ。",
                             choices=choices, answer=frozenset({answer}), n_select=1, language="ja"))
     return out
 
 
-def toy_format_examples(n: int, *, family: str = "alpaca", seed: int = 1) -> list[Any]:
-    """SFT examples teaching the answer *format* only: the toy prompts answered with a random letter."""
-    import dataclasses
+def toy_prompt(question: Question) -> str:
+    """The toy's prompt: the question, its lettered choices, and the answer header followed by the
+    mark and the marked choice's letter (「答え：★ b」): the letter is the prompt's last token, where
+    a 2-layer model can learn to read it in a few dozen steps (the letter further back, four tokens
+    before the answer, was learnt in 2 of 3 seeds of 30 steps). Not an evaluation prompt: the toy
+    proves the GRPO loop, not medicine."""
+    from jmedllm.schema import LETTERS
 
-    from jmedllm.train.instructions import from_questions
+    marked = next(j for j, c in enumerate(question.choices) if c.startswith(TOY_MARK))
+    lines = [f"{LETTERS[j]}. {c}" for j, c in enumerate(question.choices)]
+    return f"問題：{question.text}\n" + "\n".join(lines) + f"\n答え：{TOY_MARK} {LETTERS[marked]}"
+
+
+def toy_format_examples(n: int, *, seed: int = 1, n_choices: int = 2) -> list[Any]:
+    """SFT examples teaching the answer *format* only: the toy prompts answered with a random letter
+    (a model trained on them answers a letter, without being taught to answer the stated one)."""
+    from jmedllm.schema import LETTERS
+    from jmedllm.train.instructions import InstructionExample
 
     rng = random.Random(seed)
-    qs = [dataclasses.replace(q, answer=frozenset({rng.randrange(len(q.choices))}))
-          for q in toy_questions(n, seed=seed, hint=False)]
-    return from_questions(qs, family=family, answer_style="letter")
+    return [InstructionExample(id=q.id, prompt=toy_prompt(q), completion=LETTERS[rng.randrange(n_choices)],
+                               source={"toy": "format"})
+            for q in toy_questions(n, seed=seed, n_choices=n_choices)]
 
 
 def stage_questions(stage: StageSpec, data_root: Path | None) -> tuple[list[Question], list[Path], list[dict[str, Any]]]:
     spec = stage.grpo
     if spec.toy > 0:
-        return toy_questions(spec.toy, seed=0), [], [{"toy": spec.toy}]
+        return (toy_questions(spec.toy, seed=0, n_choices=spec.toy_choices), [],
+                [{"toy": spec.toy, "toy_choices": spec.toy_choices}])
     if not spec.sources:
         raise UserError(f"stage {stage.name}: grpo.sources is empty (benchmarks), and grpo.toy is 0")
     from jmedllm.benchmarks import load_benchmark
@@ -97,6 +108,8 @@ def build_prompts(questions: Sequence[Question], stage: StageSpec) -> list[dict[
     from jmedllm.prompts import resolve_prompt_spec, sft_example
 
     spec = stage.grpo
+    if spec.toy > 0:
+        return [{"prompt": toy_prompt(q), "qid": f"{q.benchmark}:{q.id}"} for q in questions]
     family, template = resolve_prompt_spec(spec.family)
     rows = []
     for q in questions:
@@ -133,6 +146,9 @@ def grpo_config(recipe: Recipe, stage: StageSpec, out: Path, precision: str) -> 
         mask_truncated_completions=g.mask_truncated_completions,
         reward_weights=[1.0] * len(TERMS),  # the terms carry their own weights (grpo.rewards)
         use_vllm=use_vllm,
+        # The toy's items alternate their answer letters: in order, every batch holds as many of each, so
+        # the only way up is reading the mark (shuffled, a batch that leans to one letter rewards that letter).
+        shuffle_dataset=g.toy == 0,
         **extra,
         **common_args(recipe, stage, out, precision),
     )

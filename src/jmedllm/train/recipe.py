@@ -127,9 +127,10 @@ class ContaminationSpec:
     benchmarks: str | list[str] = "all"  # "all": every registered benchmark found under the data root
     exclude: list[str] = field(default_factory=list)
     ngram: int = 13  # characters per n-gram (after normalisation)
-    threshold: float = 0.5  # share of an item's n-grams found in one training record
+    threshold: float = 0.4  # share of an item's informative n-grams (stem, and whole item) found in one training record
     min_exact_chars: int = 20  # shortest normalised question stem that counts alone as an exact match
-    generic_df: int = 5  # a stem n-gram shared by this many evaluation items is generic phrasing (0: none)
+    generic_df: int = 5  # an n-gram found in this many exam items (evaluation + reference) is phrasing (0: none)
+    reference: str | list[str] = "all"  # exam items that teach the guard phrasing: "all" under the data root, a list, or []
     min_informative: int = 30  # informative stem n-grams an item needs before its stem alone can flag it
     choice_share: float = 0.5  # share of its choices a short-stem item needs found beside its stem
     allow_overlap: bool = False  # proceed anyway and record the report in the output directory
@@ -297,11 +298,16 @@ RANGES: dict[tuple[str, str], tuple[Any, str]] = {
     ("lora", "dropout"): _RATIO,
     ("corpus", "block_size"): (lambda v: v >= 2, ">= 2"),
     ("instructions", "max_length"): (lambda v: v >= 2, ">= 2"),
+    ("grpo", "toy"): _NON_NEGATIVE,
+    ("grpo", "toy_choices"): (lambda v: 2 <= v <= 12, "in [2, 12] (the toy has 12 words)"),
 }
 _CONTAMINATION_RANGES: dict[str, tuple[Any, str]] = {
     "ngram": _AT_LEAST_1,
     "threshold": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "min_exact_chars": _NON_NEGATIVE,
+    "generic_df": _NON_NEGATIVE,
+    "min_informative": _NON_NEGATIVE,
+    "choice_share": (lambda v: 0 <= v <= 1, "in [0, 1]"),
 }
 
 

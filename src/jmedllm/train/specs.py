@@ -54,6 +54,7 @@ class GrpoSpec:
 
     sources: list[PreferenceSourceSpec] = field(default_factory=list)  # benchmarks (or question JSONL: path)
     toy: int = 0  # > 0: that many items of the learnable toy task instead of sources (tests, demo)
+    toy_choices: int = 2  # choices per toy item (2-12): the marked one is the answer
     family: str = "alpaca"
     language: str | None = None
     answer_style: Literal["text", "letter", "explanation"] = "letter"  # what the prompt asks for

@@ -28,6 +28,7 @@ from jmedllm.train.contamination import (
     TrainingText,
     check_contamination,
     evaluation_items,
+    reference_table,
 )
 from jmedllm.train.recipe import Recipe, StageSpec
 
@@ -278,9 +279,11 @@ def run_guard(records: Sequence[TrainingText], recipe: Recipe, data_root: Path |
         raise UserError("the contamination check needs the evaluation benchmarks: pass --data-root DIR (or set "
                         f"${DATA_ROOT_ENV}); to train without the check set contamination.enabled=false")
     items, read, missing = evaluation_items(data_root, spec.benchmarks, spec.exclude)
+    reference = reference_table(data_root, spec.reference, spec.ngram)  # what generic exam phrasing is
     report = check_contamination(records, items, ngram=spec.ngram, threshold=spec.threshold,
                                  min_exact_chars=spec.min_exact_chars, generic_df=spec.generic_df,
-                                 min_informative=spec.min_informative, choice_share=spec.choice_share)
+                                 min_informative=spec.min_informative, choice_share=spec.choice_share,
+                                 reference=reference)
     report.benchmarks, report.missing_benchmarks = read, missing
     report.settings["exclude"] = list(spec.exclude)
     allow = spec.allow_overlap if allow_overlap is None else allow_overlap
