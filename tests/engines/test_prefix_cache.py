@@ -137,3 +137,18 @@ def test_cached_prefix_generation_equals_uncached(shots, engine_pair, tiny_model
     assert [(c.text, c.n_prompt_tokens, c.n_completion_tokens, c.finish_reason) for c in got] == [
         (c.text, c.n_prompt_tokens, c.n_completion_tokens, c.finish_reason) for c in want
     ]
+
+
+@pytest.mark.parametrize("shots", [0, 3])
+def test_static_generation_cache_equals_the_dynamic_one(shots, engine_pair, tiny_model_dir, data_root):
+    from jmedllm.schema import GenerationParams
+
+    static, _ = engine_pair
+    assert static.static_generation_cache  # the CPU default
+    dynamic = HFEngine(tiny_model_dir, dtype="float32", device="cpu", max_padding_fraction=None, batch_size=4,
+                       static_generation_cache=False)
+    cfg = EvalConfig(model=str(tiny_model_dir), benchmarks=["igakuqa:2022:text_only=true:n_choices=5:limit=6"],
+                     mode="generate", prompt="alpaca", out="-", shots=shots, shared_shots=True)
+    prompts = [it.prompt for it in prepare_items(cfg, data_root, None).items]
+    params = GenerationParams(max_new_tokens=8, stop=("\n\n###",))
+    assert static.generate(prompts, params) == dynamic.generate(prompts, params)

@@ -248,3 +248,26 @@ def test_another_exam_as_training_data_is_clean_and_planted_items_are_all_caught
     planted = [TrainingText(q.id, "前置き。" + q.text + "\n" + "\n".join(q.choices[::-1])) for q in ja if len(q.text) >= 40]
     caught = {o.record for o in check_contamination(planted, items, index=index).overlaps if o.record == o.item_id}
     assert len(caught) == len(planted) > 200
+
+
+def test_a_dental_exam_as_training_data_is_clean_and_planted_items_are_all_caught(data_root):
+    """The issue's case: a dental exam used as training data (MedMCQA's 1,318 Dental items, Indian postgraduate
+    dental entrance questions: generic stems, shared drug and material names in the choices) against the demo's
+    English evaluation exam (IgakuQA 2022, English edition) and MedQA-USMLE, the guard knowing nothing of MedMCQA
+    (left out of the reference): no flag; the evaluation items planted with reordered choices are all caught."""
+    from jmedllm.benchmarks import load_benchmark
+    from jmedllm.train.contamination import reference_items
+    from jmedllm.train.guard_index import ItemIndex
+
+    evaluation = [*load_benchmark("igakuqa-en:2022", data_root).questions, *load_benchmark("medqa", data_root).questions]
+    items = [EvalItem.from_question(q) for q in evaluation]
+    reference = [r for r in reference_items(data_root) if r.benchmark != "medmcqa"]
+    index = ItemIndex(items, 13, 5, reference)
+    dental = [q for q in load_benchmark("medmcqa", data_root).questions if q.meta.get("subject") == "Dental"]
+    records = [TrainingText(q.id, "\n".join([q.text, *q.choices])) for q in dental]
+    report = check_contamination(records, items, index=index)
+    assert report.clean and report.records == len(dental) == 1318, report.format()
+    planted = [TrainingText(q.id, "Practice question. " + q.text + "\n" + "\n".join(q.choices[::-1]))
+               for q in evaluation[:400] if len(q.text) >= 80]
+    caught = {o.record for o in check_contamination(planted, items, index=index).overlaps if o.record == o.item_id}
+    assert len(caught) == len(planted) > 300

@@ -91,6 +91,9 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         prefix_cache_min_tokens: requests whose contexts share at least this many leading
             tokens (instruction header, shared few-shot exemplars) reuse one computed key/value
             state of that prefix (prefix_cache.py); 0 switches the prefix cache off.
+        static_generation_cache: generate into a preallocated key/value cache written in place
+            (transformers' StaticCache, prefilled with a cached prefix) instead of a dynamic cache
+            that copies itself at every step; "auto": on CPU for text models without a sliding window.
         trust_remote_code, revision: passed to from_pretrained.
         check_adapter_base: refuse adapters whose recorded base evidently differs.
     """
@@ -118,6 +121,7 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         max_memory: str | Mapping[str, Any] | None = None,
         quantize: str | None = None,
         prefix_cache_min_tokens: int = DEFAULT_MIN_PREFIX_TOKENS,
+        static_generation_cache: bool | str = "auto",
     ) -> None:
         if loglik_strategy not in ("auto", "shared_prefix", "per_sequence"):
             raise ValueError(f"loglik_strategy must be auto, shared_prefix or per_sequence, got {loglik_strategy!r}")
@@ -160,6 +164,11 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
             )
         self.loglik_strategy = loglik_strategy
         self._sliding_window = self._active_sliding_window(config)
+        #: generation writes keys/values into a preallocated cache (CPU, no sliding window): see hf_generate
+        self.static_generation_cache = (
+            static_generation_cache if static_generation_cache != "auto"
+            else self.device.type == "cpu" and self._sliding_window is None and self.processor is None
+        )
         self._accepts_logits_to_keep = "logits_to_keep" in inspect.signature(self._hf_model.forward).parameters
 
         self._bos_id, self._add_bos = self._bos_convention()
@@ -367,6 +376,7 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
             "batch_size_now": {"loglik": self._loglik_batches.size, "generate": self._generate_batches.size},
             "max_batch_tokens": self.max_batch_tokens,
             "max_padding_fraction": self.max_padding_fraction,
+            "static_generation_cache": self.static_generation_cache,
             "generation_cost": asdict(self.generation_cost) if self.generation_cost else None,
             "tokenizer_adds_bos": self._add_bos,
             "eos_token_ids": list(self._eos_ids),

@@ -103,10 +103,17 @@ class HFGenerationMixin:
         p = len(prefix)
         ids, mask, _ = left_pad([b[1][p:] for b in batch], self.pad_id)
         extra: dict[str, Any] = {}
+        layers = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state) if p else None
         if p:  # [prefix | left padding | rest of the prompt]; the prefix's state comes from the cache
-            layers = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
             ids = torch.cat([torch.tensor([prefix], dtype=torch.long).expand(len(batch), p), ids], dim=1)
             mask = torch.cat([torch.ones((len(batch), p), dtype=mask.dtype), mask], dim=1)
+        if self.static_generation_cache:
+            # written in place: a dynamic cache copies all of itself at every decode step, which
+            # dominates decoding after a long prompt on CPU (docs/benchmarks.md, "Generation batches")
+            extra[self._cache_kwarg] = self.prefix_cache.static(
+                layers or [], len(batch), ids.shape[1] + params.max_new_tokens, self._hf_model.config
+            )
+        elif layers is not None:
             extra[self._cache_kwarg] = self.prefix_cache.expand(layers, len(batch))
         out = self._run_generate(params, input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **extra)
         new = out[:, ids.shape[1] :].cpu().tolist()

@@ -197,3 +197,14 @@ class PrefixKVCache:
         return DynamicCache(
             [(k.expand(batch, *k.shape[1:]), v.expand(batch, *v.shape[1:])) for k, v in layers]
         )
+
+    @staticmethod
+    def static(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], batch: int, max_len: int, config: Any) -> Any:
+        """A StaticCache of ``max_len`` positions for ``batch`` rows, holding the prefix state
+        (``layers``, possibly none) in its first positions; decoding writes into it in place."""
+        from transformers import StaticCache
+
+        cache = StaticCache(config=config, max_cache_len=max_len)
+        for layer, (k, v) in zip(cache.layers, layers):
+            layer.update(k.expand(batch, *k.shape[1:]), v.expand(batch, *v.shape[1:]))
+        return cache
