@@ -230,8 +230,8 @@ def test_demo_drops_only_real_repeats(tmp_path, data_root, capsys):
 
 
 def test_another_exam_as_training_data_is_clean_and_planted_items_are_all_caught(data_root):
-    """YakugakuQA (the pharmacist exam as training data: shared drug-name choices, generic stems) raises no flag against the 2022 exam, the guard knowing nothing of it
-    (left out of the reference); the 2022 items planted verbatim or with reordered choices are all caught."""
+    """YakugakuQA (the pharmacist exam as training data: shared drug-name choices, generic stems) raises no flag
+    against the 2022 exam, the guard knowing nothing of it (left out of the reference); the 2022 items planted verbatim or with reordered choices are all caught."""
     from jmedllm.benchmarks import load_benchmark
     from jmedllm.train.contamination import reference_items
     from jmedllm.train.guard_index import ItemIndex
