@@ -134,7 +134,8 @@ class DecodeCost:
     "Generation batches"): a forward pass costs about 15 tokens' worth whatever its size
     (``forward``); a decode step of B rows costs about 27 + 1.5 B (``step`` + ``step_row``),
     plus about 0.007 per row per token already in its key/value cache
-    (``step_row_context``: attention and the cache's growth). Larger models raise the unit
+    (``step_row_context``: attention and, with the dynamic cache it was measured on, the cache's
+    copy at every step; the static cache used on CPU makes it smaller, which changes no plan). Larger models raise the unit
     (a token's prefill) and the fixed costs alike, so the ratios carry over roughly. So small
     batches waste decode steps and padded prompts waste prefill; ``plan_generation_batches``
     weighs the two.

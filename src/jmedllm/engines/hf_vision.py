@@ -30,6 +30,7 @@ import torch
 
 from jmedllm.engines.base import EngineError, PromptInput
 from jmedllm.engines.messages import as_messages
+from jmedllm.engines.prefix_sharing import move_trailing_whitespace
 from jmedllm.schema import Completion, ContinuationScore, GenerationParams, LoglikRequest
 
 
@@ -155,7 +156,7 @@ class HFVisionMixin:
             raise EngineError(f"model {self.model_ref} is text-only: it takes rendered text prompts, not chat "
                               "messages or images")
         out: list[Completion | None] = [None] * len(prompts)
-        text_idx = [i for i in range(len(prompts)) if i not in set(visual)]
+        text_idx = sorted(set(range(len(prompts))) - set(visual))
         if text_idx:
             for i, c in zip(text_idx, super().generate([prompts[i] for i in text_idx], params)):
                 out[i] = c
@@ -187,7 +188,7 @@ class HFVisionMixin:
             raise EngineError(f"model {self.model_ref} is text-only: it scores rendered text prompts, not chat "
                               "messages or images")
         out: list[list[ContinuationScore] | None] = [None] * len(requests)
-        text_idx = [i for i in range(len(requests)) if i not in set(visual)]
+        text_idx = sorted(set(range(len(requests))) - set(visual))
         if text_idx:
             for i, s in zip(text_idx, super().loglikelihoods([requests[i] for i in text_idx])):
                 out[i] = s
@@ -220,8 +221,7 @@ class HFVisionMixin:
 
     def _score_with_images(self, request: LoglikRequest) -> list[ContinuationScore]:
         text, paths = self._vision_text(request.context)
-        stripped = text.rstrip()
-        ctx_text, moved = stripped, text[len(stripped):]
+        ctx_text, moved = move_trailing_whitespace(text, "")
         inputs = self._vision_inputs(ctx_text, paths)
         n_ctx = inputs["input_ids"].shape[1]
         conts = [self._continuation_ids(ctx_text, moved, c) for c in request.continuations]

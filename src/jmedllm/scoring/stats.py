@@ -172,9 +172,7 @@ def exam_points_ci(
     if (worth < 0).any():
         raise ValueError("points must be >= 0")
     earned = worth * np.asarray(correct, dtype=bool)
-    maximum = float(worth.sum())
-    if maximum == 0:
-        return ConfidenceInterval(0.0, 0.0, 0.0, int(worth.size), confidence, n_resamples)
+    maximum = float(worth.sum())  # 0: every share is 0, so is the interval
     sums = bootstrap_statistics(np.stack([earned, worth], axis=1), n_resamples, _rng(seed), reduce="sum")
     shares = np.divide(sums[:, 0], sums[:, 1], out=np.zeros(len(sums)), where=sums[:, 1] > 0)
     low, high = _percentiles(shares * maximum, confidence)
