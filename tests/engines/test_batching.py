@@ -102,3 +102,35 @@ def test_generation_plan_context_cost():
     # trade-off of rows of equal length: equal rows always share a batch
     cost = DecodeCost()
     assert plan_generation_batches([30] * 6, 16, context=700, max_rows=64, max_tokens=16384, cost=cost) == [6, 5, 4, 3, 2, 1]
+
+
+def test_scoring_plan_hand_computed():
+    from jmedllm.engines.batching import DecodeCost, plan_scoring_batches
+
+    # no fixed cost: padding is pure loss ([10, 10] together, 5 alone; 10 | 10,5 ties and the larger batch wins)
+    free = DecodeCost(forward=0, attention_pair=0)
+    assert plan_scoring_batches([10, 10, 5], [0, 0, 0], max_rows=8, max_tokens=1000, cost=free) == [2, 1, 1]
+    # a forward costs 10 tokens: one forward of 3 x 10 (40) beats 10 + 10 | 10 + 5 (45) and three forwards (55)
+    fixed = DecodeCost(forward=10, attention_pair=0)
+    assert plan_scoring_batches([10, 10, 5], [0, 0, 0], max_rows=8, max_tokens=1000, cost=fixed) == [3, 2, 1]
+    # attention over a row's keys: a 100-token cached prefix on one row makes every row of its
+    # batch attend to 110 keys; alone: 10 + 10 x (1 + 0.02 x 110) = 42 (+ 22 for the other row),
+    # together: 10 + 20 x 3.2 = 74, so they part; without the prefix they share a forward (34 < 44)
+    attn = DecodeCost(forward=10, attention_pair=0.02)
+    assert plan_scoring_batches([10, 10], [100, 0], max_rows=8, max_tokens=1000, cost=attn) == [1, 1]
+    assert plan_scoring_batches([10, 10], [0, 0], max_rows=8, max_tokens=1000, cost=attn) == [2, 1]
+    # the row and token limits hold, and there is always a row
+    assert plan_scoring_batches([10] * 3, [0] * 3, max_rows=8, max_tokens=20, cost=fixed) == [2, 2, 1]
+    assert plan_scoring_batches([10] * 3, [0] * 3, max_rows=1, max_tokens=1000, cost=fixed) == [1, 1, 1]
+    assert plan_scoring_batches([500], [0], max_rows=8, max_tokens=20, cost=fixed) == [1]
+    assert plan_scoring_batches([], [], max_rows=8, max_tokens=20) == []
+    with pytest.raises(ValueError, match="2 widths but 1 prefix"):
+        plan_scoring_batches([1, 1], [0], max_rows=8, max_tokens=20)
+
+
+def test_attention_pair_cost_of_a_model():
+    from jmedllm.engines.batching import attention_pair_cost
+
+    # the bench Llama: 8 layers, hidden 768, 68.9 M parameters
+    assert attention_pair_cost(8, 768, 68_900_000) == pytest.approx(4 * 8 * 768 / 68.9e6)
+    assert attention_pair_cost(28, 3584, 7_600_000_000) < 1e-4  # a 7B model: attention is cheap per pair

@@ -28,7 +28,8 @@ def test_batched_generation_equals_one_at_a_time(arch, model_dirs, engines):
     single = HFEngine(model_dirs[arch], dtype="float32", device="cpu", batch_size=1)
     one_by_one = [single.generate([p], params)[0] for p in PROMPTS]
     assert batched == one_by_one
-    assert single.stats.forward_passes == sum(c.n_completion_tokens for c in one_by_one)
+    # CPU: one forward prefills a prompt but its last token, then one per generated token
+    assert single.stats.forward_passes == len(PROMPTS) + sum(c.n_completion_tokens for c in one_by_one)
     for prompt, c in zip(PROMPTS, batched):
         assert c.n_prompt_tokens == len(engines[arch].encode(prompt))
         assert c.truncated_tokens == 0
@@ -112,23 +113,31 @@ def test_sampling_is_seeded(engines):
     assert other != a
 
 
-def test_cpu_generation_batches_follow_the_cost_plan(model_dirs):
+@pytest.mark.parametrize("static", [False, True], ids=["padded-prefill", "ragged-prefill"])
+def test_cpu_generation_batches_follow_the_cost_plan(static, model_dirs):
+    """Padded path: batches weigh prompt padding against decode steps. Ragged path (CPU with a
+    static cache): prompts are prefilled apart, and decode batches weigh each row's cache
+    length (padded to the batch's longest prompt) against decode steps."""
     from jmedllm.engines.batching import DecodeCost
 
-    engine = HFEngine(model_dirs["llama"], dtype="float32", device="cpu", prefix_cache_min_tokens=0)
-    assert engine.describe()["generation_cost"] == {"forward": 15.0, "step": 27.0, "step_row": 1.5, "step_row_context": 0.007}
+    engine = HFEngine(model_dirs["llama"], dtype="float32", device="cpu", prefix_cache_min_tokens=0,
+                      static_generation_cache=static)
+    cost = engine.describe()["generation_cost"]
+    assert {k: cost[k] for k in ("forward", "step", "step_row", "step_row_context")} == {
+        "forward": 15.0, "step": 27.0, "step_row": 1.5, "step_row_context": 0.007}
     sizes: list[int] = []
-    real = engine._generate_batch
+    name = "_generate_ragged" if static else "_generate_batch"
+    real = getattr(engine, name)
 
-    def counting(batch, params, prefix=()):
+    def counting(batch, params, *rest):
         sizes.append(len(batch))
-        return real(batch, params, prefix)
+        return real(batch, params, *rest)
 
-    engine._generate_batch = counting
+    setattr(engine, name, counting)
     params = GenerationParams(max_new_tokens=4)
     lengths = sorted({len(engine.encode(p)) for p in PROMPTS}, reverse=True)
-    # decode steps free: padding is all that costs, so each distinct prompt length is a batch
-    engine.generation_cost = DecodeCost(forward=0, step=0, step_row=1, step_row_context=0)
+    # decode steps free: padding (prefill or cache) is all that costs, so each distinct prompt length is a batch
+    engine.generation_cost = DecodeCost(forward=0, step=0, step_row=1, step_row_context=float(static))
     free = engine.generate(PROMPTS, params)
     assert len(sizes) == len(lengths) and sum(sizes) == len(PROMPTS)
     # decode steps dear: one batch for all, and the same completions

@@ -77,6 +77,73 @@ def test_prefix_mask_opens_the_prefix_to_every_query():
     ]
 
 
+def test_prefix_mask_per_row_masks_the_left_padding_of_a_shorter_prefix():
+    segments = torch.tensor([[0, 1], [0, 1]])
+    mask = prefix_tree_mask(segments, [3, 1], torch.float32)
+    assert mask.shape == (2, 1, 2, 5)
+    assert (mask[0, 0, :, :3] == 0).all()  # row 0: its 3-token prefix
+    assert (mask[1, 0, :, :2] < -1e30).all() and (mask[1, 0, :, 2] == 0).all()  # row 1: 2 padded columns
+    assert (mask[:, :, :, 3:] == prefix_tree_mask(segments, 0, torch.float32)).all()
+    with pytest.raises(ValueError, match="1 prefix lengths for 2 rows"):
+        prefix_tree_mask(segments, [3], torch.float32)
+
+
+def test_stacked_prefix_states_are_left_padded_per_row():
+    from jmedllm.engines.prefix_cache import PrefixKVCache, pack_after_prefix
+
+    long = [(torch.full((1, 2, 3, 4), 1.0), torch.full((1, 2, 3, 4), 2.0))]
+    short = [(torch.full((1, 2, 1, 4), 3.0), torch.full((1, 2, 1, 4), 4.0))]
+    cache = PrefixKVCache.stack([long, short, None])
+    keys, values = cache.layers[0].keys, cache.layers[0].values
+    assert keys.shape == (3, 2, 3, 4)
+    assert (keys[0] == 1).all() and (values[0] == 2).all()
+    assert (keys[1, :, :2] == 0).all() and (keys[1, :, 2] == 3).all() and (values[1, :, 2] == 4).all()
+    assert (keys[2] == 0).all()  # no prefix: all columns padding (masked)
+    shared = PrefixKVCache.stack([long, long])  # one prefix for all rows: no padding
+    assert shared.layers[0].keys.shape == (2, 2, 3, 4) and (shared.layers[0].keys == 1).all()
+    # positions continue after each row's own prefix
+    packed = pack_after_prefix([req(0, (5, 6, 7, 8)), req(1, (5, 9))], [3, 1], pad_id=0)
+    # row 0: context token 8 at 3, then the second continuation's first token at 4
+    assert packed.position_ids[0].tolist() == [3, 4]
+    assert packed.position_ids[1].tolist() == [1, 2]  # row 1: token 9 at 1, continuation at 2
+
+
+def test_rows_of_different_prefixes_share_a_forward(tiny_model_dir, data_root):
+    """On CPU the cost plan puts rows of different prefix groups (and rows without a cached
+    prefix) into one forward; scores equal the uncached path, and each prefix is computed once."""
+    engine = HFEngine(tiny_model_dir, dtype="float32", device="cpu")
+    plain = HFEngine(tiny_model_dir, dtype="float32", device="cpu", prefix_cache_min_tokens=0)
+    assert engine.scoring_cost is not None and engine.max_padding_fraction is None
+    engine.prefix_cache.max_entries = 1  # a call's prefixes must survive an LRU eviction
+    cfg = EvalConfig(model=str(tiny_model_dir), benchmarks=["igakuqa:2022:text_only=true:n_choices=5:limit=30"],
+                     mode="loglik", prompt="alpaca", out="-")
+    items = prepare_items(cfg, data_root, None).items
+    requests = [LoglikRequest(it.prompt, tuple(c for g in it.continuations for c in g)) for it in items]
+    requests.append(LoglikRequest("短い", ("はい", "いいえ")))  # no prefix shared with anything
+    mixed: list[set] = []
+    real = engine._score_packed
+
+    def spy(batch, states=()):
+        mixed.append({id(s) for s in states})
+        return real(batch, states)
+
+    engine._score_packed = spy
+    got = engine.loglikelihoods(requests)
+    want = plain.loglikelihoods(requests)
+    assert max(len(m) for m in mixed) >= 2  # some forward held rows of two prefix groups (or none)
+    assert engine.prefix_cache.misses == len({g.prefix for g in group_by_prefix(
+        [_enc(engine, i, r) for i, r in enumerate(requests)], engine.prefix_cache_min_tokens) if g.prefix})
+    for row_got, row_want in zip(got, want):
+        for g, w in zip(row_got, row_want):
+            assert g.logprob == pytest.approx(w.logprob, abs=1e-4)
+
+
+def _enc(engine, i, r):
+    from jmedllm.engines.prefix_sharing import encode_request
+
+    return encode_request(i, r.context, r.continuations, engine.encode, engine.max_length, engine._start_ids)
+
+
 @pytest.fixture(scope="module")
 def engine_pair(tiny_model_dir: Path):
     cached = HFEngine(tiny_model_dir, dtype="float32", device="cpu", max_padding_fraction=None, batch_size=4)
@@ -150,5 +217,22 @@ def test_static_generation_cache_equals_the_dynamic_one(shots, engine_pair, tiny
     cfg = EvalConfig(model=str(tiny_model_dir), benchmarks=["igakuqa:2022:text_only=true:n_choices=5:limit=6"],
                      mode="generate", prompt="alpaca", out="-", shots=shots, shared_shots=True)
     prompts = [it.prompt for it in prepare_items(cfg, data_root, None).items]
+    # the CPU path prefills every prompt but its last token apart from decoding: prompts of one
+    # token (nothing to prefill), without a shared prefix, and of every length share decode batches
+    prompts += ["患", "治療として最も適切なのはどれか。", prompts[0][:40]]
     params = GenerationParams(max_new_tokens=8, stop=("\n\n###",))
-    assert static.generate(prompts, params) == dynamic.generate(prompts, params)
+    sizes: list[int] = []
+    real = static._generate_ragged
+
+    def spy(batch, params):
+        sizes.append(len(batch))
+        return real(batch, params)
+
+    static._generate_ragged = spy
+    try:
+        got = static.generate(prompts, params)
+    finally:
+        del static._generate_ragged
+    assert sizes and sum(sizes) == len(prompts)
+    assert len(static.encode("患")) == 1
+    assert got == dynamic.generate(prompts, params)

@@ -145,6 +145,16 @@ class DecodeCost:
     step: float = 27.0
     step_row: float = 1.5
     step_row_context: float = 0.007
+    #: one query-key pair of attention in a prefill forward with a custom (tree) mask, which
+    #: runs every pair of the padded width: 4 x layers x hidden FLOPs against a token's 2 x
+    #: non-embedding parameters, doubled for SDPA's lower efficiency than a matmul (bench
+    #: Llama: 4.4e-4; ``attention_pair_cost`` computes it for a model)
+    attention_pair: float = 4.4e-4
+
+
+def attention_pair_cost(n_layers: int, hidden: int, n_parameters: int) -> float:
+    """``DecodeCost.attention_pair`` of a model: 2 x (4 L H) / (2 N) in token units."""
+    return 4.0 * n_layers * hidden / max(1, n_parameters)
 
 
 def plan_generation_batches(
@@ -155,9 +165,14 @@ def plan_generation_batches(
     max_rows: int,
     max_tokens: int,
     cost: DecodeCost = DecodeCost(),
+    prefill: bool = True,
 ) -> list[int]:
     """The cheapest split of prompts (``lengths`` sorted longest first, in tokens to prefill)
     into consecutive left-padded generation batches, under ``cost``.
+
+    ``prefill=False``: the prompts are prefilled apart from their decode batches (the CPU
+    path of hf_generate), so a batch costs its decode steps only, over a static cache of
+    the padded prompt + new tokens for every row.
 
     Returns, for every start position i, the size of the batch that starts there in the
     cheapest plan of ``lengths[i:]`` (so a caller whose batch was cut short, e.g. by an
@@ -178,7 +193,48 @@ def plan_generation_batches(
         for k in range(1, min(max_rows, n - i) + 1):
             if k > 1 and k * (width + new_tokens) > max_tokens:
                 break
-            c = cost.forward + k * width + new_tokens * (cost.step + k * per_row_step) + best[i + k]
+            prefill_cost = cost.forward + k * width if prefill else 0.0
+            c = prefill_cost + new_tokens * (cost.step + k * per_row_step) + best[i + k]
+            if c <= best[i]:  # ties: the larger batch
+                best[i], first[i] = c, k
+    return first[:n]
+
+
+def plan_scoring_batches(
+    widths: Sequence[int],
+    prefixes: Sequence[int],
+    *,
+    max_rows: int,
+    max_tokens: int,
+    cost: DecodeCost = DecodeCost(),
+) -> list[int]:
+    """The cheapest split of packed log-likelihood rows into consecutive padded forwards.
+
+    ``widths`` are the rows' input tokens to compute, sorted longest first; ``prefixes`` the
+    lengths of the cached prefix each row attends to (0: none). A batch of k rows starting
+    at i is padded to ``widths[i]`` and to the longest prefix among them; it costs one
+    forward (``cost.forward``) + k x width padded tokens + the attention of every query to
+    every key of the padded row, k x width x (prefix + width) pairs (``cost.attention_pair``).
+    On CPU a forward's fixed cost makes many small forwards slow, and padding is computed
+    like real tokens; the plan weighs the two (docs/benchmarks.md). Batches hold at most
+    ``max_rows`` rows and k x width <= ``max_tokens`` (at least one row). Returns, for every
+    start position, the size of the batch starting there in the cheapest plan of the rest
+    (as ``plan_generation_batches``). Dynamic programming, O(n x max_rows).
+    """
+    n = len(widths)
+    if len(prefixes) != n:
+        raise ValueError(f"{n} widths but {len(prefixes)} prefix lengths")
+    best = [0.0] * (n + 1)
+    first = [1] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        width = widths[i]
+        best[i] = float("inf")
+        longest_prefix = 0
+        for k in range(1, min(max_rows, n - i) + 1):
+            if k > 1 and k * width > max_tokens:
+                break
+            longest_prefix = max(longest_prefix, prefixes[i + k - 1])
+            c = cost.forward + k * width * (1.0 + cost.attention_pair * (longest_prefix + width)) + best[i + k]
             if c <= best[i]:  # ties: the larger batch
                 best[i], first[i] = c, k
     return first[:n]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -33,7 +33,7 @@ from jmedllm.engines.hf_loading import (  # noqa: F401  (re-exported)
 )
 from jmedllm.engines.hf_vision import HFVisionMixin
 from jmedllm.engines.hf_scoring import HFScoringMixin
-from jmedllm.engines.batching import AdaptiveBatcher, DecodeCost
+from jmedllm.engines.batching import AdaptiveBatcher, DecodeCost, attention_pair_cost
 from jmedllm.engines.prefix_cache import (
     DEFAULT_MIN_PREFIX_TOKENS, PrefixKVCache,
 )
@@ -42,8 +42,6 @@ from jmedllm.engines.prefix_cache import (
 TREE_MASK_ATTENTION = ("sdpa", "eager")
 #: a memory guard: rows per batch are limited so that rows x padded width stays under this
 DEFAULT_MAX_BATCH_TOKENS = 16384
-#: on CPU, log-likelihood batches stop growing when padding would exceed this share of the batch
-DEFAULT_CPU_PADDING_FRACTION = 0.1
 
 
 @dataclass
@@ -83,7 +81,9 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         max_length: context length in tokens; default from the model config.
         max_batch_tokens: memory guard, rows x padded width per batch (at least one row).
         max_padding_fraction: log-likelihood batches stop growing when padding would exceed
-            this share of their tokens; "auto": 0.1 on CPU (where padding is pure cost), none on GPU.
+            this share of their tokens (None: memory only); "auto": on CPU the cheapest plan
+            under the engine's cost model (a forward's fixed cost against padded tokens,
+            ``batching.plan_scoring_batches``), memory only on GPU.
         loglik_strategy: "auto" (shared prefix when the attention implementation takes a
             custom 4D mask, else per sequence), "shared_prefix", or "per_sequence" (each
             context + continuation its own row, the classic way; kept as fallback and baseline).
@@ -133,11 +133,12 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         self._loglik_batches = AdaptiveBatcher(batch_size)
         self._generate_batches = AdaptiveBatcher(batch_size)
         self.max_batch_tokens = int(max_batch_tokens)
-        self.max_padding_fraction = max_padding_fraction if max_padding_fraction != "auto" else (
-            DEFAULT_CPU_PADDING_FRACTION if self.device.type == "cpu" else None
-        )
         #: CPU: generation batches planned by cost (batching.DecodeCost); GPU: by memory only
         self.generation_cost = DecodeCost() if self.device.type == "cpu" else None
+        #: CPU with max_padding_fraction "auto": log-likelihood forwards planned by the same cost
+        #: model (its attention term set for the model once loaded); else the padding / memory rule
+        self.scoring_cost = self.generation_cost if max_padding_fraction == "auto" else None
+        self.max_padding_fraction = None if max_padding_fraction == "auto" else max_padding_fraction
         self.check_adapter_base = check_adapter_base
         self.stats = EngineStats()
         self.chat_template_kwargs = dict(chat_template_kwargs or {})  # e.g. {"enable_thinking": False}
@@ -154,6 +155,12 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         config = self._hf_model.config
         self.max_length = int(max_length) if max_length else context_length_of(config, self.tokenizer)
         self.n_parameters = sum(p.numel() for p in self._hf_model.parameters())
+        if self.scoring_cost is not None:
+            text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+            layers, hidden = getattr(text_config, "num_hidden_layers", None), getattr(text_config, "hidden_size", None)
+            if layers and hidden:
+                self.scoring_cost = replace(self.scoring_cost,
+                                            attention_pair=attention_pair_cost(layers, hidden, self.n_parameters))
         self.attn_implementation = getattr(config, "_attn_implementation", None)
         if loglik_strategy == "auto":
             loglik_strategy = "shared_prefix" if self.attn_implementation in TREE_MASK_ATTENTION else "per_sequence"
@@ -378,6 +385,7 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
             "max_padding_fraction": self.max_padding_fraction,
             "static_generation_cache": self.static_generation_cache,
             "generation_cost": asdict(self.generation_cost) if self.generation_cost else None,
+            "scoring_cost": asdict(self.scoring_cost) if self.scoring_cost else None,
             "tokenizer_adds_bos": self._add_bos,
             "eos_token_ids": list(self._eos_ids),
             "adapters": [info.as_dict() for info in self._adapters.values()],

@@ -8,9 +8,9 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from jmedllm.engines.batching import plan_generation_batches, rows_within_limits
-from jmedllm.engines.prefix_cache import group_ids_for_generation
-from jmedllm.engines.prefix_sharing import left_pad
+from jmedllm.engines.batching import plan_generation_batches, plan_scoring_batches, rows_within_limits
+from jmedllm.engines.prefix_cache import group_ids_by_prefix, group_ids_for_generation, prefix_tree_mask
+from jmedllm.engines.prefix_sharing import left_pad, tree_attention_mask
 from jmedllm.schema import Completion, GenerationParams
 
 
@@ -48,6 +48,12 @@ class HFGenerationMixin:
             for (i, _, _), c in zip(batch, outs):
                 results[i] = c
 
+        if self.static_generation_cache and self.generation_cost is not None:
+            # CPU: every prompt but its last token prefilled without padding, then decoded together
+            self._generate_batches.run(items, lambda batch: self._generate_ragged(batch, params), store,
+                                       max_items=self._decode_batch_rule(items, params.max_new_tokens))
+            self.stats.seconds += time.perf_counter() - t0
+            return results  # type: ignore[return-value]
         # prompts sharing a prefix (header, shared exemplars) start from its cached key/value state
         cost = self.generation_cost
         budget = cost.forward + params.max_new_tokens * cost.step if cost is not None else 0.0
@@ -79,6 +85,113 @@ class HFGenerationMixin:
                                        max_rows=self._generate_batches.size, max_tokens=self.max_batch_tokens,
                                        cost=self.generation_cost)
         return lambda rest, n: min(n, plan[len(group) - len(rest)])
+
+    def _decode_batch_rule(self, items: Sequence[tuple[int, list[int], int]], new_tokens: int) -> Callable[[Sequence[Any], int], int]:
+        """Decode batches of the ragged path (prompts sorted longest first): the cheapest plan
+        of decode steps alone (``plan_generation_batches(prefill=False)``), since prefill does
+        not depend on how prompts are grouped for decoding."""
+        plan = plan_generation_batches([len(it[1]) for it in items], new_tokens, max_rows=self._generate_batches.size,
+                                       max_tokens=self.max_batch_tokens, cost=self.generation_cost, prefill=False)
+        return lambda rest, n: min(n, plan[len(items) - len(rest)])
+
+    def _generate_ragged(self, batch: Sequence[tuple[int, list[int], int]], params: GenerationParams) -> list[Completion]:
+        """Generate for ``batch`` from a static cache holding every prompt but its last token.
+
+        The prompts' key/value states are computed by ``_prefill_states`` in forwards planned
+        without regard to decoding (rows of similar length together, each from its cached
+        prefix), written right-aligned into one StaticCache, and ``model.generate`` runs the
+        last prompt token of every row and the decode steps, left padding masked as usual.
+        A prompt's tokens pass through the model once either way; only float rounding differs
+        from computing the batch in one piece (tests/engines/test_prefix_cache.py).
+        """
+        seqs = [ids for _, ids, _ in batch]
+        cached = max(len(ids) - 1 for ids in seqs)
+        ids, mask, _ = left_pad(seqs, self.pad_id)
+        states = self._prefill_states([ids[:-1] for ids in seqs]) if cached else []
+        cache = self.prefix_cache.static([], len(batch), ids.shape[1] + params.max_new_tokens, self._hf_model.config)
+        if cached:
+            for layer, (keys, values) in zip(cache.layers, _right_aligned(states, cached)):
+                layer.update(keys, values)
+        out = self._run_generate(params, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                 **{self._cache_kwarg: cache})
+        new = out[:, ids.shape[1] :].cpu().tolist()
+        steps = len(new[0]) if new else 0
+        completions = [self._finish(tokens, prompt_ids, cut, params) for (_, prompt_ids, cut), tokens in zip(batch, new)]
+        self.stats.forward_passes += steps
+        self.stats.padded_tokens += len(batch) * steps
+        self.stats.logit_positions += len(batch) * steps
+        self.stats.tokens += len(batch) + sum(max(0, c.n_completion_tokens - 1) for c in completions)
+        self.stats.generated_tokens += sum(c.n_completion_tokens for c in completions)
+        return completions
+
+    def _prefill_states(self, seqs: Sequence[Sequence[int]]) -> list[list[tuple[torch.Tensor, torch.Tensor]] | None]:
+        """Per sequence, its per-layer keys and values (batch 1; None for an empty sequence).
+
+        Sequences sharing a prefix worth caching start from its cached state (``prefix_cache``);
+        the rest of each is computed in forwards planned like log-likelihood rows
+        (``batching.plan_scoring_batches``): left-padded to the longest of the forward, with a
+        causal mask over real tokens only, rows of different prefixes side by side.
+        """
+        out: list[list[tuple[torch.Tensor, torch.Tensor]] | None] = [None] * len(seqs)
+        present = [i for i, s in enumerate(seqs) if s]
+        rows: list[tuple[int, tuple[int, ...]]] = []
+        for prefix, members in group_ids_by_prefix([seqs[i] for i in present], self.prefix_cache_min_tokens):
+            rows += [(present[k], prefix) for k in members]
+        rows.sort(key=lambda row: (-(len(seqs[row[0]]) - len(row[1])), -len(row[1])))
+        widths = [len(seqs[i]) - len(prefix) for i, prefix in rows]
+        plan = plan_scoring_batches(widths, [len(prefix) for _, prefix in rows], max_rows=len(rows),
+                                    max_tokens=self.max_batch_tokens, cost=self.scoring_cost or self.generation_cost)
+        held: dict[tuple[int, ...], Any] = {}
+        start = 0
+        while start < len(rows):
+            chunk = rows[start : start + plan[start]]
+            start += len(chunk)
+            prefixes = []
+            for _, prefix in chunk:
+                if prefix and prefix not in held:
+                    held[prefix] = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
+                prefixes.append(held.get(prefix))
+            for (i, _), layers in zip(chunk, self._prefill_chunk([seqs[i] for i, _ in chunk], prefixes)):
+                out[i] = layers
+        return out
+
+    def _prefill_chunk(
+        self, seqs: Sequence[Sequence[int]], prefixes: Sequence[Any]
+    ) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+        """One forward over the rest of ``seqs`` after their cached ``prefixes`` (per row: per-layer
+        state or None); returns each row's whole state (prefix + rest), real positions only."""
+        from transformers import DynamicCache
+
+        lengths = [layers[0][0].shape[-2] if layers else 0 for layers in prefixes]
+        suffixes = [list(s[n:]) for s, n in zip(seqs, lengths)]
+        ids, real, positions = left_pad(suffixes, self.pad_id)
+        segments = torch.where(real.bool(), 0, -1)
+        longest = max(lengths)
+        if longest:
+            mask = prefix_tree_mask(segments.to(self.device), lengths, self.dtype)
+            cache = self.prefix_cache.stack(prefixes)
+            positions = positions + torch.tensor(lengths, dtype=torch.long)[:, None]
+        else:
+            mask = tree_attention_mask(segments.to(self.device), self.dtype)
+            cache = DynamicCache(config=self._hf_model.config)
+        kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
+        if self._accepts_logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        with torch.inference_mode(), self._adapter_scope():
+            self.model(input_ids=ids.to(self.device), attention_mask=mask, position_ids=positions.to(self.device), **kwargs)
+        self.stats.forward_passes += 1
+        self.stats.padded_tokens += ids.numel()
+        self.stats.tokens += int(real.sum())
+        width = ids.shape[1]
+        out = []
+        for row, (n, s) in enumerate(zip(lengths, suffixes)):
+            keep = [slice(longest - n, longest), slice(longest + width - len(s), longest + width)]
+            out.append([
+                (torch.cat([layer.keys[row : row + 1, :, k] for k in keep], dim=2),
+                 torch.cat([layer.values[row : row + 1, :, k] for k in keep], dim=2))
+                for layer in cache.layers
+            ])
+        return out
 
     def _generation_config(self, params: GenerationParams) -> Any:
         from transformers import GenerationConfig
@@ -169,3 +282,22 @@ class HFGenerationMixin:
             finish_reason=reason,
             truncated_tokens=cut,
         )
+
+
+def _right_aligned(
+    states: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor]] | None], length: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer, (B, H, ``length``, D) keys and values: row b's state at the end, zeros before
+    (the left padding, masked by the attention mask like padded prompt tokens)."""
+    present = [s for s in states if s]
+    layers = []
+    for li, (k0, v0) in enumerate(present[0]):
+        keys = k0.new_zeros((len(states), k0.shape[1], length, k0.shape[-1]))
+        values = v0.new_zeros((len(states), v0.shape[1], length, v0.shape[-1]))
+        for row, s in enumerate(states):
+            if s:
+                k, v = s[li]
+                keys[row, :, length - k.shape[-2] :] = k[0]
+                values[row, :, length - v.shape[-2] :] = v[0]
+        layers.append((keys, values))
+    return layers

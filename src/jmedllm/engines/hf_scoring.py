@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import inspect
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
-from jmedllm.engines.batching import rows_within_limits
+from jmedllm.engines.batching import plan_scoring_batches, rows_within_limits
 from jmedllm.engines.prefix_cache import group_by_prefix, pack_after_prefix, prefix_tree_mask
 from jmedllm.engines.prefix_sharing import EncodedRequest, encode_request, left_pad, pack_batch, tree_attention_mask
 from jmedllm.schema import ContinuationScore, LoglikRequest
@@ -41,19 +41,23 @@ class HFScoringMixin:
             )
             (shared if use_tree else single).append(r)
 
-        def store_rows(batch: Sequence[EncodedRequest], scores: Sequence[list[ContinuationScore]]) -> None:
-            for r, s in zip(batch, scores):
-                results[r.index] = s
+        # every row starts from the cached state of its group's prefix (header, shared
+        # exemplars, a shared case vignette); rows of different prefixes share batches
+        rows = [(r, g.prefix) for g in group_by_prefix(shared, self.prefix_cache_min_tokens) for r in g.requests]
+        rows.sort(key=lambda row: (-(row[0].packed_length - len(row[1])), -len(row[1])))
+        states = _CallPrefixStates(self, [prefix for _, prefix in rows])
 
-        for group in group_by_prefix(shared, self.prefix_cache_min_tokens):
-            p = len(group.prefix)
-            rows = sorted(group.requests, key=lambda r: -r.packed_length)
-            self._loglik_batches.run(
-                rows,
-                lambda batch, g=group: self._score_packed(batch, g.prefix),
-                store_rows,
-                max_items=lambda rest, n, p=p: self._rows_that_fit([r.packed_length - p for r in rest[:n]]),
-            )
+        def store_rows(batch: Sequence[tuple[EncodedRequest, tuple[int, ...]]], scores: Sequence[list[ContinuationScore]]) -> None:
+            for (r, prefix), s in zip(batch, scores):
+                results[r.index] = s
+                states.done(prefix)
+
+        self._loglik_batches.run(
+            rows,
+            lambda batch: self._score_packed([r for r, _ in batch], [states.get(prefix) for _, prefix in batch]),
+            store_rows,
+            max_items=self._scoring_batch_rule([r.packed_length - len(p) for r, p in rows], [len(p) for _, p in rows]),
+        )
 
         if single:
             pieces: dict[tuple[int, int], ContinuationScore] = {}
@@ -64,13 +68,9 @@ class HFScoringMixin:
                 for (r, j), s in zip(batch, scores):
                     pieces[(r.index, j)] = s
 
+            widths = [len(r.context) + len(r.continuations[j]) - 1 for r, j in items]
             self._loglik_batches.run(
-                items,
-                self._score_sequences,
-                store_pieces,
-                max_items=lambda rest, n: self._rows_that_fit(
-                    [len(r.context) + len(r.continuations[j]) - 1 for r, j in rest[:n]]
-                ),
+                items, self._score_sequences, store_pieces, max_items=self._scoring_batch_rule(widths, [0] * len(widths))
             )
             for r in single:
                 results[r.index] = [pieces[(r.index, j)] for j in range(len(r.continuations))]
@@ -78,8 +78,21 @@ class HFScoringMixin:
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
 
-    def _rows_that_fit(self, lengths: Sequence[int]) -> int:
-        return rows_within_limits(lengths, self.max_batch_tokens, self.max_padding_fraction)
+    def _scoring_batch_rule(self, widths: Sequence[int], prefixes: Sequence[int]) -> Callable[[Sequence[Any], int], int]:
+        """How many of the remaining rows (``widths`` sorted longest first, each attending to a
+        cached prefix of ``prefixes`` tokens) the next forward takes.
+
+        On CPU (``max_padding_fraction`` "auto"), the cheapest plan under the engine's cost
+        model (``batching.plan_scoring_batches``): a forward has a fixed cost, so fewer, larger
+        forwards win until padding costs more. Otherwise the padding share and the token budget
+        decide (``batching.rows_within_limits``).
+        """
+        if self.scoring_cost is None:
+            return lambda rest, n: rows_within_limits(widths[len(widths) - len(rest) :][:n], self.max_batch_tokens,
+                                                      self.max_padding_fraction)
+        plan = plan_scoring_batches(widths, prefixes, max_rows=self._loglik_batches.size,
+                                    max_tokens=self.max_batch_tokens, cost=self.scoring_cost)
+        return lambda rest, n: min(n, plan[len(widths) - len(rest)])
 
     def _forward_logits(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, keep: int,
@@ -116,12 +129,17 @@ class HFScoringMixin:
         greedy = picked.argmax(dim=-1) == t[:, 0]
         return token_lp.cpu().tolist(), greedy.cpu().tolist()
 
-    def _score_packed(self, batch: Sequence[EncodedRequest], prefix: tuple[int, ...] = ()) -> list[list[ContinuationScore]]:
-        if prefix:  # the shared prefix's key/value state comes from the prefix cache
-            layers = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
-            packed = pack_after_prefix(batch, len(prefix), self.pad_id)
-            mask = prefix_tree_mask(packed.segments.to(self.device), len(prefix), self.dtype)
-            cache = self.prefix_cache.expand(layers, len(batch))
+    def _score_packed(
+        self, batch: Sequence[EncodedRequest], prefix_states: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor]] | None] = ()
+    ) -> list[list[ContinuationScore]]:
+        """Score packed rows; ``prefix_states[b]``: the cached key/value state of row b's prefix
+        (per layer, batch 1; None or missing: the row has no cached prefix)."""
+        states = list(prefix_states) or [None] * len(batch)
+        lengths = [s[0][0].shape[-2] if s else 0 for s in states]
+        if any(lengths):  # [left padding to the longest prefix | row's prefix state | packed suffix]
+            packed = pack_after_prefix(batch, lengths, self.pad_id)
+            mask = prefix_tree_mask(packed.segments.to(self.device), lengths, self.dtype)
+            cache = self.prefix_cache.stack(states)
         else:
             packed = pack_batch(batch, self.pad_id)
             mask = tree_attention_mask(packed.segments.to(self.device), self.dtype)  # built where it is used
@@ -199,3 +217,36 @@ class HFScoringMixin:
             )
             k += n
         return out
+
+
+class _CallPrefixStates:
+    """The prefix states one ``loglikelihoods`` call needs, held until their last row is scored.
+
+    Batches mix rows of different prefixes, so a state may be needed by many batches; the
+    engine's LRU cache (a few entries, kept across calls) could evict it in between. Each
+    distinct prefix is fetched once through that cache (computed on a miss) and kept here
+    until ``done`` has been called for every row that uses it.
+    """
+
+    def __init__(self, engine: Any, prefixes: Sequence[tuple[int, ...]]) -> None:
+        self.engine = engine
+        self.remaining: dict[tuple[int, ...], int] = {}
+        for prefix in prefixes:
+            if prefix:
+                self.remaining[prefix] = self.remaining.get(prefix, 0) + 1
+        self.held: dict[tuple[int, ...], Any] = {}
+
+    def get(self, prefix: tuple[int, ...]) -> Any:
+        if not prefix:
+            return None
+        if prefix not in self.held:
+            e = self.engine
+            self.held[prefix] = e.prefix_cache.get(e.active_adapter, prefix, e._prefix_state)
+        return self.held[prefix]
+
+    def done(self, prefix: tuple[int, ...]) -> None:
+        if prefix and prefix in self.remaining:
+            self.remaining[prefix] -= 1
+            if self.remaining[prefix] == 0:
+                del self.remaining[prefix]
+                self.held.pop(prefix, None)

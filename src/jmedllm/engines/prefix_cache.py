@@ -139,20 +139,37 @@ def strip_prefix(request: EncodedRequest, n: int) -> EncodedRequest:
     return replace(request, context=request.context[n:])
 
 
-def pack_after_prefix(requests: Sequence[EncodedRequest], prefix_length: int, pad_id: int) -> PackedBatch:
-    """``pack_batch`` of the suffixes, positions shifted past a cached prefix of ``prefix_length``."""
-    packed = pack_batch([strip_prefix(r, prefix_length) for r in requests], pad_id)
-    packed.position_ids = packed.position_ids + prefix_length
+def pack_after_prefix(requests: Sequence[EncodedRequest], prefix_length: int | Sequence[int], pad_id: int) -> PackedBatch:
+    """``pack_batch`` of the suffixes, positions shifted past a cached prefix of
+    ``prefix_length`` tokens (one length for all rows, or one per row)."""
+    lengths = _per_row(prefix_length, len(requests))
+    packed = pack_batch([strip_prefix(r, n) for r, n in zip(requests, lengths)], pad_id)
+    packed.position_ids = packed.position_ids + torch.tensor(lengths, dtype=torch.long)[:, None]
     return packed
 
 
-def prefix_tree_mask(segments: torch.Tensor, prefix_length: int, dtype: torch.dtype) -> torch.Tensor:
-    """Additive mask (B, 1, T, P + T): every query attends to the whole cached prefix, and
-    within the suffix as ``tree_attention_mask`` allows."""
+def prefix_tree_mask(segments: torch.Tensor, prefix_length: int | Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    """Additive mask (B, 1, T, P + T), P the longest prefix: every query attends to its row's
+    whole cached prefix, which ends at column P (a shorter one is left-padded, and those
+    columns are masked), and within the suffix as ``tree_attention_mask`` allows."""
+    lengths = _per_row(prefix_length, segments.shape[0])
     tree = tree_attention_mask(segments, dtype)
     b, _, t, _ = tree.shape
-    front = torch.zeros((b, 1, t, prefix_length), dtype=dtype, device=segments.device)
+    longest = max(lengths, default=0)
+    front = torch.zeros((b, 1, t, longest), dtype=dtype, device=segments.device)
+    for row, n in enumerate(lengths):
+        if n < longest:
+            front[row, :, :, : longest - n] = torch.finfo(dtype).min
     return torch.cat([front, tree], dim=-1)
+
+
+def _per_row(prefix_length: int | Sequence[int], rows: int) -> list[int]:
+    if isinstance(prefix_length, int):
+        return [prefix_length] * rows
+    lengths = list(prefix_length)
+    if len(lengths) != rows:
+        raise ValueError(f"{len(lengths)} prefix lengths for {rows} rows")
+    return lengths
 
 
 class PrefixKVCache:
@@ -197,6 +214,32 @@ class PrefixKVCache:
         return DynamicCache(
             [(k.expand(batch, *k.shape[1:]), v.expand(batch, *v.shape[1:])) for k, v in layers]
         )
+
+    @staticmethod
+    def stack(states: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor]] | None]) -> Any:
+        """A new DynamicCache whose row b holds ``states[b]`` (one prefix's per-layer keys and
+        values, batch 1; None: no prefix), left-padded with zeros to the longest prefix (the
+        columns ``prefix_tree_mask`` masks); rows sharing one prefix need no padding (``expand``)."""
+        from transformers import DynamicCache
+
+        present = [s for s in states if s is not None]
+        if not present:
+            raise ValueError("stack needs at least one prefix state")
+        if all(s is present[0] for s in states):
+            return PrefixKVCache.expand(present[0], len(states))
+        layers = []
+        for li in range(len(present[0])):
+            k0, v0 = present[0][li]
+            longest = max(s[li][0].shape[-2] for s in present)
+            keys = k0.new_zeros((len(states), k0.shape[1], longest, k0.shape[-1]))
+            values = v0.new_zeros((len(states), v0.shape[1], longest, v0.shape[-1]))
+            for row, s in enumerate(states):
+                if s is not None:
+                    k, v = s[li]
+                    keys[row, :, longest - k.shape[-2] :] = k[0]
+                    values[row, :, longest - v.shape[-2] :] = v[0]
+            layers.append((keys, values))
+        return DynamicCache(layers)
 
     @staticmethod
     def static(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], batch: int, max_len: int, config: Any) -> Any:
