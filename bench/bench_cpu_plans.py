@@ -1,0 +1,120 @@
+"""Benchmark: the HF engine's CPU batch plans, each against its alternatives, on the lm-eval bench set.
+
+Same model and items as ``bench/vs_lmeval.py`` (the tiny Llama of issue 14, the first
+``--items`` IgakuQA-ja 2022 text-only five-choice items, alpaca prompts, 0-shot unless
+``--shots``), one process, runs alternated ``--repeats`` times, median wall seconds:
+
+* log-likelihood forwards: the cost plan (``batching.plan_scoring_batches``) with a forward's
+  fixed cost set to each of ``--forward-costs`` token units (the engine's default is
+  ``DecodeCost.forward``), and the plain 10 % padding budget
+  (``max_padding_fraction=0.1``); forwards, padded and real tokens per plan, and the largest
+  log-probability difference to the first plan;
+* generation: the CPU path (every prompt but its last token prefilled without padding between
+  prompts, then decoded from one static cache per decode batch) against left-padded batches
+  with a dynamic cache (``static_generation_cache=False``); the texts must be identical.
+
+    JMEDLLM_DATA_ROOT=../shared/data .venv/bin/python bench/bench_cpu_plans.py --items 60 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vs_lmeval import SPEC, jmedllm_generate, jmedllm_loglik, load_text, prepared  # noqa: E402
+
+from jmedllm.engines.hf import HFEngine  # noqa: E402
+from jmedllm.paths import resolve_data_root  # noqa: E402
+from jmedllm.tiny import build_tiny_model  # noqa: E402
+
+
+def timed(fn) -> tuple[float, object]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--model-dir", default=str(Path(tempfile.gettempdir()) / "jmedllm-bench-issue14"))
+    parser.add_argument("--items", type=int, default=60)
+    parser.add_argument("--shots", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--forward-costs", nargs="+", type=float, default=[15, 40, 100, 300])
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["loglik", "generate"])
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data_root = resolve_data_root(args.data_root)
+    model_dir = build_tiny_model(args.model_dir, data_root, SPEC)
+    print(f"load average before: {load_text()} ({os.cpu_count()} CPUs); {args.threads} threads; "
+          f"{args.items} items, {args.shots}-shot, {args.repeats} alternating runs, median wall s\n")
+
+    if "loglik" not in args.skip:
+        items = prepared(model_dir, data_root, "loglik", args.shots, args.items)
+        planned = HFEngine(model_dir, dtype="float32", device="cpu")
+        budget = HFEngine(model_dir, dtype="float32", device="cpu", max_padding_fraction=0.1)
+        base = planned.scoring_cost
+        plans = [(f"cost plan, forward = {f:g}", planned, replace(base, forward=f)) for f in args.forward_costs]
+        plans.append(("10 % padding budget", budget, None))
+        jmedllm_loglik(planned, items[:2])
+        jmedllm_loglik(budget, items[:2])
+        times: dict[str, list[float]] = {name: [] for name, _, _ in plans}
+        shape: dict[str, tuple[int, int, int]] = {}
+        scores: dict[str, list[list[float]]] = {}
+        for _ in range(args.repeats):
+            for name, engine, cost in plans:
+                if cost is not None:
+                    engine.scoring_cost = cost
+                engine.stats.reset()
+                seconds, out = timed(lambda e=engine: jmedllm_loglik(e, items))
+                times[name].append(seconds)
+                shape[name] = (engine.stats.forward_passes, engine.stats.padded_tokens, engine.stats.tokens)
+                scores[name] = out
+        first = scores[plans[0][0]]
+        print("| log-likelihood plan | forwards | padded tokens | real tokens | median wall s | all runs | max abs dlogp vs first |")
+        print("|---|---|---|---|---|---|---|")
+        for name, _, _ in plans:
+            diff = max(abs(a - b) for ra, rb in zip(scores[name], first) for a, b in zip(ra, rb))
+            f, padded, real = shape[name]
+            print(f"| {name} | {f} | {padded} | {real} | {statistics.median(times[name]):.2f} | "
+                  f"{' / '.join(f'{t:.2f}' for t in times[name])} | {diff:.1e} |", flush=True)
+        print()
+
+    if "generate" not in args.skip:
+        prompts = [it.prompt for it in prepared(model_dir, data_root, "generate", args.shots, args.items)]
+        ragged = HFEngine(model_dir, dtype="float32", device="cpu")
+        padded = HFEngine(model_dir, dtype="float32", device="cpu", static_generation_cache=False)
+        n = args.max_new_tokens
+        for engine in (ragged, padded):
+            jmedllm_generate(engine, prompts[:2], n)
+        runs = {"ragged prefill + static cache (CPU default)": ragged, "left-padded batches, dynamic cache": padded}
+        times = {name: [] for name in runs}
+        texts: dict[str, list[str]] = {}
+        for _ in range(args.repeats):
+            for name, engine in runs.items():
+                engine.stats.reset()
+                seconds, texts[name] = timed(lambda e=engine: jmedllm_generate(e, prompts, n))
+                times[name].append(seconds)
+        same = sum(a == b for a, b in zip(*texts.values()))
+        print(f"| generation ({n} new tokens) | median wall s | all runs | same text |")
+        print("|---|---|---|---|")
+        for name in runs:
+            print(f"| {name} | {statistics.median(times[name]):.2f} | "
+                  f"{' / '.join(f'{t:.2f}' for t in times[name])} | {same} / {len(prompts)} |", flush=True)
+    print(f"\nload average after: {load_text()}")
+
+
+if __name__ == "__main__":
+    main()
