@@ -174,12 +174,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--lmeval-batch-sizes", nargs="+", type=int, default=[8, 16, 32],
                         help="lm-eval batch sizes to tune over (per mode, on a slice); its fastest is used")
-    parser.add_argument("--tune-items", type=int, default=8,
-                        help="items of the first shot setting on which lm-eval's batch size is tuned, per mode")
+    parser.add_argument("--tune-items", type=int, default=32,
+                        help="items of the first shot setting on which lm-eval's batch size is tuned, per mode "
+                             "(at least the largest candidate batch, or the candidates do the same work)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--bf16", action="store_true", help="also jmedllm in bfloat16 vs its float32 scores")
     parser.add_argument("--json", default=None, help="write all timings and agreements here")
     args = parser.parse_args()
+    if args.tune_items < max(args.lmeval_batch_sizes):
+        parser.error(f"--tune-items {args.tune_items} is below the largest lm-eval batch size "
+                     f"{max(args.lmeval_batch_sizes)}: those candidates would all run one batch")
 
     torch.set_num_threads(args.threads)
     from lm_eval.models.huggingface import HFLM
