@@ -9,7 +9,9 @@ from typing import Any, Callable, Sequence
 import torch
 
 from jmedllm.engines.batching import plan_generation_batches, plan_scoring_batches, rows_within_limits
-from jmedllm.engines.prefix_cache import group_ids_by_prefix, group_ids_for_generation, prefix_tree_mask
+from jmedllm.engines.prefix_cache import (
+    HeldPrefixStates, group_ids_by_prefix, group_ids_for_generation, left_padded_states, prefix_tree_mask,
+)
 from jmedllm.engines.prefix_sharing import left_pad, tree_attention_mask
 from jmedllm.schema import Completion, GenerationParams
 
@@ -52,9 +54,17 @@ class HFGenerationMixin:
             # CPU: every prompt but its last token prefilled without padding, then decoded together
             self._generate_batches.run(items, lambda batch: self._generate_ragged(batch, params), store,
                                        max_items=self._decode_batch_rule(items, params.max_new_tokens))
-            self.stats.seconds += time.perf_counter() - t0
-            return results  # type: ignore[return-value]
-        # prompts sharing a prefix (header, shared exemplars) start from its cached key/value state
+        else:
+            self._generate_padded(items, params, store)
+        self.stats.seconds += time.perf_counter() - t0
+        return results  # type: ignore[return-value]
+
+    def _generate_padded(
+        self, items: Sequence[tuple[int, list[int], int]], params: GenerationParams,
+        store: Callable[[Sequence[tuple[int, list[int], int]], Sequence[Completion]], None],
+    ) -> None:
+        """Left-padded batches per prefix group; prompts sharing a prefix (header, shared
+        exemplars) start from its cached key/value state."""
         cost = self.generation_cost
         budget = cost.forward + params.max_new_tokens * cost.step if cost is not None else 0.0
         for prefix, members in group_ids_for_generation([it[1] for it in items], self.prefix_cache_min_tokens, budget):
@@ -65,8 +75,6 @@ class HFGenerationMixin:
                 store,
                 max_items=self._generation_batch_rule(group, len(prefix), params.max_new_tokens),
             )
-        self.stats.seconds += time.perf_counter() - t0
-        return results  # type: ignore[return-value]
 
     def _generation_batch_rule(
         self, group: Sequence[tuple[int, list[int], int]], p: int, new_tokens: int
@@ -110,7 +118,8 @@ class HFGenerationMixin:
         states = self._prefill_states([ids[:-1] for ids in seqs]) if cached else []
         cache = self.prefix_cache.static([], len(batch), ids.shape[1] + params.max_new_tokens, self._hf_model.config)
         if cached:
-            for layer, (keys, values) in zip(cache.layers, _right_aligned(states, cached)):
+            # the longest prompt's state holds `cached` positions: every row ends at that column
+            for layer, (keys, values) in zip(cache.layers, left_padded_states(states)):
                 layer.update(keys, values)
         out = self._run_generate(params, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                  **{self._cache_kwarg: cache})
@@ -141,16 +150,12 @@ class HFGenerationMixin:
         widths = [len(seqs[i]) - len(prefix) for i, prefix in rows]
         plan = plan_scoring_batches(widths, [len(prefix) for _, prefix in rows], max_rows=len(rows),
                                     max_tokens=self.max_batch_tokens, cost=self.scoring_cost or self.generation_cost)
-        held: dict[tuple[int, ...], Any] = {}
+        held = HeldPrefixStates(self._cached_prefix_state)  # for the whole decode batch
         start = 0
         while start < len(rows):
             chunk = rows[start : start + plan[start]]
             start += len(chunk)
-            prefixes = []
-            for _, prefix in chunk:
-                if prefix and prefix not in held:
-                    held[prefix] = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
-                prefixes.append(held.get(prefix))
+            prefixes = [held.get(prefix) for _, prefix in chunk]
             for (i, _), layers in zip(chunk, self._prefill_chunk([seqs[i] for i, _ in chunk], prefixes)):
                 out[i] = layers
         return out
@@ -216,7 +221,7 @@ class HFGenerationMixin:
         p = len(prefix)
         ids, mask, _ = left_pad([b[1][p:] for b in batch], self.pad_id)
         extra: dict[str, Any] = {}
-        layers = self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state) if p else None
+        layers = self._cached_prefix_state(prefix) if p else None
         if p:  # [prefix | left padding | rest of the prompt]; the prefix's state comes from the cache
             ids = torch.cat([torch.tensor([prefix], dtype=torch.long).expand(len(batch), p), ids], dim=1)
             mask = torch.cat([torch.ones((len(batch), p), dtype=mask.dtype), mask], dim=1)
@@ -283,21 +288,3 @@ class HFGenerationMixin:
             truncated_tokens=cut,
         )
 
-
-def _right_aligned(
-    states: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor]] | None], length: int
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per layer, (B, H, ``length``, D) keys and values: row b's state at the end, zeros before
-    (the left padding, masked by the attention mask like padded prompt tokens)."""
-    present = [s for s in states if s]
-    layers = []
-    for li, (k0, v0) in enumerate(present[0]):
-        keys = k0.new_zeros((len(states), k0.shape[1], length, k0.shape[-1]))
-        values = v0.new_zeros((len(states), v0.shape[1], length, v0.shape[-1]))
-        for row, s in enumerate(states):
-            if s:
-                k, v = s[li]
-                keys[row, :, length - k.shape[-2] :] = k[0]
-                values[row, :, length - v.shape[-2] :] = v[0]
-        layers.append((keys, values))
-    return layers

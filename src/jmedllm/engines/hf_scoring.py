@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from jmedllm.engines.batching import plan_scoring_batches, rows_within_limits
-from jmedllm.engines.prefix_cache import group_by_prefix, pack_after_prefix, prefix_tree_mask
+from jmedllm.engines.prefix_cache import HeldPrefixStates, group_by_prefix, pack_after_prefix, prefix_tree_mask
 from jmedllm.engines.prefix_sharing import EncodedRequest, encode_request, left_pad, pack_batch, tree_attention_mask
 from jmedllm.schema import ContinuationScore, LoglikRequest
 
@@ -45,7 +45,7 @@ class HFScoringMixin:
         # exemplars, a shared case vignette); rows of different prefixes share batches
         rows = [(r, g.prefix) for g in group_by_prefix(shared, self.prefix_cache_min_tokens) for r in g.requests]
         rows.sort(key=lambda row: (-(row[0].packed_length - len(row[1])), -len(row[1])))
-        states = _CallPrefixStates(self, [prefix for _, prefix in rows])
+        states = HeldPrefixStates(self._cached_prefix_state, [prefix for _, prefix in rows])
 
         def store_rows(batch: Sequence[tuple[EncodedRequest, tuple[int, ...]]], scores: Sequence[list[ContinuationScore]]) -> None:
             for (r, prefix), s in zip(batch, scores):
@@ -172,6 +172,10 @@ class HFScoringMixin:
         params = inspect.signature(self._hf_model.forward).parameters
         return "cache" if "cache" in params else "past_key_values"
 
+    def _cached_prefix_state(self, prefix: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The prefix's per-layer keys and values, from the engine's prefix cache (computed on a miss)."""
+        return self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
+
     def _prefix_state(self, prefix: tuple[int, ...]) -> Any:
         """Run the model over one prefix row and return the filled DynamicCache."""
         from transformers import DynamicCache
@@ -218,35 +222,3 @@ class HFScoringMixin:
             k += n
         return out
 
-
-class _CallPrefixStates:
-    """The prefix states one ``loglikelihoods`` call needs, held until their last row is scored.
-
-    Batches mix rows of different prefixes, so a state may be needed by many batches; the
-    engine's LRU cache (a few entries, kept across calls) could evict it in between. Each
-    distinct prefix is fetched once through that cache (computed on a miss) and kept here
-    until ``done`` has been called for every row that uses it.
-    """
-
-    def __init__(self, engine: Any, prefixes: Sequence[tuple[int, ...]]) -> None:
-        self.engine = engine
-        self.remaining: dict[tuple[int, ...], int] = {}
-        for prefix in prefixes:
-            if prefix:
-                self.remaining[prefix] = self.remaining.get(prefix, 0) + 1
-        self.held: dict[tuple[int, ...], Any] = {}
-
-    def get(self, prefix: tuple[int, ...]) -> Any:
-        if not prefix:
-            return None
-        if prefix not in self.held:
-            e = self.engine
-            self.held[prefix] = e.prefix_cache.get(e.active_adapter, prefix, e._prefix_state)
-        return self.held[prefix]
-
-    def done(self, prefix: tuple[int, ...]) -> None:
-        if prefix and prefix in self.remaining:
-            self.remaining[prefix] -= 1
-            if self.remaining[prefix] == 0:
-                del self.remaining[prefix]
-                self.held.pop(prefix, None)

@@ -227,19 +227,7 @@ class PrefixKVCache:
             raise ValueError("stack needs at least one prefix state")
         if all(s is present[0] for s in states):
             return PrefixKVCache.expand(present[0], len(states))
-        layers = []
-        for li in range(len(present[0])):
-            k0, v0 = present[0][li]
-            longest = max(s[li][0].shape[-2] for s in present)
-            keys = k0.new_zeros((len(states), k0.shape[1], longest, k0.shape[-1]))
-            values = v0.new_zeros((len(states), v0.shape[1], longest, v0.shape[-1]))
-            for row, s in enumerate(states):
-                if s is not None:
-                    k, v = s[li]
-                    keys[row, :, longest - k.shape[-2] :] = k[0]
-                    values[row, :, longest - v.shape[-2] :] = v[0]
-            layers.append((keys, values))
-        return DynamicCache(layers)
+        return DynamicCache(left_padded_states(states))
 
     @staticmethod
     def static(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], batch: int, max_len: int, config: Any) -> Any:
@@ -251,3 +239,59 @@ class PrefixKVCache:
         for layer, (k, v) in zip(cache.layers, layers):
             layer.update(k.expand(batch, *k.shape[1:]), v.expand(batch, *v.shape[1:]))
         return cache
+
+
+def left_padded_states(
+    states: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor]] | None],
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer, (B, H, L, D) keys and values with row b's state (per-layer keys and values of
+    batch 1; None: nothing) at the end and zeros before it, L the longest state: the left
+    padding that attention masks (``prefix_tree_mask``, or a generation attention mask)."""
+    present = [s for s in states if s]
+    if not present:
+        raise ValueError("left_padded_states needs at least one state")
+    layers = []
+    for li, (k0, v0) in enumerate(present[0]):
+        longest = max(s[li][0].shape[-2] for s in present)
+        keys = k0.new_zeros((len(states), k0.shape[1], longest, k0.shape[-1]))
+        values = v0.new_zeros((len(states), v0.shape[1], longest, v0.shape[-1]))
+        for row, s in enumerate(states):
+            if s:
+                k, v = s[li]
+                keys[row, :, longest - k.shape[-2] :] = k[0]
+                values[row, :, longest - v.shape[-2] :] = v[0]
+        layers.append((keys, values))
+    return layers
+
+
+class HeldPrefixStates:
+    """The prefix states one engine call needs, each fetched once and held while rows use it.
+
+    Batches mix rows of different prefixes, so a state may be needed by many batches, and the
+    engine's LRU cache (a few entries, kept across calls) could evict it in between. ``fetch``
+    gets one prefix's state (through that cache). ``done`` releases a row's use; a state is
+    dropped once every row counted at construction has used it (rows not counted keep their
+    state until the holder goes).
+    """
+
+    def __init__(self, fetch: Callable[[tuple[int, ...]], Any], prefixes: Sequence[tuple[int, ...]] = ()) -> None:
+        self.fetch = fetch
+        self.remaining: dict[tuple[int, ...], int] = {}
+        for prefix in prefixes:
+            if prefix:
+                self.remaining[prefix] = self.remaining.get(prefix, 0) + 1
+        self.held: dict[tuple[int, ...], Any] = {}
+
+    def get(self, prefix: tuple[int, ...]) -> Any:
+        if not prefix:
+            return None
+        if prefix not in self.held:
+            self.held[prefix] = self.fetch(prefix)
+        return self.held[prefix]
+
+    def done(self, prefix: tuple[int, ...]) -> None:
+        if prefix and prefix in self.remaining:
+            self.remaining[prefix] -= 1
+            if self.remaining[prefix] == 0:
+                del self.remaining[prefix]
+                self.held.pop(prefix, None)
