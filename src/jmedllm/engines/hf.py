@@ -33,6 +33,7 @@ from jmedllm.engines.hf_loading import (  # noqa: F401  (re-exported)
 )
 from jmedllm.engines.hf_vision import HFVisionMixin
 from jmedllm.engines.hf_scoring import HFScoringMixin
+from jmedllm.engines.hf_trim import UnreadMLPTrim
 from jmedllm.engines.batching import AdaptiveBatcher, DecodeCost, attention_pair_cost
 from jmedllm.engines.prefix_cache import (
     DEFAULT_MIN_PREFIX_TOKENS, PrefixKVCache,
@@ -155,6 +156,7 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         config = self._hf_model.config
         self.max_length = int(max_length) if max_length else context_length_of(config, self.tokenizer)
         self.n_parameters = sum(p.numel() for p in self._hf_model.parameters())
+        self.mlp_trim = UnreadMLPTrim(self._hf_model)  # the last layer's MLP only where logits are read
         if self.scoring_cost is not None:
             text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
             layers, hidden = getattr(text_config, "num_hidden_layers", None), getattr(text_config, "hidden_size", None)
@@ -386,6 +388,7 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
             "static_generation_cache": self.static_generation_cache,
             "generation_cost": asdict(self.generation_cost) if self.generation_cost else None,
             "scoring_cost": asdict(self.scoring_cost) if self.scoring_cost else None,
+            "last_mlp_on_read_positions_only": self.mlp_trim.exact,
             "tokenizer_adds_bos": self._add_bos,
             "eos_token_ids": list(self._eos_ids),
             "adapters": [info.as_dict() for info in self._adapters.values()],

@@ -4,13 +4,13 @@ buckets, stop strings, prompts starting from a cached shared prefix."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
 from jmedllm.engines.batching import plan_generation_batches, plan_scoring_batches, rows_within_limits
 from jmedllm.engines.prefix_cache import (
-    HeldPrefixStates, group_ids_by_prefix, group_ids_for_generation, left_padded_states, prefix_tree_mask,
+    HeldPrefixStates, group_ids_by_prefix, group_ids_for_generation, prefix_tree_mask,
 )
 from jmedllm.engines.prefix_sharing import left_pad, tree_attention_mask
 from jmedllm.schema import Completion, GenerationParams
@@ -107,20 +107,29 @@ class HFGenerationMixin:
 
         The prompts' key/value states are computed by ``_prefill_states`` in forwards planned
         without regard to decoding (rows of similar length together, each from its cached
-        prefix), written right-aligned into one StaticCache, and ``model.generate`` runs the
-        last prompt token of every row and the decode steps, left padding masked as usual.
-        A prompt's tokens pass through the model once either way; only float rounding differs
-        from computing the batch in one piece (tests/engines/test_prefix_cache.py).
+        prefix) and copied once, right-aligned, into one StaticCache; ``model.generate`` then
+        runs the last prompt token of every row and the decode steps, left padding masked as
+        usual. A prompt's tokens pass through the model once either way; only float rounding
+        differs from computing the batch in one piece (tests/engines/test_prefix_cache.py).
         """
         seqs = [ids for _, ids, _ in batch]
-        cached = max(len(ids) - 1 for ids in seqs)
         ids, mask, _ = left_pad(seqs, self.pad_id)
-        states = self._prefill_states([ids[:-1] for ids in seqs]) if cached else []
+        cached = ids.shape[1] - 1  # every row's state ends at this column: its last token comes next
         cache = self.prefix_cache.static([], len(batch), ids.shape[1] + params.max_new_tokens, self._hf_model.config)
-        if cached:
-            # the longest prompt's state holds `cached` positions: every row ends at that column
-            for layer, (keys, values) in zip(cache.layers, left_padded_states(states)):
-                layer.update(keys, values)
+        buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for row, layers in self._prefill_states([s[:-1] for s in seqs]):
+            if not buffers:  # the cache's storage, its first `cached` positions counted as filled (zeros)
+                for layer, pieces in zip(cache.layers, layers):
+                    k, v = pieces[0]
+                    buffers.append(layer.update(k.new_zeros(()).expand(len(batch), k.shape[1], cached, k.shape[-1]),
+                                                v.new_zeros(()).expand(len(batch), v.shape[1], cached, v.shape[-1])))
+            end = cached - sum(k.shape[-2] for k, _ in layers[0])
+            for (keys, values), pieces in zip(buffers, layers):
+                start = end
+                for k, v in pieces:
+                    keys[row, :, start : start + k.shape[-2]] = k[0]
+                    values[row, :, start : start + v.shape[-2]] = v[0]
+                    start += k.shape[-2]
         out = self._run_generate(params, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                  **{self._cache_kwarg: cache})
         new = out[:, ids.shape[1] :].cpu().tolist()
@@ -133,15 +142,15 @@ class HFGenerationMixin:
         self.stats.generated_tokens += sum(c.n_completion_tokens for c in completions)
         return completions
 
-    def _prefill_states(self, seqs: Sequence[Sequence[int]]) -> list[list[tuple[torch.Tensor, torch.Tensor]] | None]:
-        """Per sequence, its per-layer keys and values (batch 1; None for an empty sequence).
+    def _prefill_states(self, seqs: Sequence[Sequence[int]]) -> Iterator[tuple[int, list[list[tuple[torch.Tensor, torch.Tensor]]]]]:
+        """Per non-empty sequence i, ``(i, layers)``: its keys and values per layer, as pieces
+        (batch 1, in order; views into a forward's cache, to be copied before the next item).
 
         Sequences sharing a prefix worth caching start from its cached state (``prefix_cache``);
         the rest of each is computed in forwards planned like log-likelihood rows
         (``batching.plan_scoring_batches``): left-padded to the longest of the forward, with a
         causal mask over real tokens only, rows of different prefixes side by side.
         """
-        out: list[list[tuple[torch.Tensor, torch.Tensor]] | None] = [None] * len(seqs)
         present = [i for i, s in enumerate(seqs) if s]
         rows: list[tuple[int, tuple[int, ...]]] = []
         for prefix, members in group_ids_by_prefix([seqs[i] for i in present], self.prefix_cache_min_tokens):
@@ -157,14 +166,14 @@ class HFGenerationMixin:
             start += len(chunk)
             prefixes = [held.get(prefix) for _, prefix in chunk]
             for (i, _), layers in zip(chunk, self._prefill_chunk([seqs[i] for i, _ in chunk], prefixes)):
-                out[i] = layers
-        return out
+                yield i, layers
 
     def _prefill_chunk(
         self, seqs: Sequence[Sequence[int]], prefixes: Sequence[Any]
-    ) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    ) -> list[list[list[tuple[torch.Tensor, torch.Tensor]]]]:
         """One forward over the rest of ``seqs`` after their cached ``prefixes`` (per row: per-layer
-        state or None); returns each row's whole state (prefix + rest), real positions only."""
+        state or None); returns each row's whole state (prefix + rest) per layer as pieces: views
+        of its real positions in the forward's cache."""
         from transformers import DynamicCache
 
         lengths = [layers[0][0].shape[-2] if layers else 0 for layers in prefixes]
@@ -182,7 +191,7 @@ class HFGenerationMixin:
         kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
         if self._accepts_logits_to_keep:
             kwargs["logits_to_keep"] = 1
-        with torch.inference_mode(), self._adapter_scope():
+        with torch.inference_mode(), self._adapter_scope(), self.mlp_trim.scope(self._hf_model, 1):
             self.model(input_ids=ids.to(self.device), attention_mask=mask, position_ids=positions.to(self.device), **kwargs)
         self.stats.forward_passes += 1
         self.stats.padded_tokens += ids.numel()
@@ -190,12 +199,10 @@ class HFGenerationMixin:
         width = ids.shape[1]
         out = []
         for row, (n, s) in enumerate(zip(lengths, suffixes)):
-            keep = [slice(longest - n, longest), slice(longest + width - len(s), longest + width)]
-            out.append([
-                (torch.cat([layer.keys[row : row + 1, :, k] for k in keep], dim=2),
-                 torch.cat([layer.values[row : row + 1, :, k] for k in keep], dim=2))
-                for layer in cache.layers
-            ])
+            keep = [k for k in (slice(longest - n, longest), slice(longest + width - len(s), longest + width))
+                    if k.stop > k.start]
+            out.append([[(layer.keys[row : row + 1, :, k], layer.values[row : row + 1, :, k]) for k in keep]
+                        for layer in cache.layers])
         return out
 
     def _generation_config(self, params: GenerationParams) -> Any:

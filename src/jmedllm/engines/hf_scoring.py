@@ -109,7 +109,7 @@ class HFScoringMixin:
             kwargs[self._cache_kwarg] = cache
         if self._accepts_logits_to_keep:
             kwargs["logits_to_keep"] = keep
-        with torch.inference_mode(), self._adapter_scope():
+        with torch.inference_mode(), self._adapter_scope(), self.mlp_trim.scope(self._hf_model, keep):
             logits = self.model(**kwargs).logits
         self.stats.forward_passes += 1
         self.stats.padded_tokens += input_ids.numel()
@@ -185,7 +185,7 @@ class HFScoringMixin:
         kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
         if self._accepts_logits_to_keep:
             kwargs["logits_to_keep"] = 1
-        with torch.inference_mode(), self._adapter_scope():
+        with torch.inference_mode(), self._adapter_scope(), self.mlp_trim.scope(self._hf_model, 1):
             self.model(input_ids=ids, position_ids=torch.arange(len(prefix), device=self.device)[None], **kwargs)
         self.stats.forward_passes += 1
         self.stats.tokens += len(prefix)
