@@ -11,7 +11,10 @@ Same model and items as ``bench/vs_lmeval.py`` (the tiny Llama of issue 14, the 
   log-probability difference to the first plan;
 * generation: the CPU path (every prompt but its last token prefilled without padding between
   prompts, then decoded from one static cache per decode batch) against left-padded batches
-  with a dynamic cache (``static_generation_cache=False``); the texts must be identical.
+  with a dynamic cache (``static_generation_cache=False``); the texts must be identical;
+* the last layer's MLP only on columns whose logits are read (``engines/hf_trim.py``) against
+  the whole MLP, one engine switched in alternation, for log-likelihoods and generation:
+  median wall and process CPU seconds, and the largest score difference / same texts.
 
     JMEDLLM_DATA_ROOT=../shared/data .venv/bin/python bench/bench_cpu_plans.py --items 60 --repeats 3
 """
@@ -53,7 +56,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--forward-costs", nargs="+", type=float, default=[15, 40, 100, 300])
     parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["loglik", "generate"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["loglik", "generate", "trim"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data_root = resolve_data_root(args.data_root)
@@ -113,7 +116,44 @@ def main() -> None:
         for name in runs:
             print(f"| {name} | {statistics.median(times[name]):.2f} | "
                   f"{' / '.join(f'{t:.2f}' for t in times[name])} | {same} / {len(prompts)} |", flush=True)
+    if "trim" not in args.skip:
+        compare_trim(model_dir, data_root, args)
     print(f"\nload average after: {load_text()}")
+
+
+def compare_trim(model_dir: Path, data_root: Path, args: argparse.Namespace) -> None:
+    engine = HFEngine(model_dir, dtype="float32", device="cpu")
+    if not engine.mlp_trim.exact:
+        raise SystemExit("the trim check refused this model: nothing to compare")
+    print("| last layer's MLP | work | median wall s | median CPU s | all runs (wall) | agreement |")
+    print("|---|---|---|---|---|---|")
+    for mode in ("loglik", "generate"):
+        items = prepared(model_dir, data_root, mode, args.shots, args.items)
+        if mode == "loglik":
+            fn = lambda: jmedllm_loglik(engine, items)  # noqa: E731
+        else:
+            prompts = [it.prompt for it in items]
+            fn = lambda: jmedllm_generate(engine, prompts, args.max_new_tokens)  # noqa: E731
+        fn()  # warm-up
+        walls: dict[bool, list[float]] = {True: [], False: []}
+        cpus: dict[bool, list[float]] = {True: [], False: []}
+        outs: dict[bool, object] = {}
+        for _ in range(args.repeats):
+            for on in (True, False):
+                engine.mlp_trim.exact = on
+                c = time.process_time()
+                seconds, outs[on] = timed(fn)
+                cpus[on].append(time.process_time() - c)
+                walls[on].append(seconds)
+        engine.mlp_trim.exact = True
+        if mode == "loglik":
+            agree = f"max abs dlogp {max(abs(a - b) for ra, rb in zip(outs[True], outs[False]) for a, b in zip(ra, rb)):.1e}"
+        else:
+            agree = f"same text {sum(a == b for a, b in zip(outs[True], outs[False]))} / {len(items)}"
+        for on in (True, False):
+            print(f"| {'read columns only' if on else 'every column'} | {mode} | {statistics.median(walls[on]):.2f} | "
+                  f"{statistics.median(cpus[on]):.2f} | {' / '.join(f'{t:.2f}' for t in walls[on])} | {agree} |",
+                  flush=True)
 
 
 if __name__ == "__main__":
