@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from jmedllm.runs import RunDirError, data_hashes, load_run, open_run, sha256_file
+from jmedllm.provenance import data_hashes, sha256_file
+from jmedllm.runs import RunDirError, load_run, open_run
 
 
 def _rec(key, value):

@@ -22,7 +22,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
-from jmedllm.runs import model_fingerprint
+from jmedllm.provenance import model_fingerprint
 from jmedllm.schema import LETTERS, GenerationParams, Question
 
 METHOD = "judge"

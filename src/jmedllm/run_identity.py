@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from jmedllm.config import to_dict
-from jmedllm.runs import RunDir, RunDirError, model_fingerprint
+from jmedllm.provenance import model_fingerprint
+from jmedllm.runs import RunDir, RunDirError
 
 if TYPE_CHECKING:
     from jmedllm.evaluate import EvalConfig, Prepared, PreparedItem

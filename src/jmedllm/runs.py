@@ -50,14 +50,9 @@ and says so ("10 of 40 recorded items"): see jmedllm.run_identity.check_selectio
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
-import platform
-import subprocess
-import sys
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -72,79 +67,8 @@ TMP_SUFFIX = ".tmp"
 #: Every name the runner writes in a run directory (with its .tmp twins): none may be a symlink.
 RUN_FILES = (CONFIG_FILE, ITEMS_FILE, SUMMARY_JSON, SUMMARY_MD, LOCK_FILE)
 
-_VERSIONED = ("jmedllm", "torch", "transformers", "tokenizers", "peft", "trl", "accelerate", "datasets",
-              "numpy", "rapidfuzz", "vllm", "bitsandbytes")
-
-
 class RunDirError(UserError, RuntimeError):
     """A run directory that cannot be used as asked (in use, another run, not a run directory, ...)."""
-
-
-def sha256_file(path: str | Path, _cache: dict[tuple[str, int, int], str] = {}) -> str:
-    """sha256 of a file's bytes (memoised on path, size and mtime)."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _cache:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _cache[key] = h.hexdigest()
-    return _cache[key]
-
-
-def data_hashes(files: Iterable[str | Path], root: str | Path | None = None) -> dict[str, str]:
-    """{path relative to root (or as given): sha256} for every data file read."""
-    out: dict[str, str] = {}
-    for f in sorted({Path(x) for x in files}):
-        name = str(f.relative_to(root)) if root is not None and f.is_relative_to(root) else str(f)
-        out[name] = sha256_file(f)
-    return out
-
-
-def model_fingerprint(model_dir: Path) -> dict[str, str]:
-    """A cheap fingerprint of local weights: config files hashed whole; each weight file by its
-    size and the sha256 of its first and last MiB (a full hash of 15 GB would take minutes)."""
-    out: dict[str, str] = {}
-    for f in sorted(model_dir.iterdir()) if model_dir.is_dir() else [model_dir]:
-        if not f.is_file():
-            continue
-        if f.suffix in (".json", ".jinja", ".model", ".txt"):
-            out[f.name] = sha256_file(f)
-        elif f.suffix in (".safetensors", ".bin", ".pt", ".gguf"):
-            size = f.stat().st_size
-            h = hashlib.sha256(str(size).encode())
-            with open(f, "rb") as fh:
-                h.update(fh.read(1 << 20))
-                if size > 2 << 20:
-                    fh.seek(-(1 << 20), 2)
-                    h.update(fh.read(1 << 20))
-            out[f.name] = f"size={size};head-tail-sha256={h.hexdigest()}"
-    return out
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in _VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def git_commit(path: str | Path | None = None) -> str | None:
-    """The commit of the jmedllm checkout (with '+dirty' when modified), or None outside git."""
-    where = Path(path) if path else Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+dirty" if dirty else "")
 
 
 def canonical_json(obj: Any) -> str:
@@ -447,12 +371,3 @@ def load_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 def chunked(seq: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
-
-
-def run_context(argv: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "versions": library_versions(),
-        "git_commit": git_commit(),
-        "argv": list(argv if argv is not None else sys.argv),
-        "host": platform.node(),
-    }

@@ -27,7 +27,8 @@ from jmedllm.evaluate.records import _run_chunk, base_record, verdict_for  # noq
 from jmedllm.evaluate.summary import summarize  # noqa: F401
 from jmedllm.run_identity import check_selection, check_stored_prompts, normalize_identity
 from jmedllm.run_identity import identity as run_identity
-from jmedllm.runs import RunDir, chunked, lock_run_dir, open_run, run_context
+from jmedllm.provenance import run_context
+from jmedllm.runs import RunDir, chunked, lock_run_dir, open_run
 
 
 def data_root_for(cfg: EvalConfig) -> Path | None:

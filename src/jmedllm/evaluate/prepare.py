@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 from jmedllm.benchmarks.pools import default_shot_pool
 from jmedllm.evaluate.config import MODES, EvalConfig, EvalError
-from jmedllm.runs import data_hashes, item_key
+from jmedllm.provenance import data_hashes
+from jmedllm.runs import item_key
 from jmedllm.schema import Question
 
 

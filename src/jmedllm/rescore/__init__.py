@@ -27,7 +27,8 @@ from jmedllm.rescore import reference
 from jmedllm.rescore.inputs import ID_NORMALIZATIONS, Matched, Row, format_of, match_rows, read_rows
 from jmedllm.run_identity import identity as run_identity
 from jmedllm.run_identity import normalize_identity
-from jmedllm.runs import open_run, run_context, sha256_file
+from jmedllm.provenance import run_context, sha256_file
+from jmedllm.runs import open_run
 
 DISAGREEMENTS_FILE = "disagreements.jsonl"
 SHOWN_IN_MARKDOWN = 30  # ids listed in summary.md; summary.json lists every one

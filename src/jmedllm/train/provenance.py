@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
-import platform
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
+
+from jmedllm.provenance import git_state, library_versions, sha256_file
 
 RUN_RECORD = "jmedllm_train.json"
 RECIPE_COPY = "recipe.yaml"
@@ -21,12 +20,8 @@ _PACKAGES = ("jmedllm", "torch", "transformers", "peft", "trl", "datasets", "acc
 
 def versions() -> dict[str, Any]:
     """Python, platform and the versions of the libraries that shape training (absent ones omitted)."""
-    out: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in _PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
+    out: dict[str, Any] = dict(library_versions(_PACKAGES))
+    out["python"] = sys.version.split()[0]
     if "jmedllm" not in out:
         from jmedllm import __version__
 
@@ -44,23 +39,8 @@ def versions() -> dict[str, Any]:
 
 def git_commit(path: str | Path | None = None) -> dict[str, Any] | None:
     """The git commit (and whether the tree is dirty) of the jmedllm checkout; None when not in git."""
-    where = Path(path) if path else Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit, "dirty": bool(status.strip())}
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    state = git_state(path)
+    return None if state is None else {"commit": state[0], "dirty": state[1]}
 
 
 def data_hashes(files: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -72,7 +52,7 @@ def data_hashes(files: Iterable[str | Path]) -> list[dict[str, Any]]:
         if key in seen:
             continue
         seen.add(key)
-        out.append({"path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size})
+        out.append({"path": str(p), "sha256": sha256_file(p), "bytes": p.stat().st_size})
     return out
 
 
