@@ -9,10 +9,8 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from jmedllm.engines.batching import plan_generation_batches, plan_scoring_batches, rows_within_limits
-from jmedllm.engines.prefix_cache import (
-    HeldPrefixStates, group_ids_by_prefix, group_ids_for_generation, prefix_tree_mask,
-)
-from jmedllm.engines.prefix_sharing import left_pad, tree_attention_mask
+from jmedllm.engines.prefix_cache import HeldPrefixStates, group_ids_by_prefix, group_ids_for_generation
+from jmedllm.engines.prefix_sharing import left_pad
 from jmedllm.schema import Completion, GenerationParams
 
 
@@ -179,14 +177,9 @@ class HFGenerationMixin:
         lengths = [layers[0][0].shape[-2] if layers else 0 for layers in prefixes]
         suffixes = [list(s[n:]) for s, n in zip(seqs, lengths)]
         ids, real, positions = left_pad(suffixes, self.pad_id)
-        segments = torch.where(real.bool(), 0, -1)
-        longest = max(lengths)
-        if longest:
-            mask = prefix_tree_mask(segments.to(self.device), lengths, self.dtype)
-            cache = self.prefix_cache.stack(prefixes)
-            positions = positions + torch.tensor(lengths, dtype=torch.long)[:, None]
-        else:
-            mask = tree_attention_mask(segments.to(self.device), self.dtype)
+        positions = positions + torch.tensor(lengths, dtype=torch.long)[:, None]
+        mask, cache = self._attention_after_prefixes(torch.where(real.bool(), 0, -1), prefixes, lengths)
+        if cache is None:  # no row has a prefix: the forward fills a new cache
             cache = DynamicCache(config=self._hf_model.config)
         kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
         if self._accepts_logits_to_keep:
@@ -196,7 +189,7 @@ class HFGenerationMixin:
         self.stats.forward_passes += 1
         self.stats.padded_tokens += ids.numel()
         self.stats.tokens += int(real.sum())
-        width = ids.shape[1]
+        longest, width = max(lengths), ids.shape[1]  # the cache holds [padded prefixes | padded suffixes]
         out = []
         for row, (n, s) in enumerate(zip(lengths, suffixes)):
             keep = [k for k in (slice(longest - n, longest), slice(longest + width - len(s), longest + width))
@@ -294,4 +287,3 @@ class HFGenerationMixin:
             finish_reason=reason,
             truncated_tokens=cut,
         )
-

@@ -11,7 +11,7 @@ import torch
 
 from jmedllm.engines.batching import plan_scoring_batches, rows_within_limits
 from jmedllm.engines.prefix_cache import HeldPrefixStates, group_by_prefix, pack_after_prefix, prefix_tree_mask
-from jmedllm.engines.prefix_sharing import EncodedRequest, encode_request, left_pad, pack_batch, tree_attention_mask
+from jmedllm.engines.prefix_sharing import EncodedRequest, encode_request, left_pad, tree_attention_mask
 from jmedllm.schema import ContinuationScore, LoglikRequest
 
 
@@ -136,14 +136,8 @@ class HFScoringMixin:
         (per layer, batch 1; None or missing: the row has no cached prefix)."""
         states = list(prefix_states) or [None] * len(batch)
         lengths = [s[0][0].shape[-2] if s else 0 for s in states]
-        if any(lengths):  # [left padding to the longest prefix | row's prefix state | packed suffix]
-            packed = pack_after_prefix(batch, lengths, self.pad_id)
-            mask = prefix_tree_mask(packed.segments.to(self.device), lengths, self.dtype)
-            cache = self.prefix_cache.stack(states)
-        else:
-            packed = pack_batch(batch, self.pad_id)
-            mask = tree_attention_mask(packed.segments.to(self.device), self.dtype)  # built where it is used
-            cache = None
+        packed = pack_after_prefix(batch, lengths, self.pad_id)
+        mask, cache = self._attention_after_prefixes(packed.segments, states, lengths)
         logits = self._forward_logits(packed.input_ids, mask, packed.position_ids, packed.keep, cache)
         self.stats.tokens += packed.n_real_tokens
         token_lp, greedy = self._token_scores(logits, packed.rows, packed.cols, packed.targets)
@@ -165,6 +159,18 @@ class HFScoringMixin:
             ]
             for b, r in enumerate(batch)
         ]
+
+    def _attention_after_prefixes(
+        self, segments: torch.Tensor, states: Sequence[Any], lengths: Sequence[int]
+    ) -> tuple[torch.Tensor, Any]:
+        """Attention mask and key/value cache (None: no row has a prefix) for rows continuing
+        their cached prefix states (``states[b]``: per-layer keys and values of ``lengths[b]``
+        positions, or None): [left padding to the longest prefix | row's prefix | row's
+        ``segments``], the mask built on the model's device where it is used."""
+        segments = segments.to(self.device)
+        if any(lengths):
+            return prefix_tree_mask(segments, lengths, self.dtype), self.prefix_cache.stack(states)
+        return tree_attention_mask(segments, self.dtype), None
 
     @property
     def _cache_kwarg(self) -> str:
@@ -221,4 +227,3 @@ class HFScoringMixin:
             )
             k += n
         return out
-
