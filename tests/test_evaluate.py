@@ -81,6 +81,39 @@ def test_partial_run_resumes_to_the_same_summary(tmp_path, data_root):
     assert (part_dir / "items.jsonl").read_text() == (full / "items.jsonl").read_text()
 
 
+class SchedulingEngine(ScriptedEngine):
+    """A ScriptedEngine whose description carries scheduling keys (as the HF engine's does)."""
+
+    def __init__(self, answer="答え：c", **described):
+        super().__init__(answer)
+        self.described = described
+
+    def describe(self):
+        return super().describe() | self.described
+
+
+def test_scheduling_keys_are_recorded_but_do_not_split_runs(tmp_path, data_root):
+    """How an engine batches its work (costs, static cache, the trims) moves scores by rounding only,
+    like the batch size: a run resumes across a change of them, including from a config.json whose
+    stored identity still holds such keys (written before they were left out); the whole
+    description is in the context. A key that changes results (the answer) still refuses."""
+    first = SchedulingEngine(scoring_cost={"forward": 15.0}, decode_attention_by_row_groups=False, device="cpu")
+    out = run_eval(cfg(tmp_path, data_root), engine=first)
+    config = json.loads((out / "config.json").read_text())
+    assert "scoring_cost" not in config["identity"]["engine"] and "device" not in config["identity"]["engine"]
+    assert config["context"]["described"]["engine"]["scoring_cost"] == {"forward": 15.0}
+    assert config["context"]["described"]["engine"]["device"] == "cpu"
+    # an older run directory: its stored identity recorded the scheduling keys
+    config["identity"]["engine"]["scoring_cost"] = {"forward": 15.0}
+    config["identity"]["engine"]["last_mlp_on_read_positions_only"] = False
+    (out / "config.json").write_text(json.dumps(config))
+    again = SchedulingEngine(scoring_cost={"forward": 60.0}, decode_attention_by_row_groups=True, device="cpu")
+    run_eval(cfg(tmp_path, data_root), engine=again)
+    assert again.calls == 0  # resumed: every item was done
+    with pytest.raises(RunDirError, match="engine.answer"):
+        run_eval(cfg(tmp_path, data_root), engine=SchedulingEngine(answer="答え：a"))
+
+
 def test_changed_prompt_refuses_to_mix_runs(tmp_path, data_root):
     run_eval(cfg(tmp_path, data_root), engine=ScriptedEngine())
     with pytest.raises(RunDirError, match="config.prompt"):

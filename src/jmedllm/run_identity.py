@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 VOLATILE = ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap", "summary_subset",
             "allow_outside_paths", "engine_options")
 VOLATILE_ENGINE = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter")
+#: How an engine batches and schedules its work: like the batch size, these move scores by float
+#: rounding only, so a run resumes across them (they are recorded in config.json's context).
+ENGINE_SCHEDULING = ("max_batch_tokens", "max_cache_bytes", "max_padding_fraction", "static_generation_cache", "generation_cost",
+                     "scoring_cost", "last_mlp_on_read_positions_only", "decode_attention_by_row_groups")
 #: Options left out of an identity while unused, so that run directories made before they existed still resume.
 UNUSED_WHEN_EMPTY = {"extract_with": ("extract_with", "extract_engine"), "answer_pattern": ("answer_pattern",),
                      "letter_grammar": ("letter_grammar",)}
@@ -37,7 +41,8 @@ MODE_UNUSED = {
 def normalize_identity(identity: dict) -> dict:
     """Drop from an identity's config what does not affect its mode's records (also applied to a stored
     identity on resume): volatile fields, the generation settings outside generate mode, and the shot
-    pool when there are no shots."""
+    pool when there are no shots; and from its engine (and judge engine) descriptions the volatile and
+    scheduling keys (so a run written before a scheduling key existed still resumes)."""
     identity = dict(identity)
     config = dict(identity.get("config") or {})
     for name in VOLATILE + MODE_UNUSED.get(config.get("mode"), ()):
@@ -49,7 +54,16 @@ def normalize_identity(identity: dict) -> dict:
     if not config.get("shots"):
         config.pop("shot_pool", None)
     identity["config"] = config
+    if isinstance(identity.get("engine"), dict):
+        identity["engine"] = stable_engine(identity["engine"])
+    if isinstance(identity.get("judge"), dict) and isinstance(identity["judge"].get("engine"), dict):
+        identity["judge"] = identity["judge"] | {"engine": stable_engine(identity["judge"]["engine"])}
     return identity
+
+
+def stable_engine(engine_desc: dict) -> dict:
+    """An engine description without its volatile and scheduling keys (what the identity keeps)."""
+    return {k: v for k, v in engine_desc.items() if k not in VOLATILE_ENGINE + ENGINE_SCHEDULING}
 
 
 def identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, answer_patterns: dict | None = None,
@@ -59,18 +73,17 @@ def identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, answer_patterns: 
     ``local_model=False`` when ``cfg.model`` is only a label (outputs produced elsewhere), so that
     no folder of that name is fingerprinted."""
     resolved = to_dict(cfg)
-    stable_engine = {k: v for k, v in engine_desc.items() if k not in VOLATILE_ENGINE}
+    engine = stable_engine(engine_desc)
     # only the adapter that computes this run's scores: weights' sha256 and recorded base
     active = engine_desc.get("active_adapter")
     for info in engine_desc.get("adapters", []):
         if info.get("name") == active:
-            stable_engine["adapter"] = {k: info.get(k) for k in ("sha256", "base_model_name_or_path", "peft_type")}
-    ident = {"config": resolved, "engine": stable_engine, "data_hashes": hashes}
+            engine["adapter"] = {k: info.get(k) for k in ("sha256", "base_model_name_or_path", "peft_type")}
+    ident = {"config": resolved, "engine": engine, "data_hashes": hashes}
     if answer_patterns:
         ident["answer_patterns"] = answer_patterns
     if judge_desc:
-        ident["judge"] = judge_desc | {"engine": {k: v for k, v in judge_desc["engine"].items()
-                                                  if k not in VOLATILE_ENGINE}}
+        ident["judge"] = judge_desc
     if local_model and cfg.model and (Path(cfg.model).is_dir() or Path(cfg.model).is_file()):  # a folder, or one weights file (GGUF)
         ident["model_fingerprint"] = model_fingerprint(Path(cfg.model))
     return normalize_identity(ident)

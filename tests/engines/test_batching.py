@@ -134,3 +134,19 @@ def test_attention_pair_cost_of_a_model():
     # the bench Llama: 8 layers, hidden 768, 68.9 M parameters
     assert attention_pair_cost(8, 768, 68_900_000) == pytest.approx(4 * 8 * 768 / 68.9e6)
     assert attention_pair_cost(28, 3584, 7_600_000_000) < 1e-4  # a 7B model: attention is cheap per pair
+
+
+def test_cheapest_split_hand_computed():
+    """The dynamic programme the three planners share: per start, the first batch of the cheapest split."""
+    from jmedllm.engines.batching import cheapest_split
+
+    # batch cost: 3 + 1 per item; single items cost 4 each, pairs 5, triples 6
+    assert cheapest_split(3, lambda i: (3 + k for k in range(1, 4 - i))) == [3, 2, 1]
+    # at most two items per batch (the generator stops early): 4 items as 2 + 2
+    assert cheapest_split(4, lambda i: (3 + k for k in range(1, min(2, 4 - i) + 1))) == [2, 2, 2, 1]
+    # a batch that costs more than its parts split apart: singles (ties go to the larger batch)
+    assert cheapest_split(2, lambda i: iter([1.0, 2.0] if i == 0 else [1.0])) == [2, 1]
+    assert cheapest_split(2, lambda i: iter([1.0, 5.0] if i == 0 else [1.0])) == [1, 1]
+    assert cheapest_split(0, lambda i: iter([])) == []
+    with pytest.raises(ValueError, match="no batch allowed at item 0"):
+        cheapest_split(1, lambda i: iter([]))

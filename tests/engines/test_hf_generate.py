@@ -117,7 +117,8 @@ def test_sampling_is_seeded(engines):
 def test_cpu_generation_batches_follow_the_cost_plan(static, model_dirs):
     """Padded path: batches weigh prompt padding against decode steps. Ragged path (CPU with a
     static cache): prompts are prefilled apart, and decode batches weigh each row's cache
-    length (padded to the batch's longest prompt) against decode steps."""
+    length (padded to the batch's longest prompt) against decode steps; with decode attention
+    by row groups a row reads its own length, so padding costs nothing and one batch wins."""
     from jmedllm.engines.batching import DecodeCost
 
     engine = HFEngine(model_dirs["llama"], dtype="float32", device="cpu", prefix_cache_min_tokens=0,
@@ -134,6 +135,8 @@ def test_cpu_generation_batches_follow_the_cost_plan(static, model_dirs):
         return real(batch, params, *rest)
 
     setattr(engine, name, counting)
+    assert engine.decode_by_row_groups is static  # the tiny Llama qualifies (when the static cache is on)
+    engine.decode_by_row_groups = False
     params = GenerationParams(max_new_tokens=4)
     lengths = sorted({len(engine.encode(p)) for p in PROMPTS}, reverse=True)
     # decode steps free: padding (prefill or cache) is all that costs, so each distinct prompt length is a batch
@@ -145,3 +148,9 @@ def test_cpu_generation_batches_follow_the_cost_plan(static, model_dirs):
     engine.generation_cost = DecodeCost(forward=0, step=1e6, step_row=1, step_row_context=0)
     assert engine.generate(PROMPTS, params) == free
     assert sizes == [len(PROMPTS)]
+    if static:  # by row groups: free decode steps, yet one batch (no padding to weigh), same completions
+        sizes.clear()
+        engine.decode_by_row_groups = True
+        engine.generation_cost = DecodeCost(forward=0, step=0, step_row=1, step_row_context=1)
+        assert engine.generate(PROMPTS, params) == free
+        assert sizes == [len(PROMPTS)]

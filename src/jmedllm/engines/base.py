@@ -169,3 +169,27 @@ __all__ = [
     "PromptInput",
     "TopLogprobs", "capabilities_of",
 ]
+
+
+@dataclass
+class EngineStats:
+    """Work done by an engine since creation (or ``reset``), for throughput and FLOP/s figures.
+
+    ``tokens`` counts non-padding input positions run through the model (for generation:
+    prompt tokens plus every generated token fed back); ``padded_tokens`` counts all
+    positions including padding; ``logit_positions`` the positions projected to the vocabulary.
+    """
+
+    forward_passes: int = 0
+    tokens: int = 0
+    padded_tokens: int = 0
+    logit_positions: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+
+    def reset(self) -> None:
+        for k in asdict(self):
+            setattr(self, k, type(getattr(self, k))())
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)

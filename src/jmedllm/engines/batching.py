@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -166,13 +166,16 @@ def plan_generation_batches(
     max_tokens: int,
     cost: DecodeCost = DecodeCost(),
     prefill: bool = True,
+    own_widths: bool = False,
 ) -> list[int]:
     """The cheapest split of prompts (``lengths`` sorted longest first, in tokens to prefill)
     into consecutive left-padded generation batches, under ``cost``.
 
     ``prefill=False``: the prompts are prefilled apart from their decode batches (the CPU
     path of hf_generate), so a batch costs its decode steps only, over a static cache of
-    the padded prompt + new tokens for every row.
+    the padded prompt + new tokens for every row. ``own_widths=True``: decode attention reads
+    each row's own prompt, not the batch's padded width (``hf_decode_groups``); the static
+    cache still holds the padded width (the ``max_tokens`` limit).
 
     Returns, for every start position i, the size of the batch that starts there in the
     cheapest plan of ``lengths[i:]`` (so a caller whose batch was cut short, e.g. by an
@@ -181,23 +184,24 @@ def plan_generation_batches(
     ``new_tokens`` decode steps whose rows attend to ``context`` (a cached shared prefix) +
     the padded prompt + the tokens generated so far. Batches hold at most ``max_rows`` rows
     and k x (width + new_tokens) <= ``max_tokens`` tokens (at least one row). Dynamic
-    programming over the sorted lengths, O(n x max_rows).
+    programming over the sorted lengths (:func:`cheapest_split`), O(n x max_rows).
     """
     n = len(lengths)
-    best = [0.0] * (n + 1)
-    first = [1] * (n + 1)
-    for i in range(n - 1, -1, -1):
-        width = lengths[i]
-        per_row_step = cost.step_row + cost.step_row_context * (context + width + new_tokens / 2)
-        best[i] = float("inf")
+
+    def batches(i: int) -> Iterator[float]:
+        width, own = lengths[i], 0
         for k in range(1, min(max_rows, n - i) + 1):
             if k > 1 and k * (width + new_tokens) > max_tokens:
-                break
-            prefill_cost = cost.forward + k * width if prefill else 0.0
-            c = prefill_cost + new_tokens * (cost.step + k * per_row_step) + best[i + k]
-            if c <= best[i]:  # ties: the larger batch
-                best[i], first[i] = c, k
-    return first[:n]
+                return
+            own += lengths[i + k - 1]
+            if own_widths:  # each row attends to its own prompt only (decode by row groups)
+                context_sum = k * (context + new_tokens / 2) + own
+            else:  # every row reads the batch's padded width
+                context_sum = k * (context + width + new_tokens / 2)
+            per_step = cost.step + k * cost.step_row + cost.step_row_context * context_sum
+            yield (cost.forward + k * width if prefill else 0.0) + new_tokens * per_step
+
+    return cheapest_split(n, batches)
 
 
 def plan_scoring_batches(
@@ -219,22 +223,43 @@ def plan_scoring_batches(
     like real tokens; the plan weighs the two (docs/benchmarks.md). Batches hold at most
     ``max_rows`` rows and k x width <= ``max_tokens`` (at least one row). Returns, for every
     start position, the size of the batch starting there in the cheapest plan of the rest
-    (as ``plan_generation_batches``). Dynamic programming, O(n x max_rows).
+    (as ``plan_generation_batches``). Dynamic programming (:func:`cheapest_split`), O(n x max_rows).
     """
     n = len(widths)
     if len(prefixes) != n:
         raise ValueError(f"{n} widths but {len(prefixes)} prefix lengths")
-    best = [0.0] * (n + 1)
-    first = [1] * (n + 1)
-    for i in range(n - 1, -1, -1):
+
+    def batches(i: int) -> Iterator[float]:
         width = widths[i]
-        best[i] = float("inf")
         longest_prefix = 0
         for k in range(1, min(max_rows, n - i) + 1):
             if k > 1 and k * width > max_tokens:
-                break
+                return
             longest_prefix = max(longest_prefix, prefixes[i + k - 1])
-            c = cost.forward + k * width * (1.0 + cost.attention_pair * (longest_prefix + width)) + best[i + k]
-            if c <= best[i]:  # ties: the larger batch
-                best[i], first[i] = c, k
+            yield cost.forward + k * width * (1.0 + cost.attention_pair * (longest_prefix + width))
+
+    return cheapest_split(n, batches)
+
+
+def cheapest_split(n: int, batches: Callable[[int], Iterable[float]]) -> list[int]:
+    """The cheapest split of n ordered items into consecutive batches.
+
+    ``batches(i)`` yields the cost of a batch starting at item i with 1, 2, ... items, as
+    many sizes as are allowed (it may stop early; it must yield at least one). Returns, for
+    every start position i, the size of the batch that starts there in the cheapest split
+    of items i..n-1 (so a caller whose batch was cut short still finds the best
+    continuation). Ties go to the larger batch. Dynamic programming from the end.
+    """
+    best = [0.0] * (n + 1)
+    first = [1] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        best[i] = float("inf")
+        for k, c in enumerate(batches(i), start=1):
+            if k > n - i:
+                break
+            total = c + best[i + k]
+            if total <= best[i]:
+                best[i], first[i] = total, k
+        if best[i] == float("inf"):
+            raise ValueError(f"no batch allowed at item {i}")
     return first[:n]

@@ -19,20 +19,21 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
 from jmedllm.engines.adapters import AdapterError, AdapterInfo, check_adapter_base, commit_of, read_adapter_dir
-from jmedllm.engines.base import Capabilities
+from jmedllm.engines.base import Capabilities, EngineStats
 from jmedllm.engines.hf_generate import HFGenerationMixin
 from jmedllm.engines.hf_loading import (  # noqa: F401  (re-exported)
     DTYPES, ModelLoadError, context_length_of, resolve_device, resolve_dtype,
 )
 from jmedllm.engines.hf_vision import HFVisionMixin
 from jmedllm.engines.hf_scoring import HFScoringMixin
+from jmedllm.engines.hf_decode_groups import kv_bytes_per_token, row_groups_are_exact
 from jmedllm.engines.hf_trim import UnreadMLPTrim
 from jmedllm.engines.batching import AdaptiveBatcher, DecodeCost, attention_pair_cost
 from jmedllm.engines.prefix_cache import (
@@ -43,30 +44,8 @@ from jmedllm.engines.prefix_cache import (
 TREE_MASK_ATTENTION = ("sdpa", "eager")
 #: a memory guard: rows per batch are limited so that rows x padded width stays under this
 DEFAULT_MAX_BATCH_TOKENS = 16384
-
-
-@dataclass
-class EngineStats:
-    """Work done by an engine since creation (or ``reset``), for throughput and FLOP/s figures.
-
-    ``tokens`` counts non-padding input positions run through the model (for generation:
-    prompt tokens plus every generated token fed back); ``padded_tokens`` counts all
-    positions including padding; ``logit_positions`` the positions projected to the vocabulary.
-    """
-
-    forward_passes: int = 0
-    tokens: int = 0
-    padded_tokens: int = 0
-    logit_positions: int = 0
-    generated_tokens: int = 0
-    seconds: float = 0.0
-
-    def reset(self) -> None:
-        for k in asdict(self):
-            setattr(self, k, type(getattr(self, k))())
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+#: a memory guard of the static key/value cache one CPU decode batch fills (hf_generate)
+DEFAULT_MAX_CACHE_BYTES = 4 << 30
 
 
 class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
@@ -81,6 +60,8 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         batch_size: rows per forward (int), or "auto": start at 64 and halve on out-of-memory.
         max_length: context length in tokens; default from the model config.
         max_batch_tokens: memory guard, rows x padded width per batch (at least one row).
+        max_cache_bytes: memory guard of a CPU decode batch's static key/value cache (rows x
+            padded width x the model's key/value bytes per token; default 4 GiB).
         max_padding_fraction: log-likelihood batches stop growing when padding would exceed
             this share of their tokens (None: memory only); "auto": on CPU the cheapest plan
             under the engine's cost model (a forward's fixed cost against padded tokens,
@@ -123,6 +104,7 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         quantize: str | None = None,
         prefix_cache_min_tokens: int = DEFAULT_MIN_PREFIX_TOKENS,
         static_generation_cache: bool | str = "auto",
+        max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
     ) -> None:
         if loglik_strategy not in ("auto", "shared_prefix", "per_sequence"):
             raise ValueError(f"loglik_strategy must be auto, shared_prefix or per_sequence, got {loglik_strategy!r}")
@@ -179,6 +161,12 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
             else self.device.type == "cpu" and self._sliding_window is None and self.processor is None
         )
         self._accepts_logits_to_keep = "logits_to_keep" in inspect.signature(self._hf_model.forward).parameters
+        #: tokens one CPU decode batch's static cache may hold (rows x padded width; max_cache_bytes)
+        self.max_cache_bytes = int(max_cache_bytes)
+        self.max_cache_tokens = max(1, self.max_cache_bytes // kv_bytes_per_token(config, self.dtype))
+        #: ragged generation decodes with attention per group of rows of similar length (hf_decode_groups)
+        self.decode_by_row_groups = bool(self.static_generation_cache) and row_groups_are_exact(
+            self._hf_model, self._cache_kwarg)
 
         self._bos_id, self._add_bos = self._bos_convention()
         self.pad_id = self._first_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
@@ -384,11 +372,13 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
             "batch_size": self.batch_size_option,
             "batch_size_now": {"loglik": self._loglik_batches.size, "generate": self._generate_batches.size},
             "max_batch_tokens": self.max_batch_tokens,
+            "max_cache_bytes": self.max_cache_bytes,
             "max_padding_fraction": self.max_padding_fraction,
             "static_generation_cache": self.static_generation_cache,
             "generation_cost": asdict(self.generation_cost) if self.generation_cost else None,
             "scoring_cost": asdict(self.scoring_cost) if self.scoring_cost else None,
             "last_mlp_on_read_positions_only": self.mlp_trim.exact,
+            "decode_attention_by_row_groups": self.decode_by_row_groups,
             "tokenizer_adds_bos": self._add_bos,
             "eos_token_ids": list(self._eos_ids),
             "adapters": [info.as_dict() for info in self._adapters.values()],

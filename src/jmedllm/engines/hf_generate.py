@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from jmedllm.engines.batching import plan_generation_batches, plan_scoring_batches, rows_within_limits
+from jmedllm.engines.hf_decode_groups import decode_row_groups, growing_static_cache, plan_row_groups
 from jmedllm.engines.prefix_cache import HeldPrefixStates, group_ids_by_prefix, group_ids_for_generation
 from jmedllm.engines.prefix_sharing import left_pad
 from jmedllm.schema import Completion, GenerationParams
@@ -97,7 +98,8 @@ class HFGenerationMixin:
         of decode steps alone (``plan_generation_batches(prefill=False)``), since prefill does
         not depend on how prompts are grouped for decoding."""
         plan = plan_generation_batches([len(it[1]) for it in items], new_tokens, max_rows=self._generate_batches.size,
-                                       max_tokens=self.max_batch_tokens, cost=self.generation_cost, prefill=False)
+                                       max_tokens=self.max_cache_tokens, cost=self.generation_cost, prefill=False,
+                                       own_widths=self.decode_by_row_groups)
         return lambda rest, n: min(n, plan[len(items) - len(rest)])
 
     def _generate_ragged(self, batch: Sequence[tuple[int, list[int], int]], params: GenerationParams) -> list[Completion]:
@@ -109,11 +111,18 @@ class HFGenerationMixin:
         runs the last prompt token of every row and the decode steps, left padding masked as
         usual. A prompt's tokens pass through the model once either way; only float rounding
         differs from computing the batch in one piece (tests/engines/test_prefix_cache.py).
+        With ``decode_by_row_groups``, decode attention runs per group of rows of similar
+        length and reads only filled columns (``hf_decode_groups``).
         """
         seqs = [ids for _, ids, _ in batch]
         ids, mask, _ = left_pad(seqs, self.pad_id)
         cached = ids.shape[1] - 1  # every row's state ends at this column: its last token comes next
-        cache = self.prefix_cache.static([], len(batch), ids.shape[1] + params.max_new_tokens, self._hf_model.config)
+        size, groups = ids.shape[1] + params.max_new_tokens, None
+        if self.decode_by_row_groups:  # rows sorted longest first; a group reads from its longest row's first column
+            cache = growing_static_cache(self._hf_model.config, size)
+            groups = [(a, b, ids.shape[1] - len(seqs[a])) for a, b in plan_row_groups([len(s) for s in seqs])]
+        else:
+            cache = self.prefix_cache.static([], len(batch), size, self._hf_model.config)
         buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
         for row, layers in self._prefill_states([s[:-1] for s in seqs]):
             if not buffers:  # the cache's storage, its first `cached` positions counted as filled (zeros)
@@ -128,8 +137,9 @@ class HFGenerationMixin:
                     keys[row, :, start : start + k.shape[-2]] = k[0]
                     values[row, :, start : start + v.shape[-2]] = v[0]
                     start += k.shape[-2]
-        out = self._run_generate(params, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                 **{self._cache_kwarg: cache})
+        with decode_row_groups(self._hf_model, groups):
+            out = self._run_generate(params, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                     **{self._cache_kwarg: cache})
         new = out[:, ids.shape[1] :].cpu().tolist()
         steps = len(new[0]) if new else 0
         completions = [self._finish(tokens, prompt_ids, cut, params) for (_, prompt_ids, cut), tokens in zip(batch, new)]

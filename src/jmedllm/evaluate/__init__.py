@@ -81,8 +81,11 @@ def run_eval(cfg: EvalConfig, engine=None, argv: list[str] | None = None, judge_
         if judge_engine is None and cfg.extract_with:
             judge_engine = load_judge_for(cfg, engine)
         judge_desc = judge.describe(judge_engine, cfg.extract_with) if judge_engine is not None else None
-        identity = run_identity(cfg, engine.describe(), prepared.data_hashes, prepared.answer_patterns, judge_desc)
-        with open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg),
+        engine_desc = engine.describe()
+        identity = run_identity(cfg, engine_desc, prepared.data_hashes, prepared.answer_patterns, judge_desc)
+        # the whole descriptions, volatile and scheduling keys included (the identity leaves those out)
+        described = {"engine": engine_desc} | ({"judge": judge_desc} if judge_desc else {})
+        with open_run(cfg.out, identity, run_context(argv) | {"resolved_config": to_dict(cfg), "described": described,
                                                               "data_warnings": prepared.warnings} | (context or {}),
                       lock=lock, normalize=normalize_identity) as run:
             check_selection(run, prepared, cfg)

@@ -1,0 +1,206 @@
+"""Decode steps whose attention reads each row's own keys, not the batch's padding (CPU generation).
+
+Ragged generation (``hf_generate``) decodes prompts of different lengths in one batch,
+left-padded in one preallocated key/value cache. Plain SDPA then reads, at every step and
+in every layer, each row's padding and the columns not yet generated, all masked. On CPU a
+decode step's attention is bound by memory bandwidth, so that reading is the cost, and it
+pushed the decode plan towards several smaller batches, whose matmuls run at a fraction of
+the CPU's peak (docs/benchmarks.md, "Decode by row groups").
+
+Here, for the decode forwards of one ``generate`` call:
+
+* the cache (``GrowingStaticLayer``, :func:`growing_layer_class`) is written in place as before, but hands attention
+  only its filled columns, and sizes the mask to them;
+* the rows (sorted longest first) are split into groups of similar length
+  (:func:`plan_row_groups`); a step's attention runs once per group, on the columns from
+  the first real column of the group's longest row on (:func:`row_group_attention`, which
+  calls transformers' own SDPA attention on those slices, same mask, same scaling).
+
+The columns left out are masked for every row of the group, so each row attends to the same
+keys with the same weights; only the kernel's blocking, so float rounding, can differ.
+Whether a model fits (its attention dispatched through transformers' attention interface,
+no per-column extras the slices would lose) is checked once on the model by
+:func:`row_groups_are_exact`, which compares a decode step with and without the groups.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from jmedllm.engines.batching import cheapest_split
+
+#: the attention implementation name the groups run under (registered with transformers on first use)
+NAME = "jmedllm_row_groups"
+#: one attention call's fixed cost, in row-positions of keys read (CPU: ~50 us of dispatch and
+#: slicing against ~0.4 us per row-position of float32 keys and values of the bench Llama)
+CALL_COST = 128
+
+#: the groups of the decode forwards running now: (first row, end row, first column)
+_GROUPS: contextvars.ContextVar[tuple[tuple[int, int, int], ...] | None] = contextvars.ContextVar(
+    "jmedllm_row_groups", default=None
+)
+
+
+def plan_row_groups(lengths: Sequence[int], call_cost: float = CALL_COST) -> list[tuple[int, int]]:
+    """Consecutive groups ``(start, end)`` of rows (``lengths`` sorted longest first) minimising
+    the keys read per step: a group costs ``call_cost`` + its rows x its longest row."""
+    if any(a < b for a, b in zip(lengths, lengths[1:])):
+        raise ValueError("plan_row_groups needs lengths sorted longest first")
+    n = len(lengths)
+    first = cheapest_split(n, lambda i: (call_cost + k * lengths[i] for k in range(1, n - i + 1)))
+    groups, i = [], 0
+    while i < n:
+        groups.append((i, i + first[i]))
+        i += first[i]
+    return groups
+
+
+def kv_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
+    """Bytes of keys and values one position takes in a model's cache: layers x 2 x key/value
+    heads x head size x the dtype's size (the text config of a composite model)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layers = getattr(text, "num_hidden_layers", None) or 1
+    heads = getattr(text, "num_attention_heads", None) or 1
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    head_dim = getattr(text, "head_dim", None) or (getattr(text, "hidden_size", None) or 64) // heads
+    size = torch.empty((), dtype=dtype).element_size() if dtype.is_floating_point else 2
+    return int(layers * 2 * kv_heads * head_dim * size)
+
+
+def row_group_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                        attention_mask: torch.Tensor | None, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """transformers' SDPA attention, run per row group on a decode step (one query per row);
+    any other call (no groups set, a prefill, another batch, no mask) runs it unchanged."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    groups = _GROUPS.get()
+    if (groups is None or query.shape[2] != 1 or attention_mask is None or attention_mask.dim() != 4
+            or groups[-1][1] != query.shape[0]):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    outputs = []
+    for start, end, column in groups:
+        out, _ = sdpa_attention_forward(module, query[start:end], key[start:end, :, column:],
+                                        value[start:end, :, column:], attention_mask[start:end, ..., column:],
+                                        **kwargs)
+        outputs.append(out)
+    _calls.count += 1
+    return torch.cat(outputs), None
+
+
+class _Calls:
+    count = 0  # grouped attention calls so far (read by row_groups_are_exact)
+
+
+_calls = _Calls()
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(NAME, row_group_attention)
+    AttentionMaskInterface.register(NAME, sdpa_mask)
+
+
+def growing_static_cache(config: Any, max_len: int) -> Any:
+    """A StaticCache of ``max_len`` positions whose plain static layers hand out only their
+    filled columns (``GrowingStaticLayer``); sliding-window layers stay as they are."""
+    from transformers import StaticCache
+    from transformers.cache_utils import StaticLayer
+
+    growing = growing_layer_class()
+    cache = StaticCache(config=config, max_cache_len=max_len)
+    cache.layers = [growing(max_len) if type(layer) is StaticLayer else layer for layer in cache.layers]
+    return cache
+
+
+@functools.cache
+def growing_layer_class() -> type:
+    """:class:`GrowingStaticLayer` (defined on first use: it subclasses transformers' StaticLayer)."""
+    from transformers.cache_utils import StaticLayer
+
+    class GrowingStaticLayer(StaticLayer):
+        """A static cache layer (preallocated, written in place) that returns, and sizes the
+        attention mask to, its filled columns only: attention never reads the columns still
+        to be generated. Its storage is ``keys`` / ``values`` as in StaticLayer."""
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            start = int(self.cumulative_length)
+            end = start + key_states.shape[-2]
+            if end > self.max_cache_len:
+                raise ValueError(f"static cache of {self.max_cache_len} positions cannot take {end}")
+            self.keys[:, :, start:end] = key_states
+            self.values[:, :, start:end] = value_states
+            self.cumulative_length.add_(end - start)
+            return self.keys[:, :, :end], self.values[:, :, :end]
+
+        def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+            return int(self.cumulative_length) + query_length, 0
+
+    return GrowingStaticLayer
+
+
+@contextlib.contextmanager
+def decode_row_groups(model: Any, groups: Sequence[tuple[int, int, int]] | None) -> Iterator[None]:
+    """For the forwards inside, ``model``'s attention runs per row group on decode steps
+    (``groups``: first row, end row, first column; None: no change)."""
+    if not groups:
+        yield
+        return
+    _register()
+    config = model.config
+    saved = config._attn_implementation
+    token = _GROUPS.set(tuple(groups))
+    config._attn_implementation = NAME
+    try:
+        yield
+    finally:
+        config._attn_implementation = saved
+        _GROUPS.reset(token)
+
+
+def row_groups_are_exact(model: Any, cache_kwarg: str) -> bool:
+    """Whether a decode step's logits are the same with row groups as without, to rounding
+    (relative to their scale: 1e-4 in float32, 3e-2 in half precision), on three left-padded
+    random rows of 6, 5 and 2 tokens, and the grouped attention really ran. Only models with
+    SDPA attention and a config without sub-configs qualify; False when a forward fails."""
+    config = model.config
+    if getattr(config, "_attn_implementation", None) != "sdpa" or getattr(config, "sub_configs", None):
+        return False
+    embeddings = model.get_input_embeddings().weight
+    tolerance = 1e-4 if embeddings.dtype == torch.float32 else 3e-2
+    generator = torch.Generator().manual_seed(0)
+    lengths, width = (6, 5, 2), 6
+    ids = torch.randint(0, max(2, embeddings.shape[0]), (len(lengths), width + 1), generator=generator)
+    mask = torch.tensor([[0] * (width - n) + [1] * (n + 1) for n in lengths])
+    ids, mask = ids.to(embeddings.device), mask.to(embeddings.device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    groups = [(0, 2, 0), (2, 3, width - lengths[2])]
+
+    def step(grouped: bool) -> torch.Tensor:
+        cache = growing_static_cache(config, width + 1)
+        model(input_ids=ids[:, :width], attention_mask=mask[:, :width], position_ids=positions[:, :width],
+              **{cache_kwarg: cache, "use_cache": True})
+        with decode_row_groups(model, groups if grouped else None):
+            return model(input_ids=ids[:, width:], attention_mask=mask, position_ids=positions[:, width:],
+                         **{cache_kwarg: cache, "use_cache": True}).logits[:, -1].float()
+
+    try:
+        with torch.inference_mode():
+            plain = step(False)
+            before = _calls.count
+            grouped = step(True)
+    except Exception:
+        return False
+    if _calls.count == before or plain.shape != grouped.shape or not torch.isfinite(grouped).all():
+        return False
+    scale = max(1.0, float(plain.abs().max()))
+    return float((plain - grouped).abs().max()) <= tolerance * scale

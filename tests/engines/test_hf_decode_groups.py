@@ -1,0 +1,173 @@
+"""Decode attention per group of rows of similar length (engines/hf_decode_groups.py)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from jmedllm.engines import hf_decode_groups  # noqa: E402
+from jmedllm.engines.hf_decode_groups import (  # noqa: E402
+    NAME, decode_row_groups, growing_static_cache, plan_row_groups, row_groups_are_exact,
+)
+from jmedllm.schema import GenerationParams  # noqa: E402
+
+PROMPTS = [
+    "45歳の男性。発熱と咳嗽を主訴に来院した。3日前から38℃台の発熱が続く。最も考えられる診断はどれか。答え：",
+    "The patient is a 45-year-old man with fever and cough for three days.",
+    "治療として",
+    "患者は",
+    "Which of the following is the most appropriate next step?",
+]
+
+
+def test_row_groups_minimise_keys_read_plus_calls():
+    # one group: 5 + 5 x 10 = 55; [10, 10, 10] + [1, 1]: (5 + 30) + (5 + 2) = 42; three groups cost more
+    assert plan_row_groups([10, 10, 10, 1, 1], call_cost=5) == [(0, 3), (3, 5)]
+    # a dear call: one group (100 + 50 = 150 against 200 + 32)
+    assert plan_row_groups([10, 10, 10, 1, 1], call_cost=100) == [(0, 5)]
+    # free calls: a group per distinct length (ties go to the larger group)
+    assert plan_row_groups([4, 4, 3, 1], call_cost=0) == [(0, 2), (2, 3), (3, 4)]
+    assert plan_row_groups([]) == []
+    with pytest.raises(ValueError, match="longest first"):
+        plan_row_groups([1, 2])
+
+
+def test_growing_layer_hands_out_filled_columns_only(raw_models):
+    _, model = raw_models["llama"]
+    cache = growing_static_cache(model.config, 6)
+    layer = cache.layers[0]
+    k = torch.randn(2, 4, 3, 8)
+    keys, values = layer.update(k, k + 1)
+    assert keys.shape[-2] == 3 and torch.equal(keys, k) and torch.equal(values, k + 1)
+    assert layer.get_mask_sizes(1) == (4, 0)  # the next step's mask: 3 filled + 1 new column
+    keys, _ = layer.update(k[:, :, :1] * 2, k[:, :, :1])
+    assert keys.shape[-2] == 4 and torch.equal(keys[:, :, 3], k[:, :, 0] * 2)
+    assert keys.data_ptr() == layer.keys.data_ptr()  # a view of the preallocated storage, no copy
+    with pytest.raises(ValueError, match="cannot take 7"):
+        layer.update(k, k)
+
+
+def _left_padded(tokenizer, texts):
+    rows = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+    rows = [rows[i] for i in order]
+    width = len(rows[0])
+    ids = torch.tensor([[0] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return rows, ids, mask
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_grouped_decode_step_equals_each_row_alone(arch, raw_models):
+    """Prompts of 3 or 4 lengths, left-padded in one growing static cache; one decode step with row
+    groups against a plain forward of each row's own unpadded tokens (no batch, no cache)."""
+    tokenizer, model = raw_models[arch]
+    rows, ids, mask = _left_padded(tokenizer, PROMPTS[:4])
+    width = ids.shape[1]
+    nxt = torch.tensor([[7], [8], [9], [10]])
+    groups = [(a, b, width - len(rows[a])) for a, b in plan_row_groups([len(r) for r in rows], call_cost=0)]
+    lengths = {len(r) for r in rows}
+    assert len(lengths) >= 3 and len(groups) == len(lengths)  # a group per length: no padding is read
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = growing_static_cache(model.config, width + 1)
+    calls = hf_decode_groups._calls.count
+    with torch.inference_mode():
+        model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+        with decode_row_groups(model, groups):
+            step = model(input_ids=nxt, attention_mask=torch.cat([mask, torch.ones(4, 1, dtype=mask.dtype)], 1),
+                         position_ids=positions[:, -1:] + 1, past_key_values=cache, use_cache=True).logits[:, -1]
+        assert hf_decode_groups._calls.count == calls + model.config.num_hidden_layers
+        for r, row in enumerate(rows):
+            alone = model(input_ids=torch.tensor([row + [int(nxt[r, 0])]])).logits[0, -1]
+            torch.testing.assert_close(step[r], alone, rtol=0, atol=1e-4)
+    assert model.config._attn_implementation == "sdpa"  # restored after the scope
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_check_accepts_the_tiny_models(arch, raw_models):
+    _, model = raw_models[arch]
+    assert row_groups_are_exact(model, "past_key_values")
+
+
+def test_check_refuses_models_the_groups_do_not_reach(raw_models):
+    """Eager attention, and attention layers that read another config than the model's (so the
+    scope never reaches them: the groups would silently do nothing)."""
+    _, model = raw_models["llama"]
+    eager = copy.deepcopy(model)
+    eager.config._attn_implementation = "eager"
+    assert not row_groups_are_exact(eager, "past_key_values")
+    detached = copy.deepcopy(model)
+    for layer in detached.model.layers:
+        layer.self_attn.config = copy.deepcopy(detached.config)
+    assert not row_groups_are_exact(detached, "past_key_values")
+
+
+def test_scope_restores_the_attention_implementation_after_an_error(raw_models):
+    _, model = raw_models["llama"]
+    with pytest.raises(RuntimeError, match="boom"):
+        with decode_row_groups(model, [(0, 1, 0)]):
+            assert model.config._attn_implementation == NAME
+            raise RuntimeError("boom")
+    assert model.config._attn_implementation == "sdpa"
+    assert hf_decode_groups._GROUPS.get() is None
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_engine_generates_the_same_text_by_row_groups(arch, model_dirs):
+    """Ragged CPU generation with and without row groups: the same greedy completions, in one
+    decode batch with several groups against the planned batches of padded attention."""
+    from jmedllm.engines.hf import HFEngine
+
+    engine = HFEngine(model_dirs[arch], dtype="float32", device="cpu", prefix_cache_min_tokens=0)
+    assert engine.decode_by_row_groups and engine.describe()["decode_attention_by_row_groups"] is True
+    params = GenerationParams(max_new_tokens=12)
+    calls = hf_decode_groups._calls.count
+    grouped = engine.generate(PROMPTS, params)
+    assert hf_decode_groups._calls.count > calls
+    engine.decode_by_row_groups = False
+    plain = engine.generate(PROMPTS, params)
+    assert grouped == plain
+    assert [c.n_completion_tokens for c in grouped] == [c.n_completion_tokens for c in plain]
+
+
+def test_engine_off_the_static_path_has_no_row_groups(model_dirs):
+    from jmedllm.engines.hf import HFEngine
+
+    engine = HFEngine(model_dirs["llama"], dtype="float32", device="cpu", static_generation_cache=False)
+    assert engine.decode_by_row_groups is False
+
+
+def test_kv_bytes_per_token_and_the_cache_guard(model_dirs, raw_models):
+    """Bytes per cached position from the config (hand-computed for the tiny Llama), and the
+    decode batches of the ragged path kept under max_cache_bytes (rows x padded width)."""
+    from jmedllm.engines.hf import HFEngine
+    from jmedllm.engines.hf_decode_groups import kv_bytes_per_token
+
+    _, model = raw_models["llama"]
+    c = model.config
+    per_token = c.num_hidden_layers * 2 * c.num_key_value_heads * (c.hidden_size // c.num_attention_heads) * 4
+    assert kv_bytes_per_token(c, torch.float32) == per_token
+    assert kv_bytes_per_token(c, torch.bfloat16) == per_token // 2
+
+    engine = HFEngine(model_dirs["llama"], dtype="float32", device="cpu", prefix_cache_min_tokens=0)
+    params = GenerationParams(max_new_tokens=4)
+    longest = max(len(engine.encode(p)) for p in PROMPTS)
+    sizes: list[int] = []
+    real = engine._generate_ragged
+
+    def counting(batch, p):
+        sizes.append(len(batch))
+        return real(batch, p)
+
+    engine._generate_ragged = counting
+    whole = engine.generate(PROMPTS, params)
+    assert sizes == [len(PROMPTS)]  # the default 4 GiB holds them all
+    sizes.clear()
+    engine.max_cache_tokens = 2 * (longest + 4)  # what max_cache_bytes of two longest rows gives
+    assert engine.generate(PROMPTS, params) == whole
+    assert len(sizes) > 1 and sizes[0] <= 2 and sum(sizes) == len(PROMPTS)
+    described = HFEngine(model_dirs["llama"], dtype="float32", device="cpu", max_cache_bytes=per_token * 100)
+    assert described.max_cache_tokens == 100 and described.describe()["max_cache_bytes"] == per_token * 100
