@@ -48,6 +48,16 @@ def test_growing_layer_hands_out_filled_columns_only(raw_models):
     assert keys.data_ptr() == layer.keys.data_ptr()  # a view of the preallocated storage, no copy
     with pytest.raises(ValueError, match="cannot take 7"):
         layer.update(k, k)
+    # reserve: storage for 3 rows, 4 columns counted as filled (the caller writes them), none written
+    fresh = growing_static_cache(model.config, 6).layers[0]
+    keys, values = fresh.reserve(3, k[:1], k[:1], 4)
+    assert keys.shape == (3, 4, 4, 8) and fresh.keys.shape == (3, 4, 6, 8) and int(fresh.cumulative_length) == 4
+    keys.zero_()
+    values.zero_()
+    keys, _ = fresh.update(k[:1].expand(3, -1, -1, -1)[:, :, :1], k[:1].expand(3, -1, -1, -1)[:, :, :1])
+    assert keys.shape[-2] == 5 and torch.equal(keys[:, :, 4], k[:1, :, 0].expand(3, -1, -1))
+    with pytest.raises(ValueError, match="cannot reserve"):
+        fresh.reserve(3, k[:1], k[:1], 4)
 
 
 def _left_padded(tokenizer, texts):
@@ -103,6 +113,18 @@ def test_check_refuses_models_the_groups_do_not_reach(raw_models):
     for layer in detached.model.layers:
         layer.self_attn.config = copy.deepcopy(detached.config)
     assert not row_groups_are_exact(detached, "past_key_values")
+
+
+def test_groups_refuse_a_forward_they_were_not_planned_for(raw_models):
+    """Inside the scope, columns outside the groups may be unwritten: a prefill (several
+    queries per row) or another batch size is an error, never a read of those columns."""
+    _, model = raw_models["llama"]
+    ids = torch.randint(5, 1000, (2, 5), generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode(), decode_row_groups(model, [(0, 2, 0)]):
+        with pytest.raises(RuntimeError, match="row groups of 2 rows"):
+            model(input_ids=ids)
+        with pytest.raises(RuntimeError, match="row groups of 2 rows"):
+            model(input_ids=ids[:1, :1])
 
 
 def test_scope_restores_the_attention_implementation_after_an_error(raw_models):
@@ -171,3 +193,31 @@ def test_kv_bytes_per_token_and_the_cache_guard(model_dirs, raw_models):
     assert len(sizes) > 1 and sizes[0] <= 2 and sum(sizes) == len(PROMPTS)
     described = HFEngine(model_dirs["llama"], dtype="float32", device="cpu", max_cache_bytes=per_token * 100)
     assert described.max_cache_tokens == 100 and described.describe()["max_cache_bytes"] == per_token * 100
+
+
+def test_scratch_pool_reuses_its_buffers_and_the_engine_its_pages(model_dirs):
+    """The pool hands out the same memory again (smaller requests too), grows for a larger one;
+    an engine's second generate call decodes in the first call's storage, with the same text."""
+    from jmedllm.engines.hf import HFEngine
+    from jmedllm.engines.hf_decode_groups import ScratchPool
+
+    pool = ScratchPool()
+    like = torch.zeros(1)
+    a = pool.take((0, 0), (2, 3), like)
+    assert pool.take((0, 0), (3, 2), like).data_ptr() == a.data_ptr()
+    assert pool.take((0, 0), (1, 2), like).data_ptr() == a.data_ptr()
+    big = pool.take((0, 0), (4, 4), like)
+    assert big.shape == (4, 4) and pool.nbytes == 16 * 4
+    assert pool.take((0, 1), (2,), like.double()).dtype == torch.float64
+    pool.clear()
+    assert pool.nbytes == 0
+
+    engine = HFEngine(model_dirs["llama"], dtype="float32", device="cpu", prefix_cache_min_tokens=0)
+    params = GenerationParams(max_new_tokens=6)
+    first = engine.generate(PROMPTS, params)
+    held = engine.decode_pool.nbytes
+    pointers = {k: b.data_ptr() for k, b in engine.decode_pool._buffers.items()}
+    assert held > 0
+    assert engine.generate(PROMPTS, params) == first
+    assert engine.decode_pool.nbytes == held
+    assert {k: b.data_ptr() for k, b in engine.decode_pool._buffers.items()} == pointers

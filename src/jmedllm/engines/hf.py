@@ -33,7 +33,7 @@ from jmedllm.engines.hf_loading import (  # noqa: F401  (re-exported)
 )
 from jmedllm.engines.hf_vision import HFVisionMixin
 from jmedllm.engines.hf_scoring import HFScoringMixin
-from jmedllm.engines.hf_decode_groups import kv_bytes_per_token, row_groups_are_exact
+from jmedllm.engines.hf_decode_groups import ScratchPool, kv_bytes_per_token, row_groups_are_exact
 from jmedllm.engines.hf_trim import UnreadMLPTrim
 from jmedllm.engines.batching import AdaptiveBatcher, DecodeCost, attention_pair_cost
 from jmedllm.engines.prefix_cache import (
@@ -167,6 +167,7 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         #: ragged generation decodes with attention per group of rows of similar length (hf_decode_groups)
         self.decode_by_row_groups = bool(self.static_generation_cache) and row_groups_are_exact(
             self._hf_model, self._cache_kwarg)
+        self.decode_pool = ScratchPool()  # their caches' storage, kept between decode batches and calls
 
         self._bos_id, self._add_bos = self._bos_convention()
         self.pad_id = self._first_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)

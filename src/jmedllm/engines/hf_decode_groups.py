@@ -75,18 +75,23 @@ def kv_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
 def row_group_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                         attention_mask: torch.Tensor | None, **kwargs: Any) -> tuple[torch.Tensor, None]:
     """transformers' SDPA attention, run per row group on a decode step (one query per row);
-    any other call (no groups set, a prefill, another batch, no mask) runs it unchanged."""
+    unchanged when no groups are set. With groups set, any other call (a prefill, another
+    batch) is an error: it would read columns no group reads, which may be unwritten."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     groups = _GROUPS.get()
-    if (groups is None or query.shape[2] != 1 or attention_mask is None or attention_mask.dim() != 4
-            or groups[-1][1] != query.shape[0]):
+    if groups is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    if query.shape[2] != 1 or groups[-1][1] != query.shape[0] or (attention_mask is not None
+                                                                   and attention_mask.dim() != 4):
+        # columns outside the groups may be unwritten (GrowingStaticLayer.reserve): never read them
+        raise RuntimeError(f"row groups of {groups[-1][1]} rows set for decode steps, but attention got "
+                           f"{query.shape[0]} rows of {query.shape[2]} queries")
     outputs = []
     for start, end, column in groups:
+        mask = attention_mask[start:end, ..., column:] if attention_mask is not None else None
         out, _ = sdpa_attention_forward(module, query[start:end], key[start:end, :, column:],
-                                        value[start:end, :, column:], attention_mask[start:end, ..., column:],
-                                        **kwargs)
+                                        value[start:end, :, column:], mask, **kwargs)
         outputs.append(out)
     _calls.count += 1
     return torch.cat(outputs), None
@@ -107,15 +112,47 @@ def _register() -> None:
     AttentionMaskInterface.register(NAME, sdpa_mask)
 
 
-def growing_static_cache(config: Any, max_len: int) -> Any:
+class ScratchPool:
+    """Storage kept for decode caches, one flat buffer per (layer, keys or values), grown when
+    too small. Memory fresh from the system costs a page fault per 4 KiB on its first write
+    (about 0.5 s per 1.5 GB of cache on the project's machine, against 0.1 s to write memory
+    already in use), so later decode batches and calls write into the same pages. Holds up
+    to one decode batch's cache (``max_cache_bytes``) until ``clear``; one cache at a time
+    may use it."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[int, int], torch.Tensor] = {}
+
+    def take(self, key: tuple[int, int], shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """An unwritten tensor of ``shape`` (dtype and device of ``like``) in the buffer for ``key``."""
+        n = 1
+        for size in shape:
+            n *= size
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.numel() < n or buffer.dtype != like.dtype or buffer.device != like.device:
+            self._buffers.pop(key, None)  # released before its successor is allocated
+            buffer = self._buffers[key] = like.new_empty(n)
+        return buffer[:n].view(shape)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.numel() * b.element_size() for b in self._buffers.values())
+
+    def clear(self) -> None:
+        self._buffers.clear()
+
+
+def growing_static_cache(config: Any, max_len: int, pool: ScratchPool | None = None) -> Any:
     """A StaticCache of ``max_len`` positions whose plain static layers hand out only their
-    filled columns (``GrowingStaticLayer``); sliding-window layers stay as they are."""
+    filled columns (``GrowingStaticLayer``; storage from ``pool`` when given); sliding-window
+    layers stay as they are."""
     from transformers import StaticCache
     from transformers.cache_utils import StaticLayer
 
     growing = growing_layer_class()
     cache = StaticCache(config=config, max_cache_len=max_len)
-    cache.layers = [growing(max_len) if type(layer) is StaticLayer else layer for layer in cache.layers]
+    cache.layers = [growing(max_len, pool=pool, index=i) if type(layer) is StaticLayer else layer
+                    for i, layer in enumerate(cache.layers)]
     return cache
 
 
@@ -127,7 +164,40 @@ def growing_layer_class() -> type:
     class GrowingStaticLayer(StaticLayer):
         """A static cache layer (preallocated, written in place) that returns, and sizes the
         attention mask to, its filled columns only: attention never reads the columns still
-        to be generated. Its storage is ``keys`` / ``values`` as in StaticLayer."""
+        to be generated. Its storage is ``keys`` / ``values`` as in StaticLayer, allocated
+        unwritten: ``update`` writes the columns it hands out, ``reserve`` leaves that to its
+        caller."""
+
+        def __init__(self, max_cache_len: int, pool: ScratchPool | None = None, index: int = 0, **kwargs: Any) -> None:
+            super().__init__(max_cache_len, **kwargs)
+            self.pool, self.index = pool, index
+
+        def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+            self.device = key_states.device
+            self.batch_size, self.num_heads = key_states.shape[:2]
+            self.k_head_dim, self.v_head_dim = key_states.shape[-1], value_states.shape[-1]
+            shape = (self.batch_size, self.num_heads, self.max_cache_len)
+            if self.pool is not None:
+                self.keys = self.pool.take((self.index, 0), (*shape, self.k_head_dim), key_states)
+                self.values = self.pool.take((self.index, 1), (*shape, self.v_head_dim), value_states)
+            else:
+                self.keys = key_states.new_empty((*shape, self.k_head_dim))
+                self.values = value_states.new_empty((*shape, self.v_head_dim))
+            self.cumulative_length = self.cumulative_length.to(self.device)
+            self.is_initialized = True
+
+        def reserve(self, batch: int, key_like: torch.Tensor, value_like: torch.Tensor,
+                    filled: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """Allocate the storage for ``batch`` rows shaped like ``key_like`` / ``value_like``
+            (batch 1), its first ``filled`` columns counted as filled; returns views of those
+            columns, for the caller to write every position attention will read."""
+            if self.is_initialized or filled > self.max_cache_len:
+                raise ValueError(f"cannot reserve {filled} of {self.max_cache_len} positions (initialized: "
+                                 f"{self.is_initialized})")
+            self.lazy_initialization(key_like.expand(batch, *key_like.shape[1:]),
+                                     value_like.expand(batch, *value_like.shape[1:]))
+            self.cumulative_length.fill_(filled)
+            return self.keys[:, :, :filled], self.values[:, :, :filled]
 
         def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
                    **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -119,13 +119,20 @@ class HFGenerationMixin:
         cached = ids.shape[1] - 1  # every row's state ends at this column: its last token comes next
         size, groups = ids.shape[1] + params.max_new_tokens, None
         if self.decode_by_row_groups:  # rows sorted longest first; a group reads from its longest row's first column
-            cache = growing_static_cache(self._hf_model.config, size)
+            cache = growing_static_cache(self._hf_model.config, size, self.decode_pool)
             groups = [(a, b, ids.shape[1] - len(seqs[a])) for a, b in plan_row_groups([len(s) for s in seqs])]
         else:
             cache = self.prefix_cache.static([], len(batch), size, self._hf_model.config)
         buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
         for row, layers in self._prefill_states([s[:-1] for s in seqs]):
-            if not buffers:  # the cache's storage, its first `cached` positions counted as filled (zeros)
+            if not buffers and groups is not None:  # storage unwritten; the first `cached` positions count as filled
+                buffers = [layer.reserve(len(batch), *pieces[0], cached) for layer, pieces in zip(cache.layers, layers)]
+                for start, end, column in groups:  # padding a group reads (masked): zeros
+                    for r in range(start, end):
+                        for keys, values in buffers:
+                            keys[r, :, column : ids.shape[1] - len(seqs[r])].zero_()
+                            values[r, :, column : ids.shape[1] - len(seqs[r])].zero_()
+            elif not buffers:  # the cache's storage, its first `cached` positions counted as filled (zeros)
                 for layer, pieces in zip(cache.layers, layers):
                     k, v = pieces[0]
                     buffers.append(layer.update(k.new_zeros(()).expand(len(batch), k.shape[1], cached, k.shape[-1]),
