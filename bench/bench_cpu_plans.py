@@ -14,9 +14,14 @@ Same model and items as ``bench/vs_lmeval.py`` (the tiny Llama of issue 14, the 
   with a dynamic cache (``static_generation_cache=False``); the texts must be identical;
 * the last layer's MLP only on columns whose logits are read (``engines/hf_trim.py``) against
   the whole MLP, one engine switched in alternation, for log-likelihoods and generation:
-  median wall and process CPU seconds, and the largest score difference / same texts.
+  median wall and process CPU seconds, and the largest score difference / same texts;
+* decode attention by row groups (``engines/hf_decode_groups.py``: attention per group of rows
+  of similar length, one decode batch, kept cache storage) against plain SDPA over the
+  left-padded static cache (its own decode plan, the same ``max_cache_bytes``), one engine
+  switched in alternation: median wall and CPU seconds, decode batches, same texts.
 
     JMEDLLM_DATA_ROOT=../shared/data .venv/bin/python bench/bench_cpu_plans.py --items 60 --repeats 3
+    ... bench_cpu_plans.py --items 60 --repeats 3 --skip loglik generate trim   # the row groups alone
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--forward-costs", nargs="+", type=float, default=[15, 40, 100, 300])
     parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["loglik", "generate", "trim"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["loglik", "generate", "trim", "groups"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data_root = resolve_data_root(args.data_root)
@@ -118,6 +123,8 @@ def main() -> None:
                   f"{' / '.join(f'{t:.2f}' for t in times[name])} | {same} / {len(prompts)} |", flush=True)
     if "trim" not in args.skip:
         compare_trim(model_dir, data_root, args)
+    if "groups" not in args.skip:
+        compare_row_groups(model_dir, data_root, args)
     print(f"\nload average after: {load_text()}")
 
 
@@ -154,6 +161,41 @@ def compare_trim(model_dir: Path, data_root: Path, args: argparse.Namespace) -> 
             print(f"| {'read columns only' if on else 'every column'} | {mode} | {statistics.median(walls[on]):.2f} | "
                   f"{statistics.median(cpus[on]):.2f} | {' / '.join(f'{t:.2f}' for t in walls[on])} | {agree} |",
                   flush=True)
+
+
+def compare_row_groups(model_dir: Path, data_root: Path, args: argparse.Namespace) -> None:
+    engine = HFEngine(model_dir, dtype="float32", device="cpu")
+    if not engine.decode_by_row_groups:
+        raise SystemExit("the row-group check refused this model: nothing to compare")
+    prompts = [it.prompt for it in prepared(model_dir, data_root, "generate", args.shots, args.items)]
+    batches: dict[bool, list[int]] = {True: [], False: []}
+    real = engine._generate_ragged
+
+    def counting(batch, params):
+        batches[engine.decode_by_row_groups].append(len(batch))
+        return real(batch, params)
+
+    engine._generate_ragged = counting
+    jmedllm_generate(engine, prompts, args.max_new_tokens)  # warm-up (and the kept storage)
+    walls: dict[bool, list[float]] = {True: [], False: []}
+    cpus: dict[bool, list[float]] = {True: [], False: []}
+    outs: dict[bool, list[str]] = {}
+    for _ in range(args.repeats):
+        for on in (True, False):
+            engine.decode_by_row_groups = on
+            batches[on].clear()
+            c = time.process_time()
+            seconds, outs[on] = timed(lambda: jmedllm_generate(engine, prompts, args.max_new_tokens))
+            cpus[on].append(time.process_time() - c)
+            walls[on].append(seconds)
+    same = sum(a == b for a, b in zip(outs[True], outs[False]))
+    print("| decode attention | median wall s | median CPU s | all runs (wall) | decode batches | same text |")
+    print("|---|---|---|---|---|---|")
+    for on in (True, False):
+        name = "by row groups (CPU default)" if on else "plain SDPA over the padded cache"
+        print(f"| {name} | {statistics.median(walls[on]):.2f} | {statistics.median(cpus[on]):.2f} | "
+              f"{' / '.join(f'{t:.2f}' for t in walls[on])} | {' + '.join(map(str, batches[on]))} | "
+              f"{same} / {len(prompts)} |", flush=True)
 
 
 if __name__ == "__main__":
