@@ -25,8 +25,9 @@ VOLATILE = ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "
 VOLATILE_ENGINE = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter")
 #: How an engine batches and schedules its work: like the batch size, these move scores by float
 #: rounding only, so a run resumes across them (they are recorded in config.json's context).
-ENGINE_SCHEDULING = ("max_batch_tokens", "max_cache_bytes", "max_padding_fraction", "static_generation_cache", "generation_cost",
-                     "scoring_cost", "last_mlp_on_read_positions_only", "decode_attention_by_row_groups")
+ENGINE_SCHEDULING = ("max_batch_tokens", "max_cache_bytes", "max_padding_fraction", "static_generation_cache",
+                     "generation_cost", "scoring_cost", "last_mlp_on_read_positions_only",
+                     "decode_attention_by_row_groups")
 #: Options left out of an identity while unused, so that run directories made before they existed still resume.
 UNUSED_WHEN_EMPTY = {"extract_with": ("extract_with", "extract_engine"), "answer_pattern": ("answer_pattern",),
                      "letter_grammar": ("letter_grammar",)}
@@ -73,7 +74,7 @@ def identity(cfg: EvalConfig, engine_desc: dict, hashes: dict, answer_patterns: 
     ``local_model=False`` when ``cfg.model`` is only a label (outputs produced elsewhere), so that
     no folder of that name is fingerprinted."""
     resolved = to_dict(cfg)
-    engine = stable_engine(engine_desc)
+    engine = dict(engine_desc)  # its volatile and scheduling keys go in normalize_identity (as the judge's)
     # only the adapter that computes this run's scores: weights' sha256 and recorded base
     active = engine_desc.get("active_adapter")
     for info in engine_desc.get("adapters", []):

@@ -134,3 +134,26 @@ def images(tmp_path_factory) -> list[Path]:
         img.save(path)
         out.append(path)
     return out
+
+
+@pytest.fixture
+def batch_sizes():
+    """spy(engine, name="_generate_ragged") -> list: from then on, the size of every batch the
+    engine's method ``name`` is called with (the real method still runs); undone after the test."""
+    spied: list[tuple[object, str]] = []
+
+    def spy(engine, name: str = "_generate_ragged") -> list[int]:
+        sizes: list[int] = []
+        real = getattr(engine, name)
+
+        def counting(batch, params, *rest):
+            sizes.append(len(batch))
+            return real(batch, params, *rest)
+
+        setattr(engine, name, counting)
+        spied.append((engine, name))
+        return sizes
+
+    yield spy
+    for engine, name in spied:
+        vars(engine).pop(name, None)

@@ -162,7 +162,7 @@ def test_engine_off_the_static_path_has_no_row_groups(model_dirs):
     assert engine.decode_by_row_groups is False
 
 
-def test_kv_bytes_per_token_and_the_cache_guard(model_dirs, raw_models):
+def test_kv_bytes_per_token_and_the_cache_guard(model_dirs, raw_models, batch_sizes):
     """Bytes per cached position from the config (hand-computed for the tiny Llama), and the
     decode batches of the ragged path kept under max_cache_bytes (rows x padded width)."""
     from jmedllm.engines.hf import HFEngine
@@ -177,14 +177,7 @@ def test_kv_bytes_per_token_and_the_cache_guard(model_dirs, raw_models):
     engine = HFEngine(model_dirs["llama"], dtype="float32", device="cpu", prefix_cache_min_tokens=0)
     params = GenerationParams(max_new_tokens=4)
     longest = max(len(engine.encode(p)) for p in PROMPTS)
-    sizes: list[int] = []
-    real = engine._generate_ragged
-
-    def counting(batch, p):
-        sizes.append(len(batch))
-        return real(batch, p)
-
-    engine._generate_ragged = counting
+    sizes = batch_sizes(engine)
     whole = engine.generate(PROMPTS, params)
     assert sizes == [len(PROMPTS)]  # the default 4 GiB holds them all
     sizes.clear()

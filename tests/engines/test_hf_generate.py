@@ -114,7 +114,7 @@ def test_sampling_is_seeded(engines):
 
 
 @pytest.mark.parametrize("static", [False, True], ids=["padded-prefill", "ragged-prefill"])
-def test_cpu_generation_batches_follow_the_cost_plan(static, model_dirs):
+def test_cpu_generation_batches_follow_the_cost_plan(static, model_dirs, batch_sizes):
     """Padded path: batches weigh prompt padding against decode steps. Ragged path (CPU with a
     static cache): prompts are prefilled apart, and decode batches weigh each row's cache
     length (padded to the batch's longest prompt) against decode steps; with decode attention
@@ -126,15 +126,7 @@ def test_cpu_generation_batches_follow_the_cost_plan(static, model_dirs):
     cost = engine.describe()["generation_cost"]
     assert {k: cost[k] for k in ("forward", "step", "step_row", "step_row_context")} == {
         "forward": 15.0, "step": 27.0, "step_row": 1.5, "step_row_context": 0.007}
-    sizes: list[int] = []
-    name = "_generate_ragged" if static else "_generate_batch"
-    real = getattr(engine, name)
-
-    def counting(batch, params, *rest):
-        sizes.append(len(batch))
-        return real(batch, params, *rest)
-
-    setattr(engine, name, counting)
+    sizes = batch_sizes(engine, "_generate_ragged" if static else "_generate_batch")
     assert engine.decode_by_row_groups is static  # the tiny Llama qualifies (when the static cache is on)
     engine.decode_by_row_groups = False
     params = GenerationParams(max_new_tokens=4)

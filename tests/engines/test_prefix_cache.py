@@ -207,7 +207,8 @@ def test_cached_prefix_generation_equals_uncached(shots, engine_pair, tiny_model
 
 
 @pytest.mark.parametrize("shots", [0, 3])
-def test_static_generation_cache_equals_the_dynamic_one(shots, engine_pair, tiny_model_dir, data_root):
+def test_static_generation_cache_equals_the_dynamic_one(shots, engine_pair, tiny_model_dir, data_root,
+                                                      batch_sizes):
     from jmedllm.schema import GenerationParams
 
     static, _ = engine_pair
@@ -221,18 +222,8 @@ def test_static_generation_cache_equals_the_dynamic_one(shots, engine_pair, tiny
     # token (nothing to prefill), without a shared prefix, and of every length share decode batches
     prompts += ["患", "治療として最も適切なのはどれか。", prompts[0][:40]]
     params = GenerationParams(max_new_tokens=8, stop=("\n\n###",))
-    sizes: list[int] = []
-    real = static._generate_ragged
-
-    def spy(batch, params):
-        sizes.append(len(batch))
-        return real(batch, params)
-
-    static._generate_ragged = spy
-    try:
-        got = static.generate(prompts, params)
-    finally:
-        del static._generate_ragged
+    sizes = batch_sizes(static)
+    got = static.generate(prompts, params)
     assert sizes and sum(sizes) == len(prompts)
     assert len(static.encode("患")) == 1
     assert got == dynamic.generate(prompts, params)

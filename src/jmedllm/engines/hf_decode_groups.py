@@ -33,6 +33,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from jmedllm.engines.batching import cheapest_split
+from jmedllm.engines.hf_trim import same_to_rounding
 
 #: the attention implementation name the groups run under (registered with transformers on first use)
 NAME = "jmedllm_row_groups"
@@ -239,14 +240,13 @@ def decode_row_groups(model: Any, groups: Sequence[tuple[int, int, int]] | None)
 
 def row_groups_are_exact(model: Any, cache_kwarg: str) -> bool:
     """Whether a decode step's logits are the same with row groups as without, to rounding
-    (relative to their scale: 1e-4 in float32, 3e-2 in half precision), on three left-padded
+    (``hf_trim.same_to_rounding``), on three left-padded
     random rows of 6, 5 and 2 tokens, and the grouped attention really ran. Only models with
     SDPA attention and a config without sub-configs qualify; False when a forward fails."""
     config = model.config
     if getattr(config, "_attn_implementation", None) != "sdpa" or getattr(config, "sub_configs", None):
         return False
     embeddings = model.get_input_embeddings().weight
-    tolerance = 1e-4 if embeddings.dtype == torch.float32 else 3e-2
     generator = torch.Generator().manual_seed(0)
     lengths, width = (6, 5, 2), 6
     ids = torch.randint(0, max(2, embeddings.shape[0]), (len(lengths), width + 1), generator=generator)
@@ -270,7 +270,4 @@ def row_groups_are_exact(model: Any, cache_kwarg: str) -> bool:
             grouped = step(True)
     except Exception:
         return False
-    if _calls.count == before or plain.shape != grouped.shape or not torch.isfinite(grouped).all():
-        return False
-    scale = max(1.0, float(plain.abs().max()))
-    return float((plain - grouped).abs().max()) <= tolerance * scale
+    return _calls.count > before and same_to_rounding(plain, grouped, embeddings.dtype)

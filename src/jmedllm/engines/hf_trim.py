@@ -72,13 +72,21 @@ def mlp_on_last_columns(layer: Any | None, keep: int) -> Iterator[None]:
         layer.mlp = inner
 
 
+def same_to_rounding(reference: torch.Tensor, other: torch.Tensor, dtype: torch.dtype) -> bool:
+    """The engine's load-time checks' rule: ``other`` has ``reference``'s shape, is finite and
+    equals it to rounding, relative to its scale (1e-4 in float32, 3e-2 in half precision, where
+    a kernel may round a slice differently; a path that does not fit is off by the scale itself)."""
+    if reference.shape != other.shape or not torch.isfinite(other).all():
+        return False
+    tolerance = 1e-4 if dtype == torch.float32 else 3e-2
+    scale = max(1.0, float(reference.abs().max()))
+    return float((reference - other).abs().max()) <= tolerance * scale
+
+
 def trim_is_exact(model: Any, layer: Any) -> bool:
     """Whether the kept logits of a short random input are the same with the last layer's MLP
-    trimmed as without, to rounding (relative to the logits' scale: 1e-4 in float32, 3e-2 in
-    half precision, where a kernel may round a slice differently; a model the trim does not
-    fit is off by the logits' own scale). False when the forward fails."""
+    trimmed as without, to rounding (:func:`same_to_rounding`). False when the forward fails."""
     embeddings = model.get_input_embeddings().weight
-    tolerance = 1e-4 if embeddings.dtype == torch.float32 else 3e-2
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, max(2, embeddings.shape[0]), (2, 7), generator=generator).to(embeddings.device)
     keep = 2
@@ -89,10 +97,7 @@ def trim_is_exact(model: Any, layer: Any) -> bool:
                 trimmed = model(input_ids=ids, use_cache=False).logits[:, -keep:].float()
     except Exception:
         return False
-    if full.shape != trimmed.shape or not torch.isfinite(trimmed).all():
-        return False
-    scale = max(1.0, float(full.abs().max()))
-    return float((full - trimmed).abs().max()) <= tolerance * scale
+    return same_to_rounding(full, trimmed, embeddings.dtype)
 
 
 class UnreadMLPTrim:
