@@ -18,10 +18,16 @@ Same model and items as ``bench/vs_lmeval.py`` (the tiny Llama of issue 14, the 
 * decode attention by row groups (``engines/hf_decode_groups.py``: attention per group of rows
   of similar length, one decode batch, kept cache storage) against plain SDPA over the
   left-padded static cache (its own decode plan, the same ``max_cache_bytes``), one engine
-  switched in alternation: median wall and CPU seconds, decode batches, same texts.
+  switched in alternation: median wall and CPU seconds, decode batches, same texts;
+* packed forwards (``engines/hf_packed.py``: a call's sequences in unpadded rows of up to
+  ``--pack-tokens`` tokens, attention per sequence) against the padded forwards of the cost
+  plan, for log-likelihoods and generation, one engine switched in alternation: median wall
+  and CPU seconds, forwards, the largest score difference / same texts. (The log-likelihood
+  plans above are those of padded forwards: that engine has packing switched off.)
 
     JMEDLLM_DATA_ROOT=../shared/data .venv/bin/python bench/bench_cpu_plans.py --items 60 --repeats 3
     ... bench_cpu_plans.py --items 60 --repeats 3 --skip loglik generate trim   # the row groups alone
+    ... bench_cpu_plans.py --items 60 --repeats 3 --skip loglik generate trim groups   # packing alone
 """
 
 from __future__ import annotations
@@ -61,7 +67,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--forward-costs", nargs="+", type=float, default=[15, 40, 100, 300])
     parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["loglik", "generate", "trim", "groups"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["loglik", "generate", "trim", "groups", "packed"])
+    parser.add_argument("--pack-tokens", nargs="+", type=int, default=[1024, 2048, 4096])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data_root = resolve_data_root(args.data_root)
@@ -73,6 +80,7 @@ def main() -> None:
         items = prepared(model_dir, data_root, "loglik", args.shots, args.items)
         planned = HFEngine(model_dir, dtype="float32", device="cpu")
         budget = HFEngine(model_dir, dtype="float32", device="cpu", max_padding_fraction=0.1)
+        planned.packed_forwards = budget.packed_forwards = False  # the padded plans (packing: compare_packed)
         base = planned.scoring_cost
         plans = [(f"cost plan, forward = {f:g}", planned, replace(base, forward=f)) for f in args.forward_costs]
         plans.append(("10 % padding budget", budget, None))
@@ -125,6 +133,8 @@ def main() -> None:
         compare_trim(model_dir, data_root, args)
     if "groups" not in args.skip:
         compare_row_groups(model_dir, data_root, args)
+    if "packed" not in args.skip:
+        compare_packed(model_dir, data_root, args)
     print(f"\nload average after: {load_text()}")
 
 
@@ -196,6 +206,46 @@ def compare_row_groups(model_dir: Path, data_root: Path, args: argparse.Namespac
         print(f"| {name} | {statistics.median(walls[on]):.2f} | {statistics.median(cpus[on]):.2f} | "
               f"{' / '.join(f'{t:.2f}' for t in walls[on])} | {' + '.join(map(str, batches[on]))} | "
               f"{same} / {len(prompts)} |", flush=True)
+
+
+def compare_packed(model_dir: Path, data_root: Path, args: argparse.Namespace) -> None:
+    engine = HFEngine(model_dir, dtype="float32", device="cpu")
+    if not engine.packed_forwards:
+        raise SystemExit("the packing check refused this model: nothing to compare")
+    settings = [(f"packed, {n} tokens per pack", n) for n in args.pack_tokens] + [("padded forwards (cost plan)", 0)]
+    items = prepared(model_dir, data_root, "loglik", args.shots, args.items)
+    prompts = [it.prompt for it in prepared(model_dir, data_root, "generate", args.shots, args.items)]
+    work = {"loglik": lambda: jmedllm_loglik(engine, items),
+            "generate": lambda: jmedllm_generate(engine, prompts, args.max_new_tokens)}
+    jmedllm_loglik(engine, items[:2])
+    jmedllm_generate(engine, prompts[:2], args.max_new_tokens)
+    for kind, fn in work.items():
+        walls: dict[str, list[float]] = {name: [] for name, _ in settings}
+        cpus: dict[str, list[float]] = {name: [] for name, _ in settings}
+        forwards: dict[str, int] = {}
+        outs: dict[str, object] = {}
+        for _ in range(args.repeats):
+            for name, tokens in settings:
+                engine.packed_forwards, engine.pack_tokens = bool(tokens), tokens or engine.pack_tokens
+                engine.stats.reset()
+                c = time.process_time()
+                seconds, outs[name] = timed(fn)
+                cpus[name].append(time.process_time() - c)
+                walls[name].append(seconds)
+                forwards[name] = engine.stats.forward_passes
+        base = outs[settings[-1][0]]
+        print(f"| {kind} | forwards | median wall s | median CPU s | all runs (wall) | agreement with padded |")
+        print("|---|---|---|---|---|---|")
+        for name, _ in settings:
+            if kind == "loglik":
+                agree = f"max abs dlogp {max(abs(a - b) for ra, rb in zip(outs[name], base) for a, b in zip(ra, rb)):.1e}"
+            else:
+                agree = f"same text {sum(a == b for a, b in zip(outs[name], base))} / {len(prompts)}"
+            print(f"| {name} | {forwards[name] if kind == 'loglik' else '-'} | {statistics.median(walls[name]):.2f} | "
+                  f"{statistics.median(cpus[name]):.2f} | {' / '.join(f'{t:.2f}' for t in walls[name])} | {agree} |",
+                  flush=True)
+        print()
+    engine.packed_forwards = True
 
 
 if __name__ == "__main__":

@@ -124,6 +124,7 @@ def lmeval_generate(lm, prompts: list[str], max_new_tokens: int) -> list[str]:
 
 
 def jmedllm_generate(engine: HFEngine, prompts: list[str], max_new_tokens: int) -> list[str]:
+    engine.prefix_cache.clear()  # every timed run computes its prefix states, as lm-eval does
     params = GenerationParams(max_new_tokens=max_new_tokens, stop=(STOP,))
     return [c.text for c in engine.generate(prompts, params)]
 

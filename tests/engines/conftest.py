@@ -39,6 +39,21 @@ def sequence_logprob(model, ctx: list[int], cont: list[int]) -> tuple[float, boo
 
 
 @pytest.fixture(scope="session")
+def unreachable_attention(raw_models) -> dict[str, object]:
+    """Copies of the tiny Llama whose attention a scope switching ``config._attn_implementation``
+    does not reach, or reaches wrongly: eager attention, and layers reading a config of their own."""
+    import copy
+
+    _, model = raw_models["llama"]
+    eager = copy.deepcopy(model)
+    eager.config._attn_implementation = "eager"
+    detached = copy.deepcopy(model)
+    for layer in detached.model.layers:
+        layer.self_attn.config = copy.deepcopy(detached.config)
+    return {"eager": eager, "detached": detached}
+
+
+@pytest.fixture(scope="session")
 def raw_models(tiny_model_dir: Path, tiny_qwen2_dir: Path):
     """(tokenizer, model) loaded directly with transformers, independent of the engine."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -144,12 +144,39 @@ def test_oom_halves_the_batch_and_keeps_scores(model_dirs, engines):
         if kwargs["input_ids"].shape[0] > 2:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
 
+    engine.packed_forwards = False  # padded rows (GPU): a batch is rows
     handle = engine.model.register_forward_pre_hook(too_big, with_kwargs=True)
     try:
         scores = engine.loglikelihoods(REQUESTS)
     finally:
         handle.remove()
     assert engine.describe()["batch_size_now"]["loglik"] == 2  # 64 -> 32 -> ... -> 2
+    expected = engines["llama"].loglikelihoods(REQUESTS)
+    for got_row, exp_row in zip(scores, expected):
+        assert [s.logprob for s in got_row] == pytest.approx([s.logprob for s in exp_row], abs=1e-5)
+
+
+def test_oom_in_a_pack_halves_its_rows_and_keeps_scores(model_dirs, engines):
+    """Packed rows (CPU): out-of-memory injected for any forward longer than one request's whole
+    packed row; the batcher halves the rows per pack until each fits, and the scores stand."""
+    engine = load_engine("hf", model=str(model_dirs["llama"]), dtype="float32", device="cpu", batch_size="auto",
+                         prefix_cache_min_tokens=0)
+    assert engine.packed_forwards
+    longest = max(len(engine.encode(r.context)) + sum(len(engine.encode(c)) for c in r.continuations)
+                  for r in REQUESTS)
+    seen = []
+
+    def too_big(module, args, kwargs):
+        seen.append(kwargs["input_ids"].shape[1])
+        if kwargs["input_ids"].shape[1] > longest:
+            raise torch.OutOfMemoryError("out of memory (injected)")
+
+    handle = engine.model.register_forward_pre_hook(too_big, with_kwargs=True)
+    try:
+        scores = engine.loglikelihoods(REQUESTS)
+    finally:
+        handle.remove()
+    assert max(seen) > longest and engine.describe()["batch_size_now"]["loglik"] < 64
     expected = engines["llama"].loglikelihoods(REQUESTS)
     for got_row, exp_row in zip(scores, expected):
         assert [s.logprob for s in got_row] == pytest.approx([s.logprob for s in exp_row], abs=1e-5)

@@ -34,6 +34,7 @@ from jmedllm.engines.hf_loading import (  # noqa: F401  (re-exported)
 from jmedllm.engines.hf_vision import HFVisionMixin
 from jmedllm.engines.hf_scoring import HFScoringMixin
 from jmedllm.engines.hf_decode_groups import ScratchPool, kv_bytes_per_token, row_groups_are_exact
+from jmedllm.engines.hf_packed import PACK_TOKENS, packing_is_exact
 from jmedllm.engines.hf_trim import UnreadMLPTrim
 from jmedllm.engines.batching import AdaptiveBatcher, DecodeCost, attention_pair_cost
 from jmedllm.engines.prefix_cache import (
@@ -62,6 +63,8 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         max_batch_tokens: memory guard, rows x padded width per batch (at least one row).
         max_cache_bytes: memory guard of a CPU decode batch's static key/value cache (rows x
             padded width x the model's key/value bytes per token; default 4 GiB).
+        pack_tokens: CPU: tokens per packed forward (a call's sequences one after another in an
+            unpadded row, attention per sequence; ``hf_packed``), when the model passes the check.
         max_padding_fraction: log-likelihood batches stop growing when padding would exceed
             this share of their tokens (None: memory only); "auto": on CPU the cheapest plan
             under the engine's cost model (a forward's fixed cost against padded tokens,
@@ -105,6 +108,7 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         prefix_cache_min_tokens: int = DEFAULT_MIN_PREFIX_TOKENS,
         static_generation_cache: bool | str = "auto",
         max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
+        pack_tokens: int = PACK_TOKENS,
     ) -> None:
         if loglik_strategy not in ("auto", "shared_prefix", "per_sequence"):
             raise ValueError(f"loglik_strategy must be auto, shared_prefix or per_sequence, got {loglik_strategy!r}")
@@ -168,6 +172,12 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         self.decode_by_row_groups = bool(self.static_generation_cache) and row_groups_are_exact(
             self._hf_model, self._cache_kwarg)
         self.decode_pool = ScratchPool()  # their caches' storage, kept between decode batches and calls
+        #: CPU: prompts prefilled and scoring rows computed packed in unpadded rows (hf_packed)
+        self.packed_forwards = (self.device.type == "cpu" and self._sliding_window is None and self.processor is None
+                                and packing_is_exact(self._hf_model, self._cache_kwarg))
+        if int(pack_tokens) < 1:
+            raise ValueError(f"pack_tokens must be >= 1, got {pack_tokens}")
+        self.pack_tokens = int(pack_tokens)
 
         self._bos_id, self._add_bos = self._bos_convention()
         self.pad_id = self._first_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
@@ -380,6 +390,8 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
             "scoring_cost": asdict(self.scoring_cost) if self.scoring_cost else None,
             "last_mlp_on_read_positions_only": self.mlp_trim.exact,
             "decode_attention_by_row_groups": self.decode_by_row_groups,
+            "packed_forwards": self.packed_forwards,
+            "pack_tokens": self.pack_tokens,
             "tokenizer_adds_bos": self._add_bos,
             "eos_token_ids": list(self._eos_ids),
             "adapters": [info.as_dict() for info in self._adapters.values()],

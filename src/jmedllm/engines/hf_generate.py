@@ -10,6 +10,7 @@ import torch
 
 from jmedllm.engines.batching import plan_generation_batches, plan_scoring_batches, rows_within_limits
 from jmedllm.engines.hf_decode_groups import decode_row_groups, growing_static_cache, plan_row_groups
+from jmedllm.engines.hf_packed import pack_sequences, packed_forward, plan_packs, prefixes_for_pack
 from jmedllm.engines.prefix_cache import HeldPrefixStates, group_ids_by_prefix, group_ids_for_generation
 from jmedllm.engines.prefix_sharing import left_pad
 from jmedllm.schema import Completion, GenerationParams
@@ -164,7 +165,10 @@ class HFGenerationMixin:
         Sequences sharing a prefix worth caching start from its cached state (``prefix_cache``);
         the rest of each is computed in forwards planned like log-likelihood rows
         (``batching.plan_scoring_batches``): left-padded to the longest of the forward, with a
-        causal mask over real tokens only, rows of different prefixes side by side.
+        causal mask over real tokens only, rows of different prefixes side by side; with
+        ``packed_forwards`` (CPU), packed one after another in unpadded rows of up to
+        ``pack_tokens`` tokens instead (``hf_packed``), the call's missing prefix states
+        computed together first (``_warm_prefixes``).
         """
         present = [i for i, s in enumerate(seqs) if s]
         rows: list[tuple[int, tuple[int, ...]]] = []
@@ -172,15 +176,23 @@ class HFGenerationMixin:
             rows += [(present[k], prefix) for k in members]
         rows.sort(key=lambda row: (-(len(seqs[row[0]]) - len(row[1])), -len(row[1])))
         widths = [len(seqs[i]) - len(prefix) for i, prefix in rows]
-        plan = plan_scoring_batches(widths, [len(prefix) for _, prefix in rows], max_rows=len(rows),
-                                    max_tokens=self.max_batch_tokens, cost=self.scoring_cost or self.generation_cost)
+        if self.packed_forwards:  # one unpadded row per forward, attention per sequence (hf_packed)
+            sizes, forward = plan_packs(widths, self.pack_tokens), self._prefill_pack
+        else:
+            plan = plan_scoring_batches(widths, [len(prefix) for _, prefix in rows], max_rows=len(rows),
+                                        max_tokens=self.max_batch_tokens, cost=self.scoring_cost or self.generation_cost)
+            sizes, start, forward = [], 0, self._prefill_chunk
+            while start < len(rows):
+                sizes.append(plan[start])
+                start += plan[start]
+        self._warm_prefixes(prefix for _, prefix in rows)
         held = HeldPrefixStates(self._cached_prefix_state)  # for the whole decode batch
         start = 0
-        while start < len(rows):
-            chunk = rows[start : start + plan[start]]
-            start += len(chunk)
+        for size in sizes:
+            chunk = rows[start : start + size]
+            start += size
             prefixes = [held.get(prefix) for _, prefix in chunk]
-            for (i, _), layers in zip(chunk, self._prefill_chunk([seqs[i] for i, _ in chunk], prefixes)):
+            for (i, _), layers in zip(chunk, forward([seqs[i] for i, _ in chunk], prefixes)):
                 yield i, layers
 
     def _prefill_chunk(
@@ -212,6 +224,33 @@ class HFGenerationMixin:
             keep = [k for k in (slice(longest - n, longest), slice(longest + width - len(s), longest + width))
                     if k.stop > k.start]
             out.append([[(layer.keys[row : row + 1, :, k], layer.values[row : row + 1, :, k]) for k in keep]
+                        for layer in cache.layers])
+        return out
+
+    def _prefill_pack(
+        self, seqs: Sequence[Sequence[int]], prefixes: Sequence[Any]
+    ) -> list[list[list[tuple[torch.Tensor, torch.Tensor]]]]:
+        """``_prefill_chunk``'s result from one forward over the rest of ``seqs`` packed in one row
+        (``hf_packed``): the distinct cached prefixes first in the cache, each once, then every
+        sequence's tokens, attention per sequence, positions its own."""
+        owner, lengths, cache = prefixes_for_pack(prefixes, self._hf_model.config)
+        suffixes = [list(s[lengths[p]:]) if p >= 0 else list(s) for s, p in zip(seqs, owner)]
+        ids, positions, layout, columns = pack_sequences(suffixes, owner, lengths)
+        kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
+        if self._accepts_logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        with torch.inference_mode(), self._adapter_scope(), self.mlp_trim.scope(self._hf_model, 1), \
+                packed_forward(self._hf_model, layout):
+            self.model(input_ids=ids.to(self.device), position_ids=positions.to(self.device), **kwargs)
+        self.stats.forward_passes += 1
+        self.stats.padded_tokens += ids.numel()
+        self.stats.tokens += ids.numel()
+        out = []
+        for seg, p in zip(layout.segments, owner):
+            keep = [slice(layout.context + seg.start, layout.context + seg.end)]
+            if p >= 0:
+                keep.insert(0, slice(columns[p], columns[p] + lengths[p]))
+            out.append([[(layer.keys[:, :, k], layer.values[:, :, k]) for k in keep if k.stop > k.start]
                         for layer in cache.layers])
         return out
 

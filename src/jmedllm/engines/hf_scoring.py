@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import inspect
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
 from jmedllm.engines.batching import plan_scoring_batches, rows_within_limits
-from jmedllm.engines.prefix_cache import HeldPrefixStates, group_by_prefix, pack_after_prefix, prefix_tree_mask
-from jmedllm.engines.prefix_sharing import EncodedRequest, encode_request, left_pad, tree_attention_mask
+from jmedllm.engines.hf_packed import pack_sequences, packed_forward, plan_packs, prefixes_for_pack
+from jmedllm.engines.prefix_cache import (
+    HeldPrefixStates, group_by_prefix, pack_after_prefix, prefix_tree_mask, strip_prefix,
+)
+from jmedllm.engines.prefix_sharing import EncodedRequest, encode_request, left_pad, pack_batch, tree_attention_mask
 from jmedllm.schema import ContinuationScore, LoglikRequest
 
 
@@ -45,6 +48,7 @@ class HFScoringMixin:
         # exemplars, a shared case vignette); rows of different prefixes share batches
         rows = [(r, g.prefix) for g in group_by_prefix(shared, self.prefix_cache_min_tokens) for r in g.requests]
         rows.sort(key=lambda row: (-(row[0].packed_length - len(row[1])), -len(row[1])))
+        self._warm_prefixes(prefix for _, prefix in rows)
         states = HeldPrefixStates(self._cached_prefix_state, [prefix for _, prefix in rows])
 
         def store_rows(batch: Sequence[tuple[EncodedRequest, tuple[int, ...]]], scores: Sequence[list[ContinuationScore]]) -> None:
@@ -56,7 +60,8 @@ class HFScoringMixin:
             rows,
             lambda batch: self._score_packed([r for r, _ in batch], [states.get(prefix) for _, prefix in batch]),
             store_rows,
-            max_items=self._scoring_batch_rule([r.packed_length - len(p) for r, p in rows], [len(p) for _, p in rows]),
+            max_items=self._scoring_batch_rule([r.packed_length - len(p) for r, p in rows], [len(p) for _, p in rows],
+                                               packed=self.packed_forwards),
         )
 
         if single:
@@ -78,15 +83,30 @@ class HFScoringMixin:
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
 
-    def _scoring_batch_rule(self, widths: Sequence[int], prefixes: Sequence[int]) -> Callable[[Sequence[Any], int], int]:
+    def _scoring_batch_rule(self, widths: Sequence[int], prefixes: Sequence[int],
+                            packed: bool = False) -> Callable[[Sequence[Any], int], int]:
         """How many of the remaining rows (``widths`` sorted longest first, each attending to a
         cached prefix of ``prefixes`` tokens) the next forward takes.
 
         On CPU (``max_padding_fraction`` "auto"), the cheapest plan under the engine's cost
         model (``batching.plan_scoring_batches``): a forward has a fixed cost, so fewer, larger
         forwards win until padding costs more. Otherwise the padding share and the token budget
-        decide (``batching.rows_within_limits``).
+        decide (``batching.rows_within_limits``). ``packed`` (rows packed in one unpadded row,
+        ``hf_packed``): packs of up to ``pack_tokens`` tokens (``hf_packed.plan_packs``).
         """
+        if packed:  # unpadded rows: only the token budget of a pack (hf_packed)
+            firsts: dict[int, int] = {}
+
+            def pack_rule(rest: Sequence[Any], n: int) -> int:
+                start = len(widths) - len(rest)
+                if start not in firsts:  # the plan from here (the batcher may have cut a pack short)
+                    at = start
+                    for size in plan_packs(widths[start:], self.pack_tokens):
+                        firsts[at] = size
+                        at += size
+                return min(n, firsts[start])
+
+            return pack_rule
         if self.scoring_cost is None:
             return lambda rest, n: rows_within_limits(widths[len(widths) - len(rest) :][:n], self.max_batch_tokens,
                                                       self.max_padding_fraction)
@@ -135,15 +155,59 @@ class HFScoringMixin:
         """Score packed rows; ``prefix_states[b]``: the cached key/value state of row b's prefix
         (per layer, batch 1; None or missing: the row has no cached prefix)."""
         states = list(prefix_states) or [None] * len(batch)
+        if self.packed_forwards:
+            return self._score_pack(batch, states)
         lengths = [s[0][0].shape[-2] if s else 0 for s in states]
         packed = pack_after_prefix(batch, lengths, self.pad_id)
         mask, cache = self._attention_after_prefixes(packed.segments, states, lengths)
         logits = self._forward_logits(packed.input_ids, mask, packed.position_ids, packed.keep, cache)
         self.stats.tokens += packed.n_real_tokens
         token_lp, greedy = self._token_scores(logits, packed.rows, packed.cols, packed.targets)
+        return self._continuation_scores(batch, packed.owners, token_lp, greedy)
+
+    def _score_pack(self, batch: Sequence[EncodedRequest], states: Sequence[Any]) -> list[list[ContinuationScore]]:
+        """``_score_packed`` in one unpadded row (``hf_packed``): each request's packed row (context
+        and continuations, ``pack_batch``) after its cached prefix is one segment, attending by its
+        tree mask; logits and the last layer's MLP only at the scored positions."""
+        owner, lengths, cache = prefixes_for_pack(states, self._hf_model.config)
+        seqs, positions, masks, reads, owners, targets = [], [], [], [], [], []
+        for b, (r, p) in enumerate(zip(batch, owner)):
+            n = lengths[p] if p >= 0 else 0
+            row = pack_batch([strip_prefix(r, n)], self.pad_id)  # one row: no padding
+            t = row.input_ids.shape[1]
+            tree = tree_attention_mask(row.segments, torch.float32)[0, 0] == 0
+            masks.append(torch.cat([tree.new_ones((t, n)), tree], dim=1) if n else tree)
+            seqs.append(row.input_ids[0].tolist())
+            positions.append(row.position_ids[0].tolist())
+            reads.append(row.cols + (t - row.keep))  # scored positions within the segment
+            owners += [(b, j) for _, j in row.owners]
+            targets.append(row.targets)
+        ids, position_ids, layout, _ = pack_sequences(seqs, owner, lengths, masks=masks, positions=positions)
+        read = torch.cat([seg.start + cols for seg, cols in zip(layout.segments, reads)])
+        kept, where = torch.unique(read, sorted=True, return_inverse=True)
+        kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
+        if self._accepts_logits_to_keep:
+            kwargs["logits_to_keep"] = kept.to(self.device)
+        else:
+            where = read
+        with torch.inference_mode(), self._adapter_scope(), packed_forward(self._hf_model, layout), \
+                self.mlp_trim.scope(self._hf_model, kept.to(self.device)):
+            logits = self.model(input_ids=ids.to(self.device), position_ids=position_ids.to(self.device), **kwargs).logits
+        self.stats.forward_passes += 1
+        self.stats.padded_tokens += ids.numel()
+        self.stats.logit_positions += logits.shape[1]
+        self.stats.tokens += ids.numel()
+        token_lp, greedy = self._token_scores(logits, torch.zeros_like(where), where, torch.cat(targets))
+        return self._continuation_scores(batch, owners, token_lp, greedy)
+
+    @staticmethod
+    def _continuation_scores(batch: Sequence[EncodedRequest], owners: Sequence[tuple[int, int]],
+                             token_lp: Sequence[float], greedy: Sequence[bool]) -> list[list[ContinuationScore]]:
+        """Per request, its continuations' scores from per-token log-probabilities and argmax hits
+        (``owners``: the (request, continuation) of each token)."""
         sums: dict[tuple[int, int], float] = {}
         all_greedy: dict[tuple[int, int], bool] = {}
-        for owner, lp, g in zip(packed.owners, token_lp, greedy):
+        for owner, lp, g in zip(owners, token_lp, greedy):
             sums[owner] = sums.get(owner, 0.0) + lp
             all_greedy[owner] = all_greedy.get(owner, True) and g
         return [
@@ -181,6 +245,32 @@ class HFScoringMixin:
     def _cached_prefix_state(self, prefix: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The prefix's per-layer keys and values, from the engine's prefix cache (computed on a miss)."""
         return self.prefix_cache.get(self.active_adapter, prefix, self._prefix_state)
+
+    def _warm_prefixes(self, prefixes: Iterable[tuple[int, ...]]) -> None:
+        """With packed forwards, the states of the distinct ``prefixes`` not in the prefix cache yet
+        (at most as many as it keeps), computed together in packed forwards and put there."""
+        missing = [p for p in dict.fromkeys(prefixes) if p and not self.prefix_cache.holds(self.active_adapter, p)]
+        missing = missing[: self.prefix_cache.max_entries]
+        if not self.packed_forwards or len(missing) < 2:
+            return
+        start = 0
+        for size in plan_packs([len(p) for p in missing], self.pack_tokens):
+            pack, start = missing[start : start + size], start + size
+            owner, _, cache = prefixes_for_pack([None] * len(pack), self._hf_model.config)
+            ids, positions, layout, _ = pack_sequences(pack, owner, [])
+            kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
+            if self._accepts_logits_to_keep:
+                kwargs["logits_to_keep"] = 1
+            with torch.inference_mode(), self._adapter_scope(), packed_forward(self._hf_model, layout), \
+                    self.mlp_trim.scope(self._hf_model, 1):
+                self.model(input_ids=ids.to(self.device), position_ids=positions.to(self.device), **kwargs)
+            self.stats.forward_passes += 1
+            self.stats.tokens += ids.numel()
+            self.stats.padded_tokens += ids.numel()
+            for seg, prefix in zip(layout.segments, pack):
+                self.prefix_cache.put(self.active_adapter, prefix, [(layer.keys[:, :, seg.start : seg.end],
+                                                                     layer.values[:, :, seg.start : seg.end])
+                                                                    for layer in cache.layers])
 
     def _prefix_state(self, prefix: tuple[int, ...]) -> Any:
         """Run the model over one prefix row and return the filled DynamicCache."""

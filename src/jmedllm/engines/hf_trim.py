@@ -39,18 +39,25 @@ def last_decoder_layer(model: Any) -> Any | None:
 
 
 class LastColumnsMLP(torch.nn.Module):
-    """``mlp`` on the last ``keep`` columns of (batch, positions, hidden); zeros elsewhere.
+    """``mlp`` on the last ``keep`` columns of (batch, positions, hidden), or on the columns a
+    1D index tensor ``keep`` names (a packed row's read positions); zeros elsewhere.
 
     A zero MLP output leaves those columns at their residual stream: finite values that
     nothing reads.
     """
 
-    def __init__(self, mlp: torch.nn.Module, keep: int) -> None:
+    def __init__(self, mlp: torch.nn.Module, keep: int | torch.Tensor) -> None:
         super().__init__()
         self.mlp = mlp
         self.keep = keep
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.keep, torch.Tensor):
+            if hidden_states.dim() != 3:
+                return self.mlp(hidden_states)
+            out = torch.zeros_like(hidden_states)
+            out[:, self.keep] = self.mlp(hidden_states[:, self.keep])
+            return out
         if hidden_states.dim() != 3 or hidden_states.shape[1] <= self.keep:
             return self.mlp(hidden_states)
         out = torch.zeros_like(hidden_states)
@@ -59,9 +66,10 @@ class LastColumnsMLP(torch.nn.Module):
 
 
 @contextlib.contextmanager
-def mlp_on_last_columns(layer: Any | None, keep: int) -> Iterator[None]:
-    """For the forwards inside, ``layer``'s MLP runs on the last ``keep`` columns only (None: no change)."""
-    if layer is None or keep < 1:
+def mlp_on_last_columns(layer: Any | None, keep: int | torch.Tensor) -> Iterator[None]:
+    """For the forwards inside, ``layer``'s MLP runs on the last ``keep`` columns only, or on the
+    columns of a 1D index tensor ``keep`` (None: no change)."""
+    if layer is None or (not isinstance(keep, torch.Tensor) and keep < 1):
         yield
         return
     inner = layer.mlp
@@ -108,6 +116,7 @@ class UnreadMLPTrim:
         layer = last_decoder_layer(model)
         self.exact = layer is not None and trim_is_exact(model, layer)
 
-    def scope(self, model: Any, keep: int) -> contextlib.AbstractContextManager[None]:
-        """For the forwards inside, ``model``'s last MLP on the last ``keep`` columns (when exact for it)."""
+    def scope(self, model: Any, keep: int | torch.Tensor) -> contextlib.AbstractContextManager[None]:
+        """For the forwards inside, ``model``'s last MLP on the last ``keep`` columns, or the columns
+        of an index tensor ``keep`` (when exact for it)."""
         return mlp_on_last_columns(last_decoder_layer(model) if self.exact else None, keep)

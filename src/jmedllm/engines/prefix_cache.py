@@ -203,6 +203,17 @@ class PrefixKVCache:
             self._entries.popitem(last=False)
         return layers
 
+    def holds(self, key: Any, prefix: tuple[int, ...]) -> bool:
+        return (key, prefix) in self._entries
+
+    def put(self, key: Any, prefix: tuple[int, ...], layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Store a prefix's per-layer keys and values computed elsewhere (a packed forward of several prefixes)."""
+        self._entries[(key, prefix)] = layers
+        self._entries.move_to_end((key, prefix))
+        self.misses += 1
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
     def clear(self) -> None:
         self._entries.clear()
 
