@@ -176,7 +176,9 @@ def pack_sequences(
     """One packed row of ``seqs``, sequence i after the cached prefix ``prefix_ids[i]`` (an index
     into the distinct prefixes, of ``prefix_lengths`` tokens; -1: none). Returns the input ids
     (1, T), position ids (1, T) (each sequence's from its prefix's length on, or
-    ``positions[i]`` offset by it), the layout, and each distinct prefix's first cache column."""
+    ``positions[i]`` offset by it), the layout, and each distinct prefix's first cache column.
+    Without ``masks``, a sequence after a prefix gets :func:`causal_after_prefix`'s mask (one
+    without a prefix runs causal, no mask)."""
     columns, at = [], 0
     for n in prefix_lengths:
         columns.append(at)
@@ -188,7 +190,8 @@ def pack_sequences(
         own = positions[i] if positions is not None else range(len(seq))
         if len(own) != len(seq):
             raise ValueError(f"sequence {i}: {len(seq)} tokens but {len(own)} positions")
-        segments.append(Segment(start, start + len(seq), first, first + n, None if masks is None else masks[i]))
+        mask = masks[i] if masks is not None else (causal_after_prefix(len(seq), n) if n else None)  # once, for every layer
+        segments.append(Segment(start, start + len(seq), first, first + n, mask))
         ids += seq
         pos += [n + q for q in own]
         start += len(seq)
