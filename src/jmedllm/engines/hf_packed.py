@@ -2,9 +2,9 @@
 
 A left-padded batch computes its padding, and a planner that avoids padding ends with many
 small forwards: the 60 prompts of the project's 0-shot bench (59-437 tokens after the cached
-header) were prefilled in 22 forwards of 1-6 rows, whose matmuls ran at ~125 GFLOP/s where
-this CPU's sgemm reaches 160-175 for a thousand rows or more (docs/benchmarks.md, "Packed
-prefill"). Here the sequences are concatenated into one row of up to ``PACK_TOKENS`` tokens,
+header) were prefilled in 22 forwards of 1-6 rows, whose matmuls took 10-14 % longer than
+the same work in a few packs of 2,048 rows (docs/benchmarks.md, "Packed forwards").
+Here the sequences are concatenated into one row of up to ``PACK_TOKENS`` tokens,
 so every linear layer runs once on all of them, and only attention is split:
 
 * the distinct cached prefixes of the pack (the instruction header, shared exemplars) are the
@@ -36,9 +36,8 @@ from jmedllm.engines.hf_trim import same_to_rounding
 
 #: the attention implementation name packed forwards run under (registered on first use)
 NAME = "jmedllm_packed"
-#: tokens per packed forward: float32 sgemm on the project's 2-core CPU runs at 160-177
-#: GFLOP/s from ~1,000 rows of a 768-wide layer to 2,048, and falls again at 4,096 (the
-#: activations then leave the cache); bench/bench_cpu_plans.py compares budgets
+#: tokens per packed forward: on the project's 2-core CPU 2,048 beat 1,024 (smaller matmuls)
+#: and 4,096 (the MLP's intermediate tensors leave the cache): bench/bench_cpu_plans.py
 PACK_TOKENS = 2048
 
 
@@ -127,8 +126,10 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
         mask = seg.mask
         if mask is None and seg.prefix_length:
             mask = causal_after_prefix(seg.end - seg.start, seg.prefix_length, query.device)
-        out, _ = sdpa_attention_forward(module, query[:, :, seg.start : seg.end], k, v,
-                                        None if mask is None else mask[None, None], is_causal=mask is None, **kwargs)
+        if mask is not None:
+            mask = mask.to(query.device)[None, None]
+        out, _ = sdpa_attention_forward(module, query[:, :, seg.start : seg.end], k, v, mask,
+                                        is_causal=mask is None, **kwargs)
         outputs.append(out)
     _calls.count += 1
     return torch.cat(outputs, dim=1), None
