@@ -10,7 +10,7 @@ import torch
 
 from jmedllm.engines.batching import plan_generation_batches, plan_scoring_batches, rows_within_limits
 from jmedllm.engines.hf_decode_groups import decode_row_groups, growing_static_cache, plan_row_groups
-from jmedllm.engines.hf_packed import pack_sequences, packed_forward, plan_packs, prefixes_for_pack
+from jmedllm.engines.hf_packed import pack_sequences, plan_packs, prefixes_for_pack
 from jmedllm.engines.prefix_cache import HeldPrefixStates, group_ids_by_prefix, group_ids_for_generation
 from jmedllm.engines.prefix_sharing import left_pad
 from jmedllm.schema import Completion, GenerationParams
@@ -236,15 +236,7 @@ class HFGenerationMixin:
         owner, lengths, cache = prefixes_for_pack(prefixes, self._hf_model.config)
         suffixes = [list(s[lengths[p]:]) if p >= 0 else list(s) for s, p in zip(seqs, owner)]
         ids, positions, layout, columns = pack_sequences(suffixes, owner, lengths)
-        kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
-        if self._accepts_logits_to_keep:
-            kwargs["logits_to_keep"] = 1
-        with torch.inference_mode(), self._adapter_scope(), self.mlp_trim.scope(self._hf_model, 1), \
-                packed_forward(self._hf_model, layout):
-            self.model(input_ids=ids.to(self.device), position_ids=positions.to(self.device), **kwargs)
-        self.stats.forward_passes += 1
-        self.stats.padded_tokens += ids.numel()
-        self.stats.tokens += ids.numel()
+        self._forward_pack(ids, positions, layout, cache, 1)
         out = []
         for seg, p in zip(layout.segments, owner):
             keep = [slice(layout.context + seg.start, layout.context + seg.end)]

@@ -185,20 +185,29 @@ class HFScoringMixin:
         ids, position_ids, layout, _ = pack_sequences(seqs, owner, lengths, masks=masks, positions=positions)
         read = torch.cat([seg.start + cols for seg, cols in zip(layout.segments, reads)])
         kept, where = torch.unique(read, sorted=True, return_inverse=True)
-        kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
-        if self._accepts_logits_to_keep:
-            kwargs["logits_to_keep"] = kept.to(self.device)
-        else:
+        logits = self._forward_pack(ids, position_ids, layout, cache, kept)
+        if not self._accepts_logits_to_keep:  # logits at every position
             where = read
-        with torch.inference_mode(), self._adapter_scope(), packed_forward(self._hf_model, layout), \
-                self.mlp_trim.scope(self._hf_model, kept.to(self.device)):
-            logits = self.model(input_ids=ids.to(self.device), position_ids=position_ids.to(self.device), **kwargs).logits
-        self.stats.forward_passes += 1
-        self.stats.padded_tokens += ids.numel()
         self.stats.logit_positions += logits.shape[1]
-        self.stats.tokens += ids.numel()
         token_lp, greedy = self._token_scores(logits, torch.zeros_like(where), where, torch.cat(targets))
         return self._continuation_scores(batch, owners, token_lp, greedy)
+
+    def _forward_pack(self, ids: torch.Tensor, positions: torch.Tensor, layout: Any, cache: Any,
+                      keep: int | torch.Tensor) -> torch.Tensor:
+        """One forward over a packed row (``hf_packed``: ``layout`` its segments, ``cache`` its
+        prefixes' states, filled by the forward); logits, and the last layer's MLP, only at the
+        last ``keep`` positions or the positions of an index tensor ``keep``."""
+        keep = keep.to(self.device) if isinstance(keep, torch.Tensor) else keep
+        kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
+        if self._accepts_logits_to_keep:
+            kwargs["logits_to_keep"] = keep
+        with torch.inference_mode(), self._adapter_scope(), packed_forward(self._hf_model, layout), \
+                self.mlp_trim.scope(self._hf_model, keep):
+            logits = self.model(input_ids=ids.to(self.device), position_ids=positions.to(self.device), **kwargs).logits
+        self.stats.forward_passes += 1
+        self.stats.padded_tokens += ids.numel()  # a pack has no padding
+        self.stats.tokens += ids.numel()
+        return logits
 
     @staticmethod
     def _continuation_scores(batch: Sequence[EncodedRequest], owners: Sequence[tuple[int, int]],
@@ -258,15 +267,7 @@ class HFScoringMixin:
             pack, start = missing[start : start + size], start + size
             owner, _, cache = prefixes_for_pack([None] * len(pack), self._hf_model.config)
             ids, positions, layout, _ = pack_sequences(pack, owner, [])
-            kwargs: dict[str, Any] = {self._cache_kwarg: cache, "use_cache": True}
-            if self._accepts_logits_to_keep:
-                kwargs["logits_to_keep"] = 1
-            with torch.inference_mode(), self._adapter_scope(), packed_forward(self._hf_model, layout), \
-                    self.mlp_trim.scope(self._hf_model, 1):
-                self.model(input_ids=ids.to(self.device), position_ids=positions.to(self.device), **kwargs)
-            self.stats.forward_passes += 1
-            self.stats.tokens += ids.numel()
-            self.stats.padded_tokens += ids.numel()
+            self._forward_pack(ids, positions, layout, cache, 1)
             for seg, prefix in zip(layout.segments, pack):
                 self.prefix_cache.put(self.active_adapter, prefix, [(layer.keys[:, :, seg.start : seg.end],
                                                                      layer.values[:, :, seg.start : seg.end])

@@ -195,19 +195,17 @@ class PrefixKVCache:
             self._entries.move_to_end(full_key)
             self.hits += 1
             return self._entries[full_key]
-        self.misses += 1
         cache = compute(prefix)
         layers = [(layer.keys, layer.values) for layer in cache.layers]
-        self._entries[full_key] = layers
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self.put(key, prefix, layers)
         return layers
 
     def holds(self, key: Any, prefix: tuple[int, ...]) -> bool:
         return (key, prefix) in self._entries
 
     def put(self, key: Any, prefix: tuple[int, ...], layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Store a prefix's per-layer keys and values computed elsewhere (a packed forward of several prefixes)."""
+        """Store a prefix's per-layer keys and values, computed on a miss (by ``get``, or for several
+        prefixes in one packed forward), evicting the least recently used past ``max_entries``."""
         self._entries[(key, prefix)] = layers
         self._entries.move_to_end((key, prefix))
         self.misses += 1
