@@ -24,10 +24,16 @@ Same model and items as ``bench/vs_lmeval.py`` (the tiny Llama of issue 14, the 
   plan, for log-likelihoods and generation, one engine switched in alternation: median wall
   and CPU seconds, forwards, the largest score difference / same texts. (The log-likelihood
   plans above are those of padded forwards: that engine has packing switched off.)
+* finished rows leaving the decode batch (``engines/hf_retire.py``) against the whole batch
+  decoded to its last row's end, one engine switched in alternation, with ``--stop`` as the
+  stop string (the bench model never writes the default, so rows only finish early with one
+  it writes, e.g. ``--stop 。``): median wall and CPU seconds, rows retired, how the rows
+  ended, same texts.
 
     JMEDLLM_DATA_ROOT=../shared/data .venv/bin/python bench/bench_cpu_plans.py --items 60 --repeats 3
     ... bench_cpu_plans.py --items 60 --repeats 3 --skip loglik generate trim   # the row groups alone
     ... bench_cpu_plans.py --items 60 --repeats 3 --skip loglik generate trim groups   # packing alone
+    ... bench_cpu_plans.py --items 60 --repeats 3 --skip loglik generate trim groups packed --stop 。  # retiring
 """
 
 from __future__ import annotations
@@ -44,10 +50,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vs_lmeval import SPEC, jmedllm_generate, jmedllm_loglik, load_text, prepared  # noqa: E402
+from vs_lmeval import SPEC, STOP, jmedllm_generate, jmedllm_loglik, load_text, prepared  # noqa: E402
 
 from jmedllm.engines.hf import HFEngine  # noqa: E402
 from jmedllm.paths import resolve_data_root  # noqa: E402
+from jmedllm.schema import GenerationParams  # noqa: E402
 from jmedllm.tiny import build_tiny_model  # noqa: E402
 
 
@@ -67,7 +74,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--forward-costs", nargs="+", type=float, default=[15, 40, 100, 300])
     parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["loglik", "generate", "trim", "groups", "packed"])
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["loglik", "generate", "trim", "groups", "packed", "retire"])
+    parser.add_argument("--stop", default=STOP, help="the stop string of the retiring comparison")
     parser.add_argument("--pack-tokens", nargs="+", type=int, default=[1024, 2048, 4096])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -135,6 +144,8 @@ def main() -> None:
         compare_row_groups(model_dir, data_root, args)
     if "packed" not in args.skip:
         compare_packed(model_dir, data_root, args)
+    if "retire" not in args.skip:
+        compare_retire(model_dir, data_root, args)
     print(f"\nload average after: {load_text()}")
 
 
@@ -246,6 +257,37 @@ def compare_packed(model_dir: Path, data_root: Path, args: argparse.Namespace) -
                   flush=True)
         print()
     engine.packed_forwards = True
+
+
+def compare_retire(model_dir: Path, data_root: Path, args: argparse.Namespace) -> None:
+    engine = HFEngine(model_dir, dtype="float32", device="cpu")
+    prompts = [it.prompt for it in prepared(model_dir, data_root, "generate", args.shots, args.items)]
+    n, stop = args.max_new_tokens, args.stop
+    ends = engine.generate(prompts, GenerationParams(max_new_tokens=n, stop=(stop,)))  # warm-up; how rows end
+    stopped = sorted(c.n_completion_tokens for c in ends if c.finish_reason == "stop")
+    print(f"stop {stop!r}: {len(stopped)} / {len(ends)} rows stop before {n} tokens"
+          + (f", after {stopped[0]}-{stopped[-1]} (median {statistics.median(stopped):g})" if stopped else ""))
+    walls: dict[bool, list[float]] = {True: [], False: []}
+    cpus: dict[bool, list[float]] = {True: [], False: []}
+    retired: dict[bool, int] = {}
+    outs: dict[bool, list[str]] = {}
+    for _ in range(args.repeats):
+        for on in (True, False):
+            engine.retire_finished_rows = on
+            engine.stats.reset()
+            c = time.process_time()
+            seconds, outs[on] = timed(lambda: jmedllm_generate(engine, prompts, n, stop))
+            cpus[on].append(time.process_time() - c)
+            walls[on].append(seconds)
+            retired[on] = engine.stats.retired_rows
+    same = sum(a == b for a, b in zip(outs[True], outs[False]))
+    print("| decode batch | median wall s | median CPU s | all runs (wall) | rows retired | same text |")
+    print("|---|---|---|---|---|---|")
+    for on in (True, False):
+        name = "finished rows leave (CPU default)" if on else "every row to the batch's end"
+        print(f"| {name} | {statistics.median(walls[on]):.2f} | {statistics.median(cpus[on]):.2f} | "
+              f"{' / '.join(f'{t:.2f}' for t in walls[on])} | {retired[on]} | {same} / {len(prompts)} |", flush=True)
+    engine.retire_finished_rows = True
 
 
 if __name__ == "__main__":

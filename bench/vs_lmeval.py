@@ -9,7 +9,8 @@ Same process, same model object kind, same threads, same prompts and continuatio
   ``HFLM.loglikelihood`` / ``HFLM.generate_until`` (a task's only other work is building
   these strings), with its default best settings (``logits_cache`` on: one forward per
   context for single-token continuations) and its fastest batch size among
-  ``--lmeval-batch-sizes`` (tuned on a slice first, never below its best);
+  ``--lmeval-batch-sizes`` (tuned on a slice of the same mode and shots first, never below
+  its best; ``--tune-once``: per mode, on the first shots setting);
 * before anything is timed, every (context, continuation) pair is tokenised by lm-eval's
   own ``_encode_pair`` and by jmedllm's ``encode_request``, and the ids must be identical;
 * the two are timed in alternation (lm-eval, jmedllm, lm-eval, jmedllm, ...), so that a
@@ -19,7 +20,9 @@ Same process, same model object kind, same threads, same prompts and continuatio
   computed inside every timed run).
 
 Modes: ``loglik`` (choice texts), ``letter`` (a/A/ａ/Ａ per choice, one token each),
-``generate`` (greedy, ``--max-new-tokens``, the same stop string for both). Agreement:
+``generate`` (greedy, ``--max-new-tokens``, the same stop string for both: ``--stop``, by
+default one the bench model never writes, so every row runs to the end; a string it does
+write makes rows finish at different steps, as a real model's answers do). Agreement:
 per item the same decision (loglik: argmax of summed log-probabilities; letter: of the
 logsumexp over the spellings; generate: the same text), and the largest log-probability
 difference. ``--bf16`` adds jmedllm in bfloat16 against its own float32 scores.
@@ -115,17 +118,17 @@ def decisions(items, flat_scores: list[list[float]]) -> list[int]:
     return out
 
 
-def lmeval_generate(lm, prompts: list[str], max_new_tokens: int) -> list[str]:
+def lmeval_generate(lm, prompts: list[str], max_new_tokens: int, stop: str = STOP) -> list[str]:
     from lm_eval.api.instance import Instance
 
-    kwargs = {"until": [STOP], "max_gen_toks": max_new_tokens, "do_sample": False}
+    kwargs = {"until": [stop], "max_gen_toks": max_new_tokens, "do_sample": False}
     instances = [Instance("generate_until", {}, (p, dict(kwargs)), 0) for p in prompts]
     return lm.generate_until(instances, disable_tqdm=True)
 
 
-def jmedllm_generate(engine: HFEngine, prompts: list[str], max_new_tokens: int) -> list[str]:
+def jmedllm_generate(engine: HFEngine, prompts: list[str], max_new_tokens: int, stop: str = STOP) -> list[str]:
     engine.prefix_cache.clear()  # every timed run computes its prefix states, as lm-eval does
-    params = GenerationParams(max_new_tokens=max_new_tokens, stop=(STOP,))
+    params = GenerationParams(max_new_tokens=max_new_tokens, stop=(stop,))
     return [c.text for c in engine.generate(prompts, params)]
 
 
@@ -179,6 +182,12 @@ def main() -> None:
                         help="items of the first shot setting on which lm-eval's batch size is tuned, per mode "
                              "(at least the largest candidate batch, or the candidates do the same work)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--tune-once", action="store_true",
+                        help="tune lm-eval's batch size once per mode, on the first --shots setting (faster; "
+                             "runs before 2026-11-30 08:00 did this), not per mode and shots")
+    parser.add_argument("--stop", default=STOP,
+                        help="generation's stop string for both sides (the bench model never writes the default; "
+                             "a string it writes makes rows finish at different steps, as a real model's do)")
     parser.add_argument("--bf16", action="store_true", help="also jmedllm in bfloat16 vs its float32 scores")
     parser.add_argument("--json", default=None, help="write all timings and agreements here")
     args = parser.parse_args()
@@ -203,7 +212,7 @@ def main() -> None:
     print(f"items: IgakuQA-ja 2022 text-only five-choice, first {args.items}; prompts alpaca; "
           f"{args.repeats} alternating runs per side\n")
     report: list[dict] = []
-    tuned: dict[str, tuple[int, dict[int, float]]] = {}  # per mode, on the first shot setting
+    tuned: dict[tuple, tuple[int, dict[int, float]]] = {}  # per mode and shots (--tune-once: per mode)
     print("| mode | shots | lm-eval batch | lm-eval wall s (best / median) | jmedllm wall s (best / median) | "
           "speed-up (median wall) | speed-up (median CPU s) | same decisions | max abs dlogp |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -213,23 +222,31 @@ def main() -> None:
             if mode == "generate":
                 prompts = [it.prompt for it in items]
                 n = args.max_new_tokens
-                if mode not in tuned:
-                    tuned[mode] = tune_batch_size(lm, args.lmeval_batch_sizes,
-                                                  lambda: lmeval_generate(lm, prompts[: args.tune_items], n))
-                bs, tuning = tuned[mode]
+                stop = args.stop
+                key = (mode,) if args.tune_once else (mode, shots)
+                if key not in tuned:
+                    tuned[key] = tune_batch_size(lm, args.lmeval_batch_sizes,
+                                                 lambda: lmeval_generate(lm, prompts[: args.tune_items], n, stop))
+                bs, tuning = tuned[key]
                 lm.batch_size_per_gpu = bs
-                jmedllm_generate(engine, prompts[:2], n)  # warm-up
-                runs = alternate({"lm-eval": lambda: lmeval_generate(lm, prompts, n),
-                                  "jmedllm": lambda: jmedllm_generate(engine, prompts, n)}, args.repeats)
+                jmedllm_generate(engine, prompts[:2], n, stop)  # warm-up
+                runs = alternate({"lm-eval": lambda: lmeval_generate(lm, prompts, n, stop),
+                                  "jmedllm": lambda: jmedllm_generate(engine, prompts, n, stop)}, args.repeats)
                 theirs, ours = runs["lm-eval"][1], runs["jmedllm"][1]
                 same = sum(a.strip() == b.strip() for a, b in zip(theirs, ours))
                 diff = "–"
+                if stop != STOP:  # how the rows ended (untimed): the workload the stop string makes
+                    ends = engine.generate(prompts, GenerationParams(max_new_tokens=n, stop=(stop,)))
+                    tokens = sorted(c.n_completion_tokens for c in ends if c.finish_reason == "stop")
+                    diff = (f"{len(tokens)} / {len(ends)} rows stop before {n} tokens"
+                            + (f" (median {statistics.median(tokens):g})" if tokens else ""))
             else:
                 n_pairs = check_identical_requests(lm, engine, items)
-                if mode not in tuned:
-                    tuned[mode] = tune_batch_size(lm, args.lmeval_batch_sizes,
+                key = (mode,) if args.tune_once else (mode, shots)
+                if key not in tuned:
+                    tuned[key] = tune_batch_size(lm, args.lmeval_batch_sizes,
                                                   lambda: lmeval_loglik(lm, items[: args.tune_items]))
-                bs, tuning = tuned[mode]
+                bs, tuning = tuned[key]
                 lm.batch_size_per_gpu = bs
                 jmedllm_loglik(engine, items[:2])  # warm-up
                 runs = alternate({"lm-eval": lambda: lmeval_loglik(lm, items),

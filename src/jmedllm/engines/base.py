@@ -185,6 +185,8 @@ class EngineStats:
     padded_tokens: int = 0
     logit_positions: int = 0
     generated_tokens: int = 0
+    #: rows that left a decode batch on finishing before it (hf_retire)
+    retired_rows: int = 0
     seconds: float = 0.0
 
     def reset(self) -> None:

@@ -12,21 +12,21 @@ Model references are a local directory or a hub id, loaded the same way (hf_load
 AutoTokenizer / AutoModelForCausalLM, or AutoProcessor / AutoModelForImageTextToText when the
 config describes a vision-language model, whose image items go through hf_vision.py. PEFT
 adapters are applied without merging, several may be loaded on one base and switched with
-``use_adapter``.
+``use_adapter`` (hf_adapters.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
-from jmedllm.engines.adapters import AdapterError, AdapterInfo, check_adapter_base, commit_of, read_adapter_dir
+from jmedllm.engines.adapters import AdapterInfo, commit_of
 from jmedllm.engines.base import Capabilities, EngineStats
+from jmedllm.engines.hf_adapters import HFAdapterMixin
 from jmedllm.engines.hf_generate import HFGenerationMixin
 from jmedllm.engines.hf_loading import (  # noqa: F401  (re-exported)
     DTYPES, ModelLoadError, context_length_of, resolve_device, resolve_dtype,
@@ -49,7 +49,7 @@ DEFAULT_MAX_BATCH_TOKENS = 16384
 DEFAULT_MAX_CACHE_BYTES = 4 << 30
 
 
-class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
+class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin):
     """A transformers causal LM behind the engine protocol (see engines/base.py).
 
     Args:
@@ -172,6 +172,7 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
         self.decode_by_row_groups = bool(self.static_generation_cache) and row_groups_are_exact(
             self._hf_model, self._cache_kwarg)
         self.decode_pool = ScratchPool()  # their caches' storage, kept between decode batches and calls
+        self.retire_finished_rows = True  # greedy ragged generation: finished rows leave the batch (hf_retire)
         #: CPU: prompts prefilled and scoring rows computed packed in unpadded rows (hf_packed)
         self.packed_forwards = (self.device.type == "cpu" and self._sliding_window is None and self.processor is None
                                 and packing_is_exact(self._hf_model, self._cache_kwarg))
@@ -255,87 +256,7 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
             return [self._bos_id, *ids]
         return list(ids)
 
-    # ----------------------------------------------------------------- adapters
-
-    @property
-    def model(self) -> Any:
-        """The module that is called: the PEFT wrapper once an adapter is loaded, else the base."""
-        return self._peft if self._peft is not None else self._hf_model
-
-    @property
-    def adapter_names(self) -> list[str]:
-        return list(self._adapters)
-
-    def load_adapter(self, path: str | Path, name: str | None = None, activate: bool = True) -> str:
-        """Load a PEFT adapter on the base (not merged); returns its name (default: folder name)."""
-        from peft import PeftConfig, PeftModel
-
-        if name is None:
-            base_name = Path(path).expanduser().name or "adapter"
-            name, i = base_name, 2
-            while name in self._adapters:
-                name, i = f"{base_name}-{i}", i + 1
-        elif name in self._adapters:
-            raise ValueError(f"an adapter named {name!r} is already loaded")
-        info = read_adapter_dir(path, name)
-        if self.check_adapter_base:
-            check_adapter_base(info, self.model_ref, self._hf_model.config.to_dict())
-        peft_config = PeftConfig.from_pretrained(info.path)
-        peft_config.inference_mode = True
-        first = self._peft is None
-        try:
-            wrapper = PeftModel(self._hf_model, peft_config, adapter_name=name) if first else self._peft
-        except (RuntimeError, ValueError) as exc:  # e.g. target modules the model lacks
-            raise AdapterError(f"adapter {info.path} does not fit model {self.model_ref}: {exc}") from exc
-        try:
-            result = wrapper.load_adapter(info.path, adapter_name=name)
-        except (RuntimeError, ValueError) as exc:  # e.g. size mismatch
-            self._discard_adapter(wrapper, name, first)
-            raise AdapterError(f"adapter {info.path} does not fit model {self.model_ref}: {exc}") from exc
-        marker = f".{name}."
-        missing = [k for k in result.missing_keys if marker in k]
-        unexpected = list(result.unexpected_keys)
-        if missing or unexpected:
-            self._discard_adapter(wrapper, name, first)
-            raise AdapterError(
-                f"adapter {info.path} does not fit model {self.model_ref} "
-                f"(trained on {info.base_model_name_or_path}): "
-                f"{len(missing)} adapter weights of the model are not in the file, e.g. {missing[:2]}; "
-                f"{len(unexpected)} weights in the file name modules the model lacks, e.g. {unexpected[:2]}"
-            )
-        wrapper.eval()
-        self._peft = wrapper
-        self._adapters[name] = info
-        if activate:
-            self.use_adapter(name)
-        return name
-
-    def _discard_adapter(self, wrapper: Any, name: str, first: bool) -> None:
-        """Undo a failed load, leaving the engine as it was."""
-        if first:
-            self._hf_model = wrapper.unload()
-        else:
-            wrapper.delete_adapter(name)
-
-    def use_adapter(self, name: str | None) -> None:
-        """Switch the active adapter; ``None`` evaluates the bare base model."""
-        if name is None:
-            self.active_adapter = None
-            return
-        if name not in self._adapters:
-            raise KeyError(f"no adapter named {name!r}; loaded: {self.adapter_names}")
-        self._peft.set_adapter(name, inference_mode=True)
-        self.active_adapter = name
-
-    @contextlib.contextmanager
-    def _adapter_scope(self) -> Iterator[None]:
-        if self._peft is not None and self.active_adapter is None:
-            with self._peft.disable_adapter():
-                yield
-        else:
-            yield
-
-    # ------------------------------------------- log-likelihood and generation: hf_scoring.py, hf_generate.py
+    # ------------- adapters: hf_adapters.py; log-likelihood and generation: hf_scoring.py, hf_generate.py
 
     @property
     def supports(self) -> Capabilities:
@@ -391,6 +312,7 @@ class HFEngine(HFVisionMixin, HFScoringMixin, HFGenerationMixin):
             "last_mlp_on_read_positions_only": self.mlp_trim.exact,
             "decode_attention_by_row_groups": self.decode_by_row_groups,
             "packed_forwards": self.packed_forwards,
+            "retire_finished_rows": self.retire_finished_rows,
             "pack_tokens": self.pack_tokens,
             "tokenizer_adds_bos": self._add_bos,
             "eos_token_ids": list(self._eos_ids),

@@ -213,10 +213,35 @@ def growing_layer_class() -> type:
             self.cumulative_length.add_(end - start)
             return self.keys[:, :, :end], self.values[:, :, :end]
 
+        def keep_rows(self, rows: Sequence[int], starts: Sequence[int]) -> None:
+            """Keep ``rows`` (ascending), moved within the storage to its first rows, each from
+            column ``starts[i]`` to the filled end (``hf_retire.keep_cache_rows``)."""
+            filled = int(self.cumulative_length)
+            for new, (old, start) in enumerate(zip(rows, starts)):
+                if new != old:  # new < old: row `new` has left or has been moved already
+                    self.keys[new, :, start:filled] = self.keys[old, :, start:filled]
+                    self.values[new, :, start:filled] = self.values[old, :, start:filled]
+            self.keys, self.values = self.keys[: len(rows)], self.values[: len(rows)]
+            self.batch_size = len(rows)
+
         def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
             return int(self.cumulative_length) + query_length, 0
 
     return GrowingStaticLayer
+
+
+def zero_group_padding(buffers: Sequence[tuple[torch.Tensor, torch.Tensor]], groups: Sequence[tuple[int, int, int]],
+                       seqs: Sequence[Sequence[int]], width: int) -> None:
+    """Zeros in the padding each row's group reads (``buffers``: per layer, keys and values of rows
+    ``seqs`` left-padded to ``width``): from the group's first column to the row's own first one.
+    Storage is left unwritten elsewhere; masked columns must still hold finite values."""
+    for start, end, column in groups:
+        for r in range(start, end):
+            first = width - len(seqs[r])
+            if first > column:
+                for keys, values in buffers:
+                    keys[r, :, column:first].zero_()
+                    values[r, :, column:first].zero_()
 
 
 @contextlib.contextmanager

@@ -9,8 +9,9 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from jmedllm.engines.batching import plan_generation_batches, plan_scoring_batches, rows_within_limits
-from jmedllm.engines.hf_decode_groups import decode_row_groups, growing_static_cache, plan_row_groups
+from jmedllm.engines.hf_decode_groups import decode_row_groups, growing_static_cache, plan_row_groups, zero_group_padding
 from jmedllm.engines.hf_packed import pack_sequences, plan_packs, prefixes_for_pack
+from jmedllm.engines.hf_retire import finished_rows_criterion, keep_cache_rows, retirable, worth_retiring
 from jmedllm.engines.prefix_cache import HeldPrefixStates, group_ids_by_prefix, group_ids_for_generation
 from jmedllm.engines.prefix_sharing import left_pad
 from jmedllm.schema import Completion, GenerationParams
@@ -113,7 +114,8 @@ class HFGenerationMixin:
         usual. A prompt's tokens pass through the model once either way; only float rounding
         differs from computing the batch in one piece (tests/engines/test_prefix_cache.py).
         With ``decode_by_row_groups``, decode attention runs per group of rows of similar
-        length and reads only filled columns (``hf_decode_groups``).
+        length and reads only filled columns (``hf_decode_groups``); with greedy decoding,
+        rows that finished leave the batch when that pays (``_decode_retiring``, ``hf_retire``).
         """
         seqs = [ids for _, ids, _ in batch]
         ids, mask, _ = left_pad(seqs, self.pad_id)
@@ -121,18 +123,14 @@ class HFGenerationMixin:
         size, groups = ids.shape[1] + params.max_new_tokens, None
         if self.decode_by_row_groups:  # rows sorted longest first; a group reads from its longest row's first column
             cache = growing_static_cache(self._hf_model.config, size, self.decode_pool)
-            groups = [(a, b, ids.shape[1] - len(seqs[a])) for a, b in plan_row_groups([len(s) for s in seqs])]
+            groups = self._row_groups(seqs, ids.shape[1])
         else:
             cache = self.prefix_cache.static([], len(batch), size, self._hf_model.config)
         buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
         for row, layers in self._prefill_states([s[:-1] for s in seqs]):
             if not buffers and groups is not None:  # storage unwritten; the first `cached` positions count as filled
                 buffers = [layer.reserve(len(batch), *pieces[0], cached) for layer, pieces in zip(cache.layers, layers)]
-                for start, end, column in groups:  # padding a group reads (masked): zeros
-                    for r in range(start, end):
-                        for keys, values in buffers:
-                            keys[r, :, column : ids.shape[1] - len(seqs[r])].zero_()
-                            values[r, :, column : ids.shape[1] - len(seqs[r])].zero_()
+                zero_group_padding(buffers, groups, seqs, ids.shape[1])
             elif not buffers:  # the cache's storage, its first `cached` positions counted as filled (zeros)
                 for layer, pieces in zip(cache.layers, layers):
                     k, v = pieces[0]
@@ -145,18 +143,61 @@ class HFGenerationMixin:
                     keys[row, :, start : start + k.shape[-2]] = k[0]
                     values[row, :, start : start + v.shape[-2]] = v[0]
                     start += k.shape[-2]
-        with decode_row_groups(self._hf_model, groups):
-            out = self._run_generate(params, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                     **{self._cache_kwarg: cache})
-        new = out[:, ids.shape[1] :].cpu().tolist()
-        steps = len(new[0]) if new else 0
+        new = self._decode_retiring(seqs, ids, mask, cache, groups, params)
         completions = [self._finish(tokens, prompt_ids, cut, params) for (_, prompt_ids, cut), tokens in zip(batch, new)]
-        self.stats.forward_passes += steps
-        self.stats.padded_tokens += len(batch) * steps
-        self.stats.logit_positions += len(batch) * steps
         self.stats.tokens += len(batch) + sum(max(0, c.n_completion_tokens - 1) for c in completions)
         self.stats.generated_tokens += sum(c.n_completion_tokens for c in completions)
         return completions
+
+    @staticmethod
+    def _row_groups(seqs: Sequence[Sequence[int]], width: int) -> list[tuple[int, int, int]]:
+        """Decode row groups (first row, end row, first column) of left-padded ``seqs`` (longest first)."""
+        return [(a, b, width - len(seqs[a])) for a, b in plan_row_groups([len(s) for s in seqs])]
+
+    def _decode_retiring(self, seqs: Sequence[Sequence[int]], ids: torch.Tensor, mask: torch.Tensor, cache: Any,
+                         groups: list[tuple[int, int, int]] | None, params: GenerationParams) -> list[list[int]]:
+        """Per row of ``ids`` (``seqs`` left-padded; ``cache`` holds all but each row's last token),
+        its generated tokens. With greedy decoding on CPU, a ``generate`` call ends early once
+        enough rows have met EOS or a stop string (``hf_retire``): the rest continue in a new call,
+        their cache rows moved to the front, from the same state."""
+        width, left = ids.shape[1], params.max_new_tokens
+        live = list(range(len(seqs)))  # rows still decoding, in cache order
+        out_tokens: list[list[int]] = [[] for _ in seqs]
+        stops = None
+        if params.stop and any(params.stop):
+            from transformers import StopStringCriteria
+
+            stops = StopStringCriteria(tokenizer=self.tokenizer, stop_strings=[s for s in params.stop if s])
+        can_retire = (self.retire_finished_rows and params.temperature == 0 and self.generation_cost is not None
+                      and retirable(cache))
+        while True:
+            context = sum(len(seqs[r]) for r in live) / len(live) + params.max_new_tokens - left
+            rows, budget, cost = len(live), left, self.generation_cost
+            rule = (lambda finished, steps: worth_retiring(finished, rows, budget - steps, context + steps, cost)
+                    ) if can_retire else None
+            criterion = finished_rows_criterion(self._eos_ids, stops, rule)
+            with decode_row_groups(self._hf_model, groups):
+                out = self._run_generate(params, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                         criteria=criterion, max_new_tokens=left, **{self._cache_kwarg: cache})
+            new = out[:, ids.shape[1] :].cpu()
+            steps = new.shape[1]
+            for k, row in enumerate(live):
+                out_tokens[row] += new[k].tolist()
+            self.stats.forward_passes += steps
+            self.stats.padded_tokens += len(live) * steps
+            self.stats.logit_positions += len(live) * steps
+            left -= steps
+            if not criterion.ended_early or left < 1:
+                return out_tokens
+            keep = [k for k in range(len(live)) if not bool(criterion.done[k])]
+            live = [live[k] for k in keep]
+            keep_cache_rows(cache, keep, [width - len(seqs[r]) for r in live])
+            self.stats.retired_rows += len(new) - len(keep)
+            ids, mask = torch.cat([ids, new], dim=1)[keep], torch.cat([mask, torch.ones_like(new)], dim=1)[keep]
+            if groups is not None:  # regrouped; a new group may read padding no group read before
+                remaining = [seqs[r] for r in live]
+                groups = self._row_groups(remaining, width)
+                zero_group_padding([(layer.keys, layer.values) for layer in cache.layers], groups, remaining, width)
 
     def _prefill_states(self, seqs: Sequence[Sequence[int]]) -> Iterator[tuple[int, list[list[tuple[torch.Tensor, torch.Tensor]]]]]:
         """Per non-empty sequence i, ``(i, layers)``: its keys and values per layer, as pieces
@@ -246,7 +287,8 @@ class HFGenerationMixin:
                         for layer in cache.layers])
         return out
 
-    def _generation_config(self, params: GenerationParams) -> Any:
+    def _generation_config(self, params: GenerationParams, *, stop_strings: bool = True,
+                           max_new_tokens: int | None = None) -> Any:
         from transformers import GenerationConfig
 
         sample = params.temperature > 0
@@ -254,12 +296,12 @@ class HFGenerationMixin:
         if sample:  # top_k=0 switches off the library's default top-k of 50
             options = dict(temperature=params.temperature, top_p=params.top_p, top_k=0)
         return GenerationConfig(
-            max_new_tokens=params.max_new_tokens,
+            max_new_tokens=max_new_tokens or params.max_new_tokens,
             do_sample=sample,
             eos_token_id=self._eos_ids or None,
             pad_token_id=self.pad_id,
             bos_token_id=self._bos_id,
-            stop_strings=[s for s in params.stop if s] or None,
+            stop_strings=([s for s in params.stop if s] or None) if stop_strings else None,
             **options,
         )
 
@@ -292,30 +334,38 @@ class HFGenerationMixin:
         self.stats.generated_tokens += sum(c.n_completion_tokens for c in completions)
         return completions
 
-    def _run_generate(self, params: GenerationParams, **inputs: Any) -> torch.Tensor:
+    def _run_generate(self, params: GenerationParams, *, criteria: Any = None, max_new_tokens: int | None = None,
+                      **inputs: Any) -> torch.Tensor:
         """``model.generate`` on ``inputs`` decoding exactly by ``params``.
 
         Model defaults fill every generate() option left unset; a neutral generation config in
-        the model's place keeps decoding to ``params`` (see ``generate``'s docstring).
+        the model's place keeps decoding to ``params`` (see ``generate``'s docstring). ``criteria``:
+        a stopping criterion that checks the stop strings itself (``hf_retire``), in place of the
+        library's; ``max_new_tokens``: in place of ``params.max_new_tokens``.
         """
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, StoppingCriteriaList
 
-        config = self._generation_config(params)
+        config = self._generation_config(params, stop_strings=criteria is None, max_new_tokens=max_new_tokens)
         hf = self._hf_model
         saved = hf.generation_config
         hf.generation_config = GenerationConfig(
             eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id
         )
+        extra: dict[str, Any] = {}
+        if criteria is not None:
+            extra["stopping_criteria"] = StoppingCriteriaList([criteria])
+        elif params.stop:
+            extra["tokenizer"] = self.tokenizer
         try:
             with torch.inference_mode(), self._adapter_scope():
-                return self.model.generate(
-                    **inputs, generation_config=config, tokenizer=self.tokenizer if params.stop else None
-                )
+                return self.model.generate(**inputs, generation_config=config, **extra)
         finally:
             hf.generation_config = saved
 
     def _finish(self, tokens: list[int], prompt_ids: list[int], cut: int, params: GenerationParams) -> Completion:
-        """Cut one generated row at EOS or the first stop string; count its tokens."""
+        """Cut one generated row at EOS or the first stop string; count its tokens up to and
+        including the EOS or the token that completed the stop string (a row that stopped before
+        its batch carries tokens after that: padding, or more text)."""
         n = len(tokens)
         reason = "length"
         for k, t in enumerate(tokens):
@@ -324,10 +374,13 @@ class HFGenerationMixin:
                 break
         body = tokens[: n - 1] if reason == "stop" else tokens[:n]
         text = self.tokenizer.decode(body, skip_special_tokens=False)
-        hits = [text.find(s) for s in params.stop if s and s in text]
+        stops = [s for s in params.stop if s]
+        hits = [text.find(s) for s in stops if s in text]
         if hits:
             text = text[: min(hits)]
             reason = "stop"
+            n = next((k for k in range(1, len(body) + 1)
+                      if any(s in self.tokenizer.decode(body[:k], skip_special_tokens=False) for s in stops)), len(body))
         return Completion(
             text=text,
             n_prompt_tokens=len(prompt_ids),
