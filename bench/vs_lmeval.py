@@ -219,6 +219,7 @@ def main() -> None:
     for shots in args.shots:
         for mode in args.modes:
             items = prepared(model_dir, data_root, "generate" if mode == "generate" else mode, shots, args.items)
+            rows_ending = ""  # generate with --stop: how the rows ended
             if mode == "generate":
                 prompts = [it.prompt for it in items]
                 n = args.max_new_tokens
@@ -238,8 +239,8 @@ def main() -> None:
                 if stop != STOP:  # how the rows ended (untimed): the workload the stop string makes
                     ends = engine.generate(prompts, GenerationParams(max_new_tokens=n, stop=(stop,)))
                     tokens = sorted(c.n_completion_tokens for c in ends if c.finish_reason == "stop")
-                    diff = (f"{len(tokens)} / {len(ends)} rows stop before {n} tokens"
-                            + (f" (median {statistics.median(tokens):g})" if tokens else ""))
+                    rows_ending = (f"{len(tokens)} / {len(ends)} rows stop before {n} tokens"
+                                   + (f" (median {statistics.median(tokens):g})" if tokens else ""))
             else:
                 n_pairs = check_identical_requests(lm, engine, items)
                 key = (mode,) if args.tune_once else (mode, shots)
@@ -261,11 +262,13 @@ def main() -> None:
             print(f"| {mode} | {shots} | {bs} | {min(t_lm):.2f} / {statistics.median(t_lm):.2f} | "
                   f"{min(t_us):.2f} / {statistics.median(t_us):.2f} | **{ratio:.2f}×** | {cpu_ratio:.2f}× "
                   f"({statistics.median(c_lm):.1f} / {statistics.median(c_us):.1f}) | {same} / {len(items)} | "
-                  f"{diff} |", flush=True)
+                  f"{rows_ending or diff} |", flush=True)
             entry = {"mode": mode, "shots": shots, "items": len(items), "lmeval_batch_size": bs,
                      "lmeval_batch_tuning_s": tuning, "lmeval_s": t_lm, "jmedllm_s": t_us, "speedup_median": ratio,
                      "lmeval_cpu_s": c_lm, "jmedllm_cpu_s": c_us, "speedup_median_cpu": cpu_ratio,
                      "same": same, "max_abs_dlogp": diff, "load_after": load_text()}
+            if mode == "generate" and rows_ending:
+                entry["rows_ending"] = rows_ending
             if mode != "generate":
                 entry["pairs_checked_identical"] = n_pairs
             if bf16 is not None and mode != "generate":

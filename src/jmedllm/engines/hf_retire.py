@@ -99,9 +99,10 @@ def retirable(cache: Any) -> bool:
 
 
 def keep_cache_rows(cache: Any, rows: Sequence[int], starts: Sequence[int]) -> None:
-    """Keep only ``rows`` (ascending) of a static cache, moved in place to its first rows; row
-    ``rows[i]`` is copied from column ``starts[i]`` on (the columns before are its padding, which
-    the caller rewrites as needed). Layers with storage of their own (``keep_rows``) move within it."""
+    """Keep only ``rows`` (ascending) of a static cache, as its first rows. Layers that move their
+    own rows (``keep_rows``: ``GrowingStaticLayer``) move them within their storage, row
+    ``rows[i]`` from column ``starts[i]`` on (the columns before are its padding, which the caller
+    rewrites as needed); other layers get new tensors of those rows (``index_select``)."""
     if any(a >= b for a, b in zip(rows, rows[1:])):
         raise ValueError("keep_cache_rows needs rows in ascending order")
     index = None
