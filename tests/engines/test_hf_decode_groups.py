@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 from jmedllm.engines import hf_decode_groups  # noqa: E402
 from jmedllm.engines.hf_decode_groups import (  # noqa: E402
-    NAME, decode_row_groups, growing_static_cache, plan_row_groups, row_groups_are_exact,
+    decode_row_groups, growing_static_cache, plan_row_groups, row_groups_are_exact,
 )
 from jmedllm.schema import GenerationParams  # noqa: E402
 
@@ -117,16 +117,6 @@ def test_groups_refuse_a_forward_they_were_not_planned_for(raw_models):
             model(input_ids=ids)
         with pytest.raises(RuntimeError, match="row groups of 2 rows"):
             model(input_ids=ids[:1, :1])
-
-
-def test_scope_restores_the_attention_implementation_after_an_error(raw_models):
-    _, model = raw_models["llama"]
-    with pytest.raises(RuntimeError, match="boom"):
-        with decode_row_groups(model, [(0, 1, 0)]):
-            assert model.config._attn_implementation == NAME
-            raise RuntimeError("boom")
-    assert model.config._attn_implementation == "sdpa"
-    assert hf_decode_groups._GROUPS.get() is None
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])

@@ -33,6 +33,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from jmedllm.engines.batching import cheapest_split
+from jmedllm.engines.hf_attention_scope import attention_scope
 from jmedllm.engines.hf_trim import same_to_rounding
 
 #: the attention implementation name the groups run under (registered with transformers on first use)
@@ -103,14 +104,6 @@ class _Calls:
 
 
 _calls = _Calls()
-
-
-def _register() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register(NAME, row_group_attention)
-    AttentionMaskInterface.register(NAME, sdpa_mask)
 
 
 class ScratchPool:
@@ -251,16 +244,10 @@ def decode_row_groups(model: Any, groups: Sequence[tuple[int, int, int]] | None)
     if not groups:
         yield
         return
-    _register()
-    config = model.config
-    saved = config._attn_implementation
-    token = _GROUPS.set(tuple(groups))
-    config._attn_implementation = NAME
-    try:
+    from transformers.masking_utils import sdpa_mask
+
+    with attention_scope(model, NAME, row_group_attention, sdpa_mask, _GROUPS, tuple(groups)):
         yield
-    finally:
-        config._attn_implementation = saved
-        _GROUPS.reset(token)
 
 
 def row_groups_are_exact(model: Any, cache_kwarg: str) -> bool:

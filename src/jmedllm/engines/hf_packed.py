@@ -28,10 +28,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 
+from jmedllm.engines.hf_attention_scope import attention_scope
 from jmedllm.engines.hf_trim import same_to_rounding
 
 #: the attention implementation name packed forwards run under (registered on first use)
@@ -147,27 +148,9 @@ def _no_mask(*args: Any, **kwargs: Any) -> None:
     return None
 
 
-def _register() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface
-
-    AttentionInterface.register(NAME, packed_attention)
-    AttentionMaskInterface.register(NAME, _no_mask)
-
-
-@contextlib.contextmanager
-def packed_forward(model: Any, layout: PackedLayout) -> Iterator[None]:
+def packed_forward(model: Any, layout: PackedLayout) -> contextlib.AbstractContextManager[None]:
     """For the forwards inside, ``model``'s attention runs per segment of ``layout``."""
-    _register()
-    config = model.config
-    saved = config._attn_implementation
-    token = _LAYOUT.set(layout)
-    config._attn_implementation = NAME
-    try:
-        yield
-    finally:
-        config._attn_implementation = saved
-        _LAYOUT.reset(token)
+    return attention_scope(model, NAME, packed_attention, _no_mask, _LAYOUT, layout)
 
 
 def pack_sequences(
