@@ -163,11 +163,7 @@ class HFGenerationMixin:
         width, left = ids.shape[1], params.max_new_tokens
         live = list(range(len(seqs)))  # rows still decoding, in cache order
         out_tokens: list[list[int]] = [[] for _ in seqs]
-        stops = None
-        if params.stop and any(params.stop):
-            from transformers import StopStringCriteria
-
-            stops = StopStringCriteria(tokenizer=self.tokenizer, stop_strings=[s for s in params.stop if s])
+        stops = self._stop_criterion(params)  # built once for the batch's generate calls
         can_retire = (self.retire_finished_rows and params.temperature == 0 and self.generation_cost is not None
                       and retirable(cache))
         while True:
@@ -287,8 +283,16 @@ class HFGenerationMixin:
                         for layer in cache.layers])
         return out
 
-    def _generation_config(self, params: GenerationParams, *, stop_strings: bool = True,
-                           max_new_tokens: int | None = None) -> Any:
+    def _stop_criterion(self, params: GenerationParams) -> Any:
+        """transformers' ``StopStringCriteria`` for ``params.stop`` (checked on token ids), or None."""
+        stops = [s for s in params.stop if s]
+        if not stops:
+            return None
+        from transformers import StopStringCriteria
+
+        return StopStringCriteria(tokenizer=self.tokenizer, stop_strings=stops)
+
+    def _generation_config(self, params: GenerationParams, max_new_tokens: int | None = None) -> Any:
         from transformers import GenerationConfig
 
         sample = params.temperature > 0
@@ -301,7 +305,6 @@ class HFGenerationMixin:
             eos_token_id=self._eos_ids or None,
             pad_token_id=self.pad_id,
             bos_token_id=self._bos_id,
-            stop_strings=([s for s in params.stop if s] or None) if stop_strings else None,
             **options,
         )
 
@@ -339,26 +342,25 @@ class HFGenerationMixin:
         """``model.generate`` on ``inputs`` decoding exactly by ``params``.
 
         Model defaults fill every generate() option left unset; a neutral generation config in
-        the model's place keeps decoding to ``params`` (see ``generate``'s docstring). ``criteria``:
-        a stopping criterion that checks the stop strings itself (``hf_retire``), in place of the
-        library's; ``max_new_tokens``: in place of ``params.max_new_tokens``.
+        the model's place keeps decoding to ``params`` (see ``generate``'s docstring). Rows stop at
+        EOS and at ``params.stop`` through one stopping criterion (``hf_retire.FinishedRows``):
+        ``criteria`` when given (it may also end the call early), else one built here.
+        ``max_new_tokens``: in place of ``params.max_new_tokens``.
         """
         from transformers import GenerationConfig, StoppingCriteriaList
 
-        config = self._generation_config(params, stop_strings=criteria is None, max_new_tokens=max_new_tokens)
+        config = self._generation_config(params, max_new_tokens)
+        if criteria is None:
+            criteria = finished_rows_criterion(self._eos_ids, self._stop_criterion(params))
         hf = self._hf_model
         saved = hf.generation_config
         hf.generation_config = GenerationConfig(
             eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id
         )
-        extra: dict[str, Any] = {}
-        if criteria is not None:
-            extra["stopping_criteria"] = StoppingCriteriaList([criteria])
-        elif params.stop:
-            extra["tokenizer"] = self.tokenizer
         try:
             with torch.inference_mode(), self._adapter_scope():
-                return self.model.generate(**inputs, generation_config=config, **extra)
+                return self.model.generate(**inputs, generation_config=config,
+                                           stopping_criteria=StoppingCriteriaList([criteria]))
         finally:
             hf.generation_config = saved
 
