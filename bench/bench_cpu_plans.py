@@ -64,6 +64,25 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - t, out
 
 
+def alternate_settings(settings: dict, fn, repeats: int, after=None) -> tuple[dict, dict, dict]:
+    """Each of ``settings`` (key -> a function applying it to the engine) in turn, ``repeats``
+    times: apply it, run ``fn``, then ``after(key)`` (to read the engine's stats). Per key: wall
+    seconds and process CPU seconds of every run, and the last run's output."""
+    walls: dict = {key: [] for key in settings}
+    cpus: dict = {key: [] for key in settings}
+    outs: dict = {}
+    for _ in range(repeats):
+        for key, apply in settings.items():
+            apply()
+            c = time.process_time()
+            seconds, outs[key] = timed(fn)
+            cpus[key].append(time.process_time() - c)
+            walls[key].append(seconds)
+            if after is not None:
+                after(key)
+    return walls, cpus, outs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default=None)
@@ -163,16 +182,8 @@ def compare_trim(model_dir: Path, data_root: Path, args: argparse.Namespace) -> 
             prompts = [it.prompt for it in items]
             fn = lambda: jmedllm_generate(engine, prompts, args.max_new_tokens)  # noqa: E731
         fn()  # warm-up
-        walls: dict[bool, list[float]] = {True: [], False: []}
-        cpus: dict[bool, list[float]] = {True: [], False: []}
-        outs: dict[bool, object] = {}
-        for _ in range(args.repeats):
-            for on in (True, False):
-                engine.mlp_trim.exact = on
-                c = time.process_time()
-                seconds, outs[on] = timed(fn)
-                cpus[on].append(time.process_time() - c)
-                walls[on].append(seconds)
+        walls, cpus, outs = alternate_settings(
+            {on: lambda on=on: setattr(engine.mlp_trim, "exact", on) for on in (True, False)}, fn, args.repeats)
         engine.mlp_trim.exact = True
         if mode == "loglik":
             agree = f"max abs dlogp {max(abs(a - b) for ra, rb in zip(outs[True], outs[False]) for a, b in zip(ra, rb)):.1e}"
@@ -198,17 +209,13 @@ def compare_row_groups(model_dir: Path, data_root: Path, args: argparse.Namespac
 
     engine._generate_ragged = counting
     jmedllm_generate(engine, prompts, args.max_new_tokens)  # warm-up (and the kept storage)
-    walls: dict[bool, list[float]] = {True: [], False: []}
-    cpus: dict[bool, list[float]] = {True: [], False: []}
-    outs: dict[bool, list[str]] = {}
-    for _ in range(args.repeats):
-        for on in (True, False):
-            engine.decode_by_row_groups = on
-            batches[on].clear()
-            c = time.process_time()
-            seconds, outs[on] = timed(lambda: jmedllm_generate(engine, prompts, args.max_new_tokens))
-            cpus[on].append(time.process_time() - c)
-            walls[on].append(seconds)
+
+    def grouped(on: bool) -> None:
+        engine.decode_by_row_groups = on
+        batches[on].clear()
+
+    walls, cpus, outs = alternate_settings({on: lambda on=on: grouped(on) for on in (True, False)},
+                                           lambda: jmedllm_generate(engine, prompts, args.max_new_tokens), args.repeats)
     same = sum(a == b for a, b in zip(outs[True], outs[False]))
     print("| decode attention | median wall s | median CPU s | all runs (wall) | decode batches | same text |")
     print("|---|---|---|---|---|---|")
@@ -230,20 +237,16 @@ def compare_packed(model_dir: Path, data_root: Path, args: argparse.Namespace) -
             "generate": lambda: jmedllm_generate(engine, prompts, args.max_new_tokens)}
     jmedllm_loglik(engine, items[:2])
     jmedllm_generate(engine, prompts[:2], args.max_new_tokens)
+
+    def packing(tokens: int) -> None:
+        engine.packed_forwards, engine.pack_tokens = bool(tokens), tokens or engine.pack_tokens
+        engine.stats.reset()
+
     for kind, fn in work.items():
-        walls: dict[str, list[float]] = {name: [] for name, _ in settings}
-        cpus: dict[str, list[float]] = {name: [] for name, _ in settings}
         forwards: dict[str, int] = {}
-        outs: dict[str, object] = {}
-        for _ in range(args.repeats):
-            for name, tokens in settings:
-                engine.packed_forwards, engine.pack_tokens = bool(tokens), tokens or engine.pack_tokens
-                engine.stats.reset()
-                c = time.process_time()
-                seconds, outs[name] = timed(fn)
-                cpus[name].append(time.process_time() - c)
-                walls[name].append(seconds)
-                forwards[name] = engine.stats.forward_passes
+        walls, cpus, outs = alternate_settings(
+            {name: lambda tokens=tokens: packing(tokens) for name, tokens in settings}, fn, args.repeats,
+            after=lambda name: forwards.__setitem__(name, engine.stats.forward_passes))
         base = outs[settings[-1][0]]
         print(f"| {kind} | forwards | median wall s | median CPU s | all runs (wall) | agreement with padded |")
         print("|---|---|---|---|---|---|")
@@ -267,19 +270,15 @@ def compare_retire(model_dir: Path, data_root: Path, args: argparse.Namespace) -
     stopped = sorted(c.n_completion_tokens for c in ends if c.finish_reason == "stop")
     print(f"stop {stop!r}: {len(stopped)} / {len(ends)} rows stop before {n} tokens"
           + (f", after {stopped[0]}-{stopped[-1]} (median {statistics.median(stopped):g})" if stopped else ""))
-    walls: dict[bool, list[float]] = {True: [], False: []}
-    cpus: dict[bool, list[float]] = {True: [], False: []}
     retired: dict[bool, int] = {}
-    outs: dict[bool, list[str]] = {}
-    for _ in range(args.repeats):
-        for on in (True, False):
-            engine.retire_finished_rows = on
-            engine.stats.reset()
-            c = time.process_time()
-            seconds, outs[on] = timed(lambda: jmedllm_generate(engine, prompts, n, stop))
-            cpus[on].append(time.process_time() - c)
-            walls[on].append(seconds)
-            retired[on] = engine.stats.retired_rows
+
+    def retiring(on: bool) -> None:
+        engine.retire_finished_rows = on
+        engine.stats.reset()
+
+    walls, cpus, outs = alternate_settings({on: lambda on=on: retiring(on) for on in (True, False)},
+                                           lambda: jmedllm_generate(engine, prompts, n, stop), args.repeats,
+                                           after=lambda on: retired.__setitem__(on, engine.stats.retired_rows))
     same = sum(a == b for a, b in zip(outs[True], outs[False]))
     print("| decode batch | median wall s | median CPU s | all runs (wall) | rows retired | same text |")
     print("|---|---|---|---|---|---|")
