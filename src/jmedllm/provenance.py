@@ -74,23 +74,32 @@ def library_versions(packages: Iterable[str] = EVAL_PACKAGES) -> dict[str, str]:
     return versions
 
 
-def git_state(path: str | Path | None = None) -> tuple[str, bool] | None:
-    """(commit, whether tracked files are modified) of the jmedllm checkout; None outside git."""
+def git_state(path: str | Path | None = None) -> tuple[str, bool | None] | None:
+    """(commit, whether tracked files are modified) of the jmedllm checkout; None outside git.
+    The second field is None when the commit is known but ``git status`` fails (the commit is
+    still worth recording)."""
     where = Path(path) if path else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
-    return commit, bool(dirty)
+    try:
+        dirty: bool | None = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                                 cwd=where, capture_output=True, text=True, timeout=10,
+                                                 check=True).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        dirty = None
+    return commit, dirty
 
 
 def git_commit(path: str | Path | None = None) -> str | None:
-    """The commit of the jmedllm checkout (with '+dirty' when modified), or None outside git."""
+    """The commit of the jmedllm checkout (with '+dirty' when modified, '+dirty?' when that could
+    not be read), or None outside git."""
     state = git_state(path)
-    return None if state is None else state[0] + ("+dirty" if state[1] else "")
+    if state is None:
+        return None
+    return state[0] + {True: "+dirty", False: "", None: "+dirty?"}[state[1]]
 
 
 def run_context(argv: list[str] | None = None) -> dict[str, Any]:

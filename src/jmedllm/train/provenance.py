@@ -38,7 +38,8 @@ def versions() -> dict[str, Any]:
 
 
 def git_commit(path: str | Path | None = None) -> dict[str, Any] | None:
-    """The git commit (and whether the tree is dirty) of the jmedllm checkout; None when not in git."""
+    """The git commit (and whether the tree is dirty: None when ``git status`` failed) of the
+    jmedllm checkout; None when not in git."""
     state = git_state(path)
     return None if state is None else {"commit": state[0], "dirty": state[1]}
 
