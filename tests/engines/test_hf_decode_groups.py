@@ -196,3 +196,40 @@ def test_scratch_pool_reuses_its_buffers_and_the_engine_its_pages(model_dirs):
     assert engine.generate(PROMPTS, params) == first
     assert engine.decode_pool.nbytes == held
     assert {k: b.data_ptr() for k, b in engine.decode_pool._buffers.items()} == pointers
+
+
+def test_decode_storage_freed_per_call_or_on_request(model_dirs):
+    """keep_decode_storage=False frees the pool when each generate call returns (same texts);
+    release_memory frees the pool and the prefix cache, returns their bytes, and the next call
+    gives the same texts again."""
+    from jmedllm.engines.hf import HFEngine
+
+    params = GenerationParams(max_new_tokens=6)
+    prompts = [f"共通の指示です。以下の問いに答えよ。{p}" for p in PROMPTS]  # a shared header: prefix cached
+    keeping = HFEngine(model_dirs["llama"], dtype="float32", device="cpu", prefix_cache_min_tokens=4)
+    freeing = HFEngine(model_dirs["llama"], dtype="float32", device="cpu", prefix_cache_min_tokens=4,
+                       keep_decode_storage=False)
+    first = keeping.generate(prompts, params)
+    assert freeing.generate(prompts, params) == first
+    assert freeing.decode_pool.nbytes == 0 and keeping.decode_pool.nbytes > 0
+    assert freeing.describe()["keep_decode_storage"] is False
+
+    held = keeping.decode_pool.nbytes, keeping.prefix_cache.nbytes
+    assert held[1] > 0, "the prompts' shared header should be in the prefix cache"
+    assert keeping.release_memory() == sum(held)
+    assert keeping.decode_pool.nbytes == 0 and keeping.prefix_cache.nbytes == 0
+    assert keeping.release_memory() == 0
+    assert keeping.generate(prompts, params) == first
+
+
+def test_prefix_cache_counts_each_storage_once():
+    from jmedllm.engines.prefix_cache import PrefixKVCache
+
+    cache = PrefixKVCache()
+    k, v = torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4, dtype=torch.float64)
+    cache.put("a", (1, 2, 3), [(k, v)])
+    assert cache.nbytes == 24 * 4 + 24 * 8
+    cache.put("b", (1, 2), [(k[:, :, :2], v[:, :, :2])])  # views of the same storage: not counted again
+    assert cache.nbytes == 24 * 4 + 24 * 8
+    cache.clear()
+    assert cache.nbytes == 0

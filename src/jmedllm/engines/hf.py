@@ -79,6 +79,10 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
         static_generation_cache: generate into a preallocated key/value cache written in place
             (transformers' StaticCache, prefilled with a cached prefix) instead of a dynamic cache
             that copies itself at every step; "auto": on CPU for text models without a sliding window.
+        keep_decode_storage: CPU generation keeps its decode caches' storage (at most one
+            decode batch's, ``max_cache_bytes``) for the next batch and call, which then writes
+            into memory already paged in (``hf_decode_groups.ScratchPool``); False frees it when
+            each ``generate`` call returns. ``release_memory()`` frees it (and the prefix cache) at any time.
         trust_remote_code, revision: passed to from_pretrained.
         check_adapter_base: refuse adapters whose recorded base evidently differs.
     """
@@ -109,6 +113,7 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
         static_generation_cache: bool | str = "auto",
         max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
         pack_tokens: int = PACK_TOKENS,
+        keep_decode_storage: bool = True,
     ) -> None:
         if loglik_strategy not in ("auto", "shared_prefix", "per_sequence"):
             raise ValueError(f"loglik_strategy must be auto, shared_prefix or per_sequence, got {loglik_strategy!r}")
@@ -172,6 +177,7 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
         self.decode_by_row_groups = bool(self.static_generation_cache) and row_groups_are_exact(
             self._hf_model, self._cache_kwarg)
         self.decode_pool = ScratchPool()  # their caches' storage, kept between decode batches and calls
+        self.keep_decode_storage = bool(keep_decode_storage)  # False: freed when each generate call returns
         self.retire_finished_rows = True  # greedy ragged generation: finished rows leave the batch (hf_retire)
         #: CPU: prompts prefilled and scoring rows computed packed in unpadded rows (hf_packed)
         self.packed_forwards = (self.device.type == "cpu" and self._sliding_window is None and self.processor is None
@@ -277,6 +283,15 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
             list(messages), tokenize=False, add_generation_prompt=add_generation_prompt, **self.chat_template_kwargs
         )
 
+    def release_memory(self) -> int:
+        """Free what the engine keeps between calls: the decode caches' storage (CPU generation)
+        and the prefix cache's key/value states. Returns the bytes released; the next call
+        computes or allocates them again (same results)."""
+        released = self.decode_pool.nbytes + self.prefix_cache.nbytes
+        self.decode_pool.clear()
+        self.prefix_cache.clear()
+        return released
+
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable identity of what computes the scores (recorded in every run)."""
         import peft
@@ -314,6 +329,7 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
             "packed_forwards": self.packed_forwards,
             "retire_finished_rows": self.retire_finished_rows,
             "pack_tokens": self.pack_tokens,
+            "keep_decode_storage": self.keep_decode_storage,
             "tokenizer_adds_bos": self._add_bos,
             "eos_token_ids": list(self._eos_ids),
             "adapters": [info.as_dict() for info in self._adapters.values()],

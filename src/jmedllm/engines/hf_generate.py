@@ -53,8 +53,12 @@ class HFGenerationMixin:
 
         if self.static_generation_cache and self.generation_cost is not None:
             # CPU: every prompt but its last token prefilled without padding, then decoded together
-            self._generate_batches.run(items, lambda batch: self._generate_ragged(batch, params), store,
-                                       max_items=self._decode_batch_rule(items, params.max_new_tokens))
+            try:
+                self._generate_batches.run(items, lambda batch: self._generate_ragged(batch, params), store,
+                                           max_items=self._decode_batch_rule(items, params.max_new_tokens))
+            finally:
+                if not self.keep_decode_storage:
+                    self.decode_pool.clear()
         else:
             self._generate_padded(items, params, store)
         self.stats.seconds += time.perf_counter() - t0

@@ -215,6 +215,17 @@ class PrefixKVCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the keys and values held (each tensor's storage counted once)."""
+        seen: dict[int, int] = {}
+        for layers in self._entries.values():
+            for k, v in layers:
+                for t in (k, v):
+                    storage = t.untyped_storage()
+                    seen[storage.data_ptr()] = storage.nbytes()
+        return sum(seen.values())
+
     @staticmethod
     def expand(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], batch: int) -> Any:
         """A new DynamicCache holding the prefix state repeated over ``batch`` rows."""
