@@ -6,6 +6,7 @@ import pytest
 
 from jmedllm.schema import LETTERS, Question
 from jmedllm.scoring import exam as ex
+from jmedllm.scoring.exam_result import exam_result
 from jmedllm.scoring.verdict import score_generation
 
 CHOICES = ("選択肢あ", "選択肢い", "選択肢う", "選択肢え", "選択肢お")
@@ -144,7 +145,7 @@ def test_pass_exactly_on_every_line():
     right |= ids(items, "A", range(4, 76)) | ids(items, "C", range(1, 76)) | ids(items, "D", range(1, 68))
     # 3 forbidden selections (F1-F3 answered "e"): margin 3 - 3 = 0.
     kinki_hits = ids(items, "F", range(1, 4))
-    result = ex.exam_result(116, answer(items, right, kinki_hits))
+    result = exam_result(116, answer(items, right, kinki_hits))
     assert (result.hisshu.points, result.hisshu.line, result.hisshu.margin) == (158, 158, 0)
     assert (result.ippan_rinsho.points, result.ippan_rinsho.line, result.ippan_rinsho.margin) == (214, 214, 0)
     assert (result.kinki_count, result.kinki_margin) == (3, 0)
@@ -159,17 +160,17 @@ def test_fail_by_one_point_or_one_kinki():
     base = (ids(items, "BE", range(1, 26)) | ids(items, "B", range(26, 51)) | ids(items, "E", range(26, 37))
             | ids(items, "A", range(4, 76)) | ids(items, "C", range(1, 76)) | ids(items, "D", range(1, 68)))
     # one 1-point 必修 item wrong: 157 < 158, margin -1
-    r = ex.exam_result(116, answer(items, base - {"116B1"}))
+    r = exam_result(116, answer(items, base - {"116B1"}))
     assert (r.hisshu.points, r.hisshu.margin, r.hisshu.passed, r.passed) == (157, -1, False, False)
     # one 一般 item wrong: 213 < 214
-    r = ex.exam_result(116, answer(items, base - {"116C1"}))
+    r = exam_result(116, answer(items, base - {"116C1"}))
     assert (r.ippan_rinsho.points, r.ippan_rinsho.margin, r.passed) == (213, -1, False)
     # four forbidden selections: 4 > 3, margin -1
-    r = ex.exam_result(116, answer(items, base, ids(items, "F", range(1, 5))))
+    r = exam_result(116, answer(items, base, ids(items, "F", range(1, 5))))
     assert (r.kinki_count, r.kinki_margin, r.passed) == (4, -1, False)
     # an excluded item (E50, 0 points) answered right or wrong changes nothing
-    r1 = ex.exam_result(116, answer(items, base | {"116E50"}))
-    r2 = ex.exam_result(116, answer(items, base - {"116E50"}))
+    r1 = exam_result(116, answer(items, base | {"116E50"}))
+    r2 = exam_result(116, answer(items, base - {"116E50"}))
     assert r1.hisshu.points == r2.hisshu.points == 158
 
 
@@ -177,7 +178,7 @@ def test_subset_uses_official_maxima_and_counts_missing_items_wrong():
     items = full_exam_116()
     # A text-only subset: 必修 B1-B50 only (100 points), 一般 A4-A75 only (72 points), all answered right.
     subset = [q for q in items if q.id in ids(items, "B", range(1, 51)) | ids(items, "A", range(4, 76))]
-    r = ex.exam_result(116, answer(subset, {q.id for q in subset}))
+    r = exam_result(116, answer(subset, {q.id for q in subset}))
     # subset score: 100 / 100 and 72 / 72 ...
     assert (r.hisshu.points, r.hisshu.subset_max, r.hisshu.subset_rate) == (100, 100, 1.0)
     assert (r.ippan_rinsho.points, r.ippan_rinsho.subset_max) == (72, 72)
@@ -199,14 +200,14 @@ def test_official_exception_items_in_an_exam():
     assert score_generation(q30, "a").correct and score_generation(q30, "d").points == 3
     assert not score_generation(q30, "a, d").correct
     assert score_generation(q30, "e").kinki_selected
-    r = ex.exam_result(112, [(q30, score_generation(q30, "d"))])
+    r = exam_result(112, [(q30, score_generation(q30, "d"))])
     assert r.hisshu.points == 3 and r.hisshu.subset_max == 3
 
 
 def test_exam_without_kinki_metadata_is_judged_on_points_only():
     # IgakuQA119 carries no kinki lists: the verdict says so instead of claiming 0 selections.
     q = item(119, "A", 1, 1)
-    r = ex.exam_result(119, [(q, score_generation(q, "a"))])
+    r = exam_result(119, [(q, score_generation(q, "a"))])
     assert r.kinki_checked is False and r.kinki_count is None and r.kinki_margin is None
     assert (r.hisshu.official_max, r.ippan_rinsho.official_max) == (200, 300)
 
@@ -215,14 +216,14 @@ def test_exam_result_rejects_bad_input():
     q = item(116, "A", 5, 1)
     v = score_generation(q, "a")
     with pytest.raises(ValueError, match="twice"):
-        ex.exam_result(116, [(q, v), (q, v)])
+        exam_result(116, [(q, v), (q, v)])
     with pytest.raises(ValueError, match="exam 116 given to exam 115"):
-        ex.exam_result(115, [(q, v)])
+        exam_result(115, [(q, v)])
     with pytest.raises(ValueError, match="no official pass lines"):
-        ex.exam_result(111, [])
+        exam_result(111, [])
     heavy = item(116, "B", 1, 198)
     with pytest.raises(ValueError, match="more than the official maximum"):
-        ex.exam_result(116, [(heavy, score_generation(heavy, "a"))])
+        exam_result(116, [(heavy, score_generation(heavy, "a"))])
 
 
 def test_numeric_exam_item_points():

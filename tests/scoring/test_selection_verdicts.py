@@ -9,6 +9,7 @@ from jmedllm.benchmarks.examrules import ExamRules, PointsRule, SectionRule, par
 from jmedllm.schema import ContinuationScore, Question
 from jmedllm.scoring import aggregate, score_generation, score_letter, score_loglik
 from jmedllm.scoring import exam as ex
+from jmedllm.scoring.exam_result import exam_result
 from jmedllm.scoring.verdict import ItemVerdict
 
 FIVE = ("p", "q", "r", "s", "t")
@@ -90,15 +91,15 @@ def test_declared_rules_hand_computed():
     # A1, A2 right (2), A3 wrong -> rest 2 / 3, line 2, margin 0; no forbidden choice
     outputs = {"B1": "a", "B2": "b", "A1": "a", "A2": "a", "A3": "c"}
     pairs = [(q, score_generation(q, outputs[q.id])) for q in items]
-    r = ex.exam_result("mock", pairs)
+    r = exam_result("mock", pairs)
     assert (r.section("core").points, r.section("core").line, r.section("core").margin) == (1, 3, -2)
     assert (r.section("rest").points, r.section("rest").line, r.section("rest").passed) == (2, 2, True)
     assert (r.kinki_count, r.kinki_checked, r.passed, r.complete) == (0, True, False, True)
     # B2 right instead: core 4 / 4 passes; A3 choosing the forbidden... none on A3; B2 choosing z is kinki
     pairs = [(q, score_generation(q, {"B2": "a"}.get(q.id, outputs[q.id]))) for q in items]
-    assert ex.exam_result("mock", pairs).passed is True
+    assert exam_result("mock", pairs).passed is True
     pairs = [(q, score_generation(q, {"B2": "c"}.get(q.id, outputs[q.id]))) for q in items]
-    r = ex.exam_result("mock", pairs)
+    r = exam_result("mock", pairs)
     assert (r.kinki_count, r.kinki_margin, r.passed) == (1, -1, False)
     summary = aggregate(pairs, n_resamples=20)
     (entry,) = summary["exams"]

@@ -12,7 +12,7 @@ No model and no I/O: given a ``Question`` and a model output, a verdict; given v
 """
 
 from jmedllm.scoring.aggregate import aggregate, summary_markdown
-from jmedllm.scoring.exam import ExamResult, exam_result
+from jmedllm.scoring.exam_result import ExamResult, exam_result
 from jmedllm.scoring.extract import Extraction, extract_choices, extract_number
 from jmedllm.scoring.stats import bootstrap_mean_ci, mcnemar, paired_bootstrap
 from jmedllm.scoring.verdict import ItemVerdict, score_generation, score_letter, score_loglik

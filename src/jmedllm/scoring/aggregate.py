@@ -26,6 +26,7 @@ import numpy as np
 
 from jmedllm.schema import Question
 from jmedllm.scoring import exam as exam_rules
+from jmedllm.scoring.exam_result import exam_result
 from jmedllm.scoring.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, bootstrap_mean_ci, exam_points_ci
 from jmedllm.scoring.verdict import ItemVerdict
 
@@ -125,7 +126,7 @@ def _exam_summaries(
         if incomplete:
             without[(benchmark, exam)] = f"exam {exam}: {incomplete}; no verdict"
             continue
-        result = exam_rules.exam_result(exam, group)
+        result = exam_result(exam, group)
         entry: dict[str, Any] = {"benchmark": benchmark, "language": language, **result.to_dict()}
         for section in result.sections:
             name = section.section
