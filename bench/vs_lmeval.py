@@ -15,7 +15,8 @@ Same process, same model object kind, same threads, same prompts and continuatio
   own ``_encode_pair`` and by jmedllm's ``encode_request``, and the ids must be identical;
 * the two are timed in alternation (lm-eval, jmedllm, lm-eval, jmedllm, ...), so that a
   burst of load from other processes hits both; the best and the median of ``--repeats``
-  runs are reported, and the ratio of the medians. The load average is printed before
+  runs are reported, the ratio of the medians, and the range of the per-pair ratios (run
+  i of each side, back to back: how far the machine's drift moves one comparison). The load average is printed before
   and after. jmedllm's prefix cache is cleared before each of its runs (the prefix is
   computed inside every timed run).
 
@@ -214,8 +215,8 @@ def main() -> None:
     report: list[dict] = []
     tuned: dict[tuple, tuple[int, dict[int, float]]] = {}  # per mode and shots (--tune-once: per mode)
     print("| mode | shots | lm-eval batch | lm-eval wall s (best / median) | jmedllm wall s (best / median) | "
-          "speed-up (median wall) | speed-up (median CPU s) | same decisions | max abs dlogp |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "speed-up (median wall) | per alternating pair | speed-up (median CPU s) | same decisions | max abs dlogp |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for shots in args.shots:
         for mode in args.modes:
             items = prepared(model_dir, data_root, "generate" if mode == "generate" else mode, shots, args.items)
@@ -257,14 +258,17 @@ def main() -> None:
                 diff = f"{max(abs(a - b) for ra, rb in zip(theirs, ours) for a, b in zip(ra, rb)):.1e}"
             t_lm, t_us = runs["lm-eval"][0], runs["jmedllm"][0]
             ratio = statistics.median(t_lm) / statistics.median(t_us)
+            pairs = [a / b for a, b in zip(t_lm, t_us)]  # run i of each side ran back to back
             c_lm, c_us = CPU_SECONDS["lm-eval"], CPU_SECONDS["jmedllm"]
             cpu_ratio = statistics.median(c_lm) / statistics.median(c_us)
             print(f"| {mode} | {shots} | {bs} | {min(t_lm):.2f} / {statistics.median(t_lm):.2f} | "
-                  f"{min(t_us):.2f} / {statistics.median(t_us):.2f} | **{ratio:.2f}×** | {cpu_ratio:.2f}× "
+                  f"{min(t_us):.2f} / {statistics.median(t_us):.2f} | **{ratio:.2f}×** | "
+                  f"{min(pairs):.2f}–{max(pairs):.2f}× | {cpu_ratio:.2f}× "
                   f"({statistics.median(c_lm):.1f} / {statistics.median(c_us):.1f}) | {same} / {len(items)} | "
                   f"{rows_ending or diff} |", flush=True)
             entry = {"mode": mode, "shots": shots, "items": len(items), "lmeval_batch_size": bs,
                      "lmeval_batch_tuning_s": tuning, "lmeval_s": t_lm, "jmedllm_s": t_us, "speedup_median": ratio,
+                     "speedup_pairs": pairs,
                      "lmeval_cpu_s": c_lm, "jmedllm_cpu_s": c_us, "speedup_median_cpu": cpu_ratio,
                      "same": same, "max_abs_dlogp": diff, "load_after": load_text()}
             if mode == "generate" and rows_ending:
@@ -280,7 +284,7 @@ def main() -> None:
                                  "mean_drift": sum(drift) / len(drift), "same_decisions": agree}
                 entry["bf16"]["cpu_seconds"] = CPU_SECONDS["bf16"][0]
                 print(f"| {mode} bf16 | {shots} | – | – | {low_runs['bf16'][0][0]:.2f} | vs fp32 jmedllm: "
-                      f"{statistics.median(t_us) / low_runs['bf16'][0][0]:.2f}× | "
+                      f"{statistics.median(t_us) / low_runs['bf16'][0][0]:.2f}× | – | "
                       f"{statistics.median(c_us) / CPU_SECONDS['bf16'][0]:.2f}× | {agree} / {len(items)} vs fp32 | "
                       f"drift max {max(drift):.2e}, mean {sum(drift) / len(drift):.2e} |", flush=True)
             report.append(entry)
