@@ -26,13 +26,10 @@ from importlib import metadata
 from pathlib import Path
 
 from jmedllm.errors import UserError
+from jmedllm.paths import cache_root
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 CONVERTER = "convert_hf_to_gguf.py"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("JMEDLLM_CACHE", Path.home() / ".cache" / "jmedllm"))
 
 
 def _llama_cpp_dir(root: Path) -> Path | None:

@@ -24,3 +24,8 @@ def resolve_data_root(flag: str | os.PathLike[str] | None = None) -> Path:
     if not root.is_dir():
         raise DataRootError(f"data root {root} does not exist or is not a directory")
     return root
+
+
+def cache_root() -> Path:
+    """Where jmedllm keeps what it builds or fetches once (``$JMEDLLM_CACHE``, default ``~/.cache/jmedllm``)."""
+    return Path(os.environ.get("JMEDLLM_CACHE", Path.home() / ".cache" / "jmedllm"))

@@ -28,7 +28,7 @@ VOLATILE_ENGINE = ("device", "batch_size", "batch_size_now", "adapters", "active
 ENGINE_SCHEDULING = ("max_batch_tokens", "max_cache_bytes", "max_padding_fraction", "static_generation_cache",
                      "generation_cost", "scoring_cost", "last_mlp_on_read_positions_only",
                      "decode_attention_by_row_groups", "packed_forwards", "pack_tokens",
-                     "retire_finished_rows")
+                     "retire_finished_rows", "decode_attention_kernel")
 #: Options left out of an identity while unused, so that run directories made before they existed still resume.
 UNUSED_WHEN_EMPTY = {"extract_with": ("extract_with", "extract_engine"), "answer_pattern": ("answer_pattern",),
                      "letter_grammar": ("letter_grammar",)}

@@ -11,14 +11,7 @@ from jmedllm.engines.hf_decode_groups import (  # noqa: E402
     decode_row_groups, growing_static_cache, plan_row_groups, row_groups_are_exact,
 )
 from jmedllm.schema import GenerationParams  # noqa: E402
-
-PROMPTS = [
-    "45歳の男性。発熱と咳嗽を主訴に来院した。3日前から38℃台の発熱が続く。最も考えられる診断はどれか。答え：",
-    "The patient is a 45-year-old man with fever and cough for three days.",
-    "治療として",
-    "患者は",
-    "Which of the following is the most appropriate next step?",
-]
+from sample_prompts import PROMPTS  # noqa: E402
 
 
 def test_row_groups_minimise_keys_read_plus_calls():
@@ -127,6 +120,7 @@ def test_engine_generates_the_same_text_by_row_groups(arch, model_dirs):
 
     engine = HFEngine(model_dirs[arch], dtype="float32", device="cpu", prefix_cache_min_tokens=0)
     assert engine.decode_by_row_groups and engine.describe()["decode_attention_by_row_groups"] is True
+    engine.decode_attention_kernel = False  # SDPA per group (the kernel: tests/engines/test_cpu_decode_attention.py)
     params = GenerationParams(max_new_tokens=12)
     calls = hf_decode_groups._calls.count
     grouped = engine.generate(PROMPTS, params)

@@ -13,14 +13,7 @@ from jmedllm.engines.hf_packed import (  # noqa: E402
     causal_after_prefix, pack_sequences, packed_forward, packing_is_exact, plan_packs,
 )
 from jmedllm.schema import GenerationParams  # noqa: E402
-
-PROMPTS = [
-    "45歳の男性。発熱と咳嗽を主訴に来院した。3日前から38℃台の発熱が続く。最も考えられる診断はどれか。答え：",
-    "The patient is a 45-year-old man with fever and cough for three days.",
-    "治療として",
-    "患者は",
-    "Which of the following is the most appropriate next step?",
-]
+from sample_prompts import PROMPTS  # noqa: E402
 
 
 def test_packs_are_as_few_as_the_budget_allows_and_even():

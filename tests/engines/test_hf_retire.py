@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from jmedllm.engines import hf_retire  # noqa: E402
+from jmedllm.engines import cpu_decode_attention, hf_retire  # noqa: E402
 from jmedllm.engines.batching import DecodeCost  # noqa: E402
 from jmedllm.engines.hf_decode_groups import growing_static_cache  # noqa: E402
 from jmedllm.engines.hf_retire import (  # noqa: E402
@@ -139,17 +139,21 @@ def early_eos(tmp_path_factory, model_dirs, raw_models):
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
-@pytest.mark.parametrize("row_groups", [True, False])
+@pytest.mark.parametrize("row_groups", ["kernel", "sdpa", None])
 def test_rows_that_finish_leave_the_batch_with_the_same_completions(arch, row_groups, early_eos, monkeypatch):
     """Retiring finished rows (every time one finishes: MARGIN 0) gives the completions of the
-    whole batch decoded to its end, with row groups (storage moved in place) and without (a plain
-    StaticCache, rows selected); the completions are those of each prompt alone."""
+    whole batch decoded to its end, with row groups (storage moved in place; attention by the
+    CPU decode kernel, or SDPA per group) and without (a plain StaticCache, rows selected); the
+    completions are those of each prompt alone."""
     from jmedllm.engines.hf import HFEngine
 
     directory, free, eos = early_eos[arch]
     engine = HFEngine(directory, dtype="float32", device="cpu", prefix_cache_min_tokens=0)
     assert engine.describe()["retire_finished_rows"] is True
-    engine.decode_by_row_groups = row_groups and engine.decode_by_row_groups
+    engine.decode_by_row_groups = row_groups is not None and engine.decode_by_row_groups
+    if row_groups == "kernel" and not engine.decode_attention_kernel:
+        pytest.skip(f"no CPU decode attention kernel here: {cpu_decode_attention.unavailable_reason()}")
+    engine.decode_attention_kernel = row_groups == "kernel"
     params = GenerationParams(max_new_tokens=NEW_TOKENS)
     monkeypatch.setattr(hf_retire, "MARGIN", 0.0)
     retired = engine.generate(PROMPTS, params)

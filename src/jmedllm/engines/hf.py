@@ -176,6 +176,9 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
         #: ragged generation decodes with attention per group of rows of similar length (hf_decode_groups)
         self.decode_by_row_groups = bool(self.static_generation_cache) and row_groups_are_exact(
             self._hf_model, self._cache_kwarg)
+        #: CPU float32 decode attention by a kernel reading each row's own columns (cpu_decode_attention)
+        self.decode_kernel = self._exact_decode_kernel()
+        self.decode_attention_kernel = self.decode_kernel is not None  # False: SDPA per row group
         self.decode_pool = ScratchPool()  # their caches' storage, kept between decode batches and calls
         self.keep_decode_storage = bool(keep_decode_storage)  # False: freed when each generate call returns
         self.retire_finished_rows = True  # greedy ragged generation: finished rows leave the batch (hf_retire)
@@ -283,6 +286,15 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
             list(messages), tokenize=False, add_generation_prompt=add_generation_prompt, **self.chat_template_kwargs
         )
 
+    def _exact_decode_kernel(self) -> Any:
+        """The CPU decode attention kernel when it builds here and is exact on this model, else None."""
+        if not (self.decode_by_row_groups and self.device.type == "cpu" and self.dtype == torch.float32):
+            return None
+        from jmedllm.engines import cpu_decode_attention
+
+        kernel = cpu_decode_attention.load()
+        return kernel if kernel is not None and row_groups_are_exact(self._hf_model, self._cache_kwarg, kernel) else None
+
     def release_memory(self) -> int:
         """Free what the engine keeps between calls: the decode caches' storage (CPU generation)
         and the prefix cache's key/value states. Returns the bytes released; the next call
@@ -326,6 +338,7 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
             "scoring_cost": asdict(self.scoring_cost) if self.scoring_cost else None,
             "last_mlp_on_read_positions_only": self.mlp_trim.exact,
             "decode_attention_by_row_groups": self.decode_by_row_groups,
+            "decode_attention_kernel": self.decode_attention_kernel,
             "packed_forwards": self.packed_forwards,
             "retire_finished_rows": self.retire_finished_rows,
             "pack_tokens": self.pack_tokens,

@@ -42,10 +42,10 @@ NAME = "jmedllm_row_groups"
 #: slicing against ~0.4 us per row-position of float32 keys and values of the bench Llama)
 CALL_COST = 128
 
-#: the groups of the decode forwards running now: (first row, end row, first column)
-_GROUPS: contextvars.ContextVar[tuple[tuple[int, int, int], ...] | None] = contextvars.ContextVar(
-    "jmedllm_row_groups", default=None
-)
+#: the plan of the decode forwards running now: the groups (first row, end row, first column)
+#: and, with the CPU decode attention kernel, the kernel and each row's first column
+_GROUPS: contextvars.ContextVar[tuple[tuple[tuple[int, int, int], ...], Any, torch.Tensor | None] | None] = (
+    contextvars.ContextVar("jmedllm_row_groups", default=None))
 
 
 def plan_row_groups(lengths: Sequence[int], call_cost: float = CALL_COST) -> list[tuple[int, int]]:
@@ -81,14 +81,23 @@ def row_group_attention(module: Any, query: torch.Tensor, key: torch.Tensor, val
     batch) is an error: it would read columns no group reads, which may be unwritten."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    groups = _GROUPS.get()
-    if groups is None:
+    plan = _GROUPS.get()
+    if plan is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    groups, kernel, starts = plan
     if query.shape[2] != 1 or groups[-1][1] != query.shape[0] or (attention_mask is not None
                                                                    and attention_mask.dim() != 4):
         # columns outside the groups may be unwritten (GrowingStaticLayer.reserve): never read them
         raise RuntimeError(f"row groups of {groups[-1][1]} rows set for decode steps, but attention got "
                            f"{query.shape[0]} rows of {query.shape[2]} queries")
+    scale = kwargs.get("scaling") if kwargs.get("scaling") is not None else getattr(module, "scaling", None)
+    if (kernel is not None and scale is not None and not kwargs.get("dropout") and kwargs.get("softcap") is None
+            and kwargs.get("s_aux") is None and kwargs.get("sliding_window") is None
+            and kernel.supports(query, key, value)):
+        # each row its own group: the kernel reads exactly each row's columns (the mask's unmasked ones)
+        _calls.count += 1
+        _calls.kernel += 1
+        return kernel(query, key, value, starts, scale), None
     outputs = []
     for start, end, column in groups:
         mask = attention_mask[start:end, ..., column:] if attention_mask is not None else None
@@ -101,6 +110,7 @@ def row_group_attention(module: Any, query: torch.Tensor, key: torch.Tensor, val
 
 class _Calls:
     count = 0  # grouped attention calls so far (read by row_groups_are_exact)
+    kernel = 0  # of which through the decode attention kernel
 
 
 _calls = _Calls()
@@ -238,22 +248,35 @@ def zero_group_padding(buffers: Sequence[tuple[torch.Tensor, torch.Tensor]], gro
 
 
 @contextlib.contextmanager
-def decode_row_groups(model: Any, groups: Sequence[tuple[int, int, int]] | None) -> Iterator[None]:
+def decode_row_groups(model: Any, groups: Sequence[tuple[int, int, int]] | None, kernel: Any = None) -> Iterator[None]:
     """For the forwards inside, ``model``'s attention runs per row group on decode steps
-    (``groups``: first row, end row, first column; None: no change)."""
+    (``groups``: first row, end row, first column; None: no change). With ``kernel``
+    (``cpu_decode_attention``), every group must be one row starting at its own first column
+    (:func:`per_row_groups`), and the kernel runs all rows in one call where it applies."""
     if not groups:
         yield
         return
     from transformers.masking_utils import sdpa_mask
 
-    with attention_scope(model, NAME, row_group_attention, sdpa_mask, _GROUPS, tuple(groups)):
+    starts = None
+    if kernel is not None:
+        if any(end != start + 1 for start, end, _ in groups):
+            raise ValueError("the decode attention kernel needs one group per row (per_row_groups)")
+        starts = torch.tensor([column for _, _, column in groups], dtype=torch.int64)
+    with attention_scope(model, NAME, row_group_attention, sdpa_mask, _GROUPS, (tuple(groups), kernel, starts)):
         yield
 
 
-def row_groups_are_exact(model: Any, cache_kwarg: str) -> bool:
+def per_row_groups(lengths: Sequence[int], width: int) -> list[tuple[int, int, int]]:
+    """One group per row of ``lengths`` left-padded to ``width``: each reads from its own first column."""
+    return [(r, r + 1, width - n) for r, n in enumerate(lengths)]
+
+
+def row_groups_are_exact(model: Any, cache_kwarg: str, kernel: Any = None) -> bool:
     """Whether a decode step's logits are the same with row groups as without, to rounding
     (``hf_trim.same_to_rounding``), on three left-padded
-    random rows of 6, 5 and 2 tokens, and the grouped attention really ran. Only models with
+    random rows of 6, 5 and 2 tokens, and the grouped attention really ran (with ``kernel``:
+    one group per row, through the kernel). Only models with
     SDPA attention and a config without sub-configs qualify; False when a forward fails."""
     config = model.config
     if getattr(config, "_attn_implementation", None) != "sdpa" or getattr(config, "sub_configs", None):
@@ -265,21 +288,22 @@ def row_groups_are_exact(model: Any, cache_kwarg: str) -> bool:
     mask = torch.tensor([[0] * (width - n) + [1] * (n + 1) for n in lengths])
     ids, mask = ids.to(embeddings.device), mask.to(embeddings.device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    groups = [(0, 2, 0), (2, 3, width - lengths[2])]
+    groups = per_row_groups(lengths, width) if kernel is not None else [(0, 2, 0), (2, 3, width - lengths[2])]
 
     def step(grouped: bool) -> torch.Tensor:
         cache = growing_static_cache(config, width + 1)
         model(input_ids=ids[:, :width], attention_mask=mask[:, :width], position_ids=positions[:, :width],
               **{cache_kwarg: cache, "use_cache": True})
-        with decode_row_groups(model, groups if grouped else None):
+        with decode_row_groups(model, groups if grouped else None, kernel if grouped else None):
             return model(input_ids=ids[:, width:], attention_mask=mask, position_ids=positions[:, width:],
                          **{cache_kwarg: cache, "use_cache": True}).logits[:, -1].float()
 
     try:
         with torch.inference_mode():
             plain = step(False)
-            before = _calls.count
+            before, before_kernel = _calls.count, _calls.kernel
             grouped = step(True)
     except Exception:
         return False
-    return _calls.count > before and same_to_rounding(plain, grouped, embeddings.dtype)
+    ran = _calls.count > before and (kernel is None or _calls.kernel > before_kernel)
+    return ran and same_to_rounding(plain, grouped, embeddings.dtype)

@@ -9,7 +9,8 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from jmedllm.engines.batching import plan_generation_batches, plan_scoring_batches, rows_within_limits
-from jmedllm.engines.hf_decode_groups import decode_row_groups, growing_static_cache, plan_row_groups, zero_group_padding
+from jmedllm.engines.hf_decode_groups import (decode_row_groups, growing_static_cache, per_row_groups, plan_row_groups,
+                                              zero_group_padding)
 from jmedllm.engines.hf_packed import pack_sequences, plan_packs, prefixes_for_pack
 from jmedllm.engines.hf_retire import finished_rows_criterion, keep_cache_rows, retirable, worth_retiring
 from jmedllm.engines.prefix_cache import HeldPrefixStates, group_ids_by_prefix, group_ids_for_generation
@@ -153,9 +154,11 @@ class HFGenerationMixin:
         self.stats.generated_tokens += sum(c.n_completion_tokens for c in completions)
         return completions
 
-    @staticmethod
-    def _row_groups(seqs: Sequence[Sequence[int]], width: int) -> list[tuple[int, int, int]]:
-        """Decode row groups (first row, end row, first column) of left-padded ``seqs`` (longest first)."""
+    def _row_groups(self, seqs: Sequence[Sequence[int]], width: int) -> list[tuple[int, int, int]]:
+        """Decode row groups (first row, end row, first column) of left-padded ``seqs`` (longest
+        first): one per row for the decode attention kernel, else planned by cost."""
+        if self.decode_attention_kernel and self.decode_kernel is not None:
+            return per_row_groups([len(s) for s in seqs], width)
         return [(a, b, width - len(seqs[a])) for a, b in plan_row_groups([len(s) for s in seqs])]
 
     def _decode_retiring(self, seqs: Sequence[Sequence[int]], ids: torch.Tensor, mask: torch.Tensor, cache: Any,
@@ -176,7 +179,7 @@ class HFGenerationMixin:
             rule = (lambda finished, steps: worth_retiring(finished, rows, budget - steps, context + steps, cost)
                     ) if can_retire else None
             criterion = finished_rows_criterion(self._eos_ids, stops, rule)
-            with decode_row_groups(self._hf_model, groups):
+            with decode_row_groups(self._hf_model, groups, self.decode_kernel if self.decode_attention_kernel else None):
                 out = self._run_generate(params, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                          criteria=criterion, max_new_tokens=left, **{self._cache_kwarg: cache})
             new = out[:, ids.shape[1] :].cpu()
