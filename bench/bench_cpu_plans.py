@@ -15,9 +15,10 @@ Same model and items as ``bench/vs_lmeval.py`` (the tiny Llama of issue 14, the 
 * the last layer's MLP only on columns whose logits are read (``engines/hf_trim.py``) against
   the whole MLP, one engine switched in alternation, for log-likelihoods and generation:
   median wall and process CPU seconds, and the largest score difference / same texts;
-* decode attention by row groups (``engines/hf_decode_groups.py``: attention per group of rows
-  of similar length, one decode batch, kept cache storage) against plain SDPA over the
-  left-padded static cache (its own decode plan, the same ``max_cache_bytes``), one engine
+* decode attention: the CPU kernel (``engines/cpu_decode_attention.py``: each row reads its
+  own filled columns), SDPA by row groups (``engines/hf_decode_groups.py``: attention per
+  group of rows of similar length, one decode batch, kept cache storage) and plain SDPA over
+  the left-padded static cache (its own decode plan, the same ``max_cache_bytes``), one engine
   switched in alternation: median wall and CPU seconds, decode batches, same texts;
 * packed forwards (``engines/hf_packed.py``: a call's sequences in unpadded rows of up to
   ``--pack-tokens`` tokens, attention per sequence) against the padded forwards of the cost
@@ -31,7 +32,7 @@ Same model and items as ``bench/vs_lmeval.py`` (the tiny Llama of issue 14, the 
   ended, same texts.
 
     JMEDLLM_DATA_ROOT=../shared/data .venv/bin/python bench/bench_cpu_plans.py --items 60 --repeats 3
-    ... bench_cpu_plans.py --items 60 --repeats 3 --skip loglik generate trim   # the row groups alone
+    ... bench_cpu_plans.py --items 60 --repeats 3 --skip loglik generate trim packed retire  # decode attention alone
     ... bench_cpu_plans.py --items 60 --repeats 3 --skip loglik generate trim groups   # packing alone
     ... bench_cpu_plans.py --items 60 --repeats 3 --skip loglik generate trim groups packed --stop 。  # retiring
 """
@@ -196,34 +197,49 @@ def compare_trim(model_dir: Path, data_root: Path, args: argparse.Namespace) -> 
 
 
 def compare_row_groups(model_dir: Path, data_root: Path, args: argparse.Namespace) -> None:
+    """Decode attention three ways: the CPU kernel (each row its own columns), SDPA per row
+    group, plain SDPA over the padded cache (its own decode plan)."""
     engine = HFEngine(model_dir, dtype="float32", device="cpu")
     if not engine.decode_by_row_groups:
         raise SystemExit("the row-group check refused this model: nothing to compare")
     prompts = [it.prompt for it in prepared(model_dir, data_root, "generate", args.shots, args.items)]
-    batches: dict[bool, list[int]] = {True: [], False: []}
+    settings = {"kernel": (True, True), "groups": (True, False), "plain": (False, False)}
+    if not engine.decode_attention_kernel:
+        from jmedllm.engines.cpu_decode_attention import unavailable_reason
+
+        print(f"(no decode attention kernel: {unavailable_reason()})")
+        del settings["kernel"]
+    batches: dict[str, list[int]] = {key: [] for key in settings}
+    current = [next(iter(settings))]
     real = engine._generate_ragged
 
     def counting(batch, params):
-        batches[engine.decode_by_row_groups].append(len(batch))
+        batches[current[0]].append(len(batch))
         return real(batch, params)
 
     engine._generate_ragged = counting
-    jmedllm_generate(engine, prompts, args.max_new_tokens)  # warm-up (and the kept storage)
 
-    def grouped(on: bool) -> None:
-        engine.decode_by_row_groups = on
-        batches[on].clear()
+    def use(key: str) -> None:
+        current[0] = key
+        engine.decode_by_row_groups, engine.decode_attention_kernel = settings[key]
+        batches[key].clear()
 
-    walls, cpus, outs = alternate_settings({on: lambda on=on: grouped(on) for on in (True, False)},
+    for key in settings:  # warm-up (and the kept storage)
+        use(key)
+        jmedllm_generate(engine, prompts, args.max_new_tokens)
+    walls, cpus, outs = alternate_settings({key: lambda key=key: use(key) for key in settings},
                                            lambda: jmedllm_generate(engine, prompts, args.max_new_tokens), args.repeats)
-    same = sum(a == b for a, b in zip(outs[True], outs[False]))
-    print("| decode attention | median wall s | median CPU s | all runs (wall) | decode batches | same text |")
+    first = outs[next(iter(settings))]
+    names = {"kernel": "kernel, each row its own columns (CPU default)", "groups": "SDPA per row group",
+             "plain": "plain SDPA over the padded cache"}
+    print("| decode attention | median wall s | median CPU s | all runs (wall) | decode batches | same text as first |")
     print("|---|---|---|---|---|---|")
-    for on in (True, False):
-        name = "by row groups (CPU default)" if on else "plain SDPA over the padded cache"
-        print(f"| {name} | {statistics.median(walls[on]):.2f} | {statistics.median(cpus[on]):.2f} | "
-              f"{' / '.join(f'{t:.2f}' for t in walls[on])} | {' + '.join(map(str, batches[on]))} | "
+    for key in settings:
+        same = sum(a == b for a, b in zip(outs[key], first))
+        print(f"| {names[key]} | {statistics.median(walls[key]):.2f} | {statistics.median(cpus[key]):.2f} | "
+              f"{' / '.join(f'{t:.2f}' for t in walls[key])} | {' + '.join(map(str, batches[key]))} | "
               f"{same} / {len(prompts)} |", flush=True)
+    use(next(iter(settings)))
 
 
 def compare_packed(model_dir: Path, data_root: Path, args: argparse.Namespace) -> None:
