@@ -9,7 +9,7 @@ reads exactly the filled columns of each row, in one pass per (row, head) with a
 softmax, at 21–25 GB/s there (docs/benchmarks.md).
 
 It is C with AVX2 / FMA intrinsics, built on first use by the system's C compiler (``$CC``,
-else ``cc`` / ``gcc``; about 0.5 s) into the cache (``paths.cache_root() / "kernels"``,
+else ``cc`` / ``gcc``; 0.7 s here) into the cache (``paths.cache_root() / "kernels"``,
 named by a hash of the source, flags, compiler and runtime), and loaded with ctypes; its loop
 over (row, head) pairs runs on torch's own OpenMP threads: it is linked against the runtime
 file torch's library uses (other packages bring their own, e.g. sentencepiece) and loaded with
