@@ -186,3 +186,40 @@ def test_a_failing_compiler_leaves_sdpa_and_a_built_kernel_is_reused(tmp_path, m
     second = _run(model_dirs["llama"], {"JMEDLLM_CACHE": str(cache)})
     assert second == first and built.stat().st_mtime_ns == stamp
     assert [p.name for p in (cache / "kernels").iterdir()] == [built.name]  # no build leftovers
+
+
+def test_kernel_runs_only_where_the_mask_is_each_rows_columns(raw_models, kernel):
+    """The kernel reads columns starts[b] to the end and applies no mask, so it runs only where
+    the step's mask says exactly that; a mask that also hides a column inside a row's range (a
+    window, a chunk) goes to SDPA with the mask, and the result follows the mask."""
+    from jmedllm.engines.hf_decode_groups import mask_is_starts, row_group_attention
+
+    _, model = raw_models["llama"]
+    attention = model.model.layers[0].self_attn
+    config = model.config
+    h, hk = config.num_attention_heads, config.num_key_value_heads
+    d = getattr(config, "head_dim", None) or config.hidden_size // h
+    gen = torch.Generator().manual_seed(3)
+    q = torch.randn(2, h, 1, d, generator=gen)
+    k, v = torch.randn(2, hk, 6, d, generator=gen), torch.randn(2, hk, 6, d, generator=gen)
+    groups = hf_decode_groups.per_row_groups([6, 3], 6)
+    starts = torch.tensor([0, 3])
+    exact = (torch.arange(6)[None, :] >= starts[:, None])[:, None, None, :]
+    holed = exact.clone()
+    holed[0, 0, 0, 2] = False
+    assert mask_is_starts(exact, starts, 6) and not mask_is_starts(holed, starts, 6)
+    assert mask_is_starts(torch.zeros(2, 1, 1, 6).masked_fill(~exact, float("-inf")), starts, 6)
+    assert mask_is_starts(None, torch.tensor([0, 0]), 6) and not mask_is_starts(None, starts, 6)
+    assert not mask_is_starts(exact[..., :5], starts, 6)
+    token = hf_decode_groups._GROUPS.set((tuple(groups), kernel, starts))
+    try:
+        for mask in (exact, holed):
+            before = hf_decode_groups._calls.kernel
+            out, _ = row_group_attention(attention, q, k, v, mask, scaling=attention.scaling, dropout=0.0)
+            assert (hf_decode_groups._calls.kernel > before) == (mask is exact)
+            sdpa = torch.nn.functional.scaled_dot_product_attention(
+                q, k.repeat_interleave(h // hk, 1), v.repeat_interleave(h // hk, 1), attn_mask=mask,
+                scale=attention.scaling)
+            assert torch.allclose(out, sdpa.transpose(1, 2), atol=2e-6)
+    finally:
+        hf_decode_groups._GROUPS.reset(token)

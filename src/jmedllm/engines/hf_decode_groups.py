@@ -93,7 +93,7 @@ def row_group_attention(module: Any, query: torch.Tensor, key: torch.Tensor, val
     scale = kwargs.get("scaling") if kwargs.get("scaling") is not None else getattr(module, "scaling", None)
     if (kernel is not None and scale is not None and not kwargs.get("dropout") and kwargs.get("softcap") is None
             and kwargs.get("s_aux") is None and kwargs.get("sliding_window") is None
-            and kernel.supports(query, key, value)):
+            and kernel.supports(query, key, value) and mask_is_starts(attention_mask, starts, key.shape[2])):
         # each row its own group: the kernel reads exactly each row's columns (the mask's unmasked ones)
         _calls.count += 1
         _calls.kernel += 1
@@ -106,6 +106,19 @@ def row_group_attention(module: Any, query: torch.Tensor, key: torch.Tensor, val
         outputs.append(out)
     _calls.count += 1
     return torch.cat(outputs), None
+
+
+def mask_is_starts(mask: torch.Tensor | None, starts: torch.Tensor, length: int) -> bool:
+    """Whether a decode step's attention mask (4D, one query per row; bool, or additive with 0
+    where attended) lets row b attend exactly columns ``starts[b]`` to ``length``: what the
+    kernel reads. Anything else (a window, a chunk, another mask) goes to SDPA with the mask."""
+    if mask is None:
+        return bool((starts == 0).all())
+    if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[2] != 1 or mask.shape[-1] != length:
+        return False
+    allowed = mask[:, 0, 0, :] if mask.dtype == torch.bool else mask[:, 0, 0, :] == 0
+    expected = torch.arange(length, device=mask.device)[None, :] >= starts.to(mask.device)[:, None]
+    return allowed.shape == expected.shape and bool(torch.equal(allowed, expected))
 
 
 class _Calls:
