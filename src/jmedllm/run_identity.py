@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 # engine_options: those that change results are in the engine's describe(), the rest (concurrency, keys' names) not
 VOLATILE = ("out", "limit", "device", "batch_size", "data_root", "chunk_size", "bootstrap", "summary_subset",
             "allow_outside_paths", "engine_options")
-VOLATILE_ENGINE = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter", "keep_decode_storage")
+VOLATILE_ENGINE = ("device", "batch_size", "batch_size_now", "adapters", "active_adapter", "keep_decode_storage",
+                   "decode_attention_kernel_unavailable")
 #: How an engine batches and schedules its work: like the batch size, these move scores by float
 #: rounding only, so a run resumes across them (they are recorded in config.json's context).
 ENGINE_SCHEDULING = ("max_batch_tokens", "max_cache_bytes", "max_padding_fraction", "static_generation_cache",

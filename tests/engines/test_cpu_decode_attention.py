@@ -153,7 +153,8 @@ SCRIPT = textwrap.dedent("""
     engine = HFEngine(sys.argv[1], dtype="float32", device="cpu")
     text = engine.generate(["患者は"], GenerationParams(max_new_tokens=4))[0].text
     print(json.dumps({"loaded": kernel is not None, "reason": c.unavailable_reason(),
-                      "engine": engine.decode_attention_kernel, "text": text}))
+                      "engine": engine.decode_attention_kernel, "text": text,
+                      "described": engine.describe()["decode_attention_kernel_unavailable"]}))
 """)
 
 
@@ -177,10 +178,12 @@ def test_a_failing_compiler_leaves_sdpa_and_a_built_kernel_is_reused(tmp_path, m
     broken = _run(model_dirs["llama"], {"CC": str(failing), "JMEDLLM_CACHE": str(cache)})
     assert broken["loaded"] is False and broken["engine"] is False
     assert "failing-cc" in broken["reason"] and "no such luck" in broken["reason"]
+    assert broken["described"] == broken["reason"]  # the run record says why
     assert not list(cache.glob("kernels/*.so"))
 
     first = _run(model_dirs["llama"], {"JMEDLLM_CACHE": str(cache)})
     assert first["loaded"] is True and first["engine"] is True and first["text"] == broken["text"]
+    assert first["described"] is None
     (built,) = cache.glob("kernels/*.so")
     stamp = built.stat().st_mtime_ns
     second = _run(model_dirs["llama"], {"JMEDLLM_CACHE": str(cache)})

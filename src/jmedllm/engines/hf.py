@@ -295,6 +295,15 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
         kernel = cpu_decode_attention.load()
         return kernel if kernel is not None and row_groups_are_exact(self._hf_model, self._cache_kwarg, kernel) else None
 
+    def _decode_kernel_unavailable(self) -> str | None:
+        """Why CPU generation decodes without the kernel (None when it uses it, or off CPU float32)."""
+        if self.decode_kernel is not None or not (self.decode_by_row_groups and self.device.type == "cpu"
+                                                 and self.dtype == torch.float32):
+            return None
+        from jmedllm.engines import cpu_decode_attention
+
+        return cpu_decode_attention.unavailable_reason() or "the exactness check on this model failed"
+
     def release_memory(self) -> int:
         """Free what the engine keeps between calls: the decode caches' storage (CPU generation)
         and the prefix cache's key/value states. Returns the bytes released; the next call
@@ -339,6 +348,7 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
             "last_mlp_on_read_positions_only": self.mlp_trim.exact,
             "decode_attention_by_row_groups": self.decode_by_row_groups,
             "decode_attention_kernel": self.decode_attention_kernel,
+            "decode_attention_kernel_unavailable": self._decode_kernel_unavailable(),
             "packed_forwards": self.packed_forwards,
             "retire_finished_rows": self.retire_finished_rows,
             "pack_tokens": self.pack_tokens,
