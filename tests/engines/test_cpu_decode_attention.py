@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -21,11 +20,8 @@ from sample_prompts import PROMPTS  # noqa: E402
 
 def _can_build() -> bool:
     """Where the kernel must be available: Linux x86-64 with AVX2 / FMA and a C compiler."""
-    if platform.system() != "Linux" or platform.machine() != "x86_64" or not (shutil.which("cc") or shutil.which("gcc")):
-        return False
-    with open("/proc/cpuinfo", encoding="utf-8") as info:
-        flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
-    return {"avx2", "fma"} <= set(flags)
+    return (platform.system() == "Linux" and platform.machine() == "x86_64"
+            and {"avx2", "fma"} <= cpu_decode_attention._cpu_flags() and cpu_decode_attention._compiler() is not None)
 
 
 @pytest.fixture(scope="module")

@@ -177,7 +177,7 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
         self.decode_by_row_groups = bool(self.static_generation_cache) and row_groups_are_exact(
             self._hf_model, self._cache_kwarg)
         #: CPU float32 decode attention by a kernel reading each row's own columns (cpu_decode_attention)
-        self.decode_kernel = self._exact_decode_kernel()
+        self.decode_kernel, self.decode_kernel_unavailable = self._exact_decode_kernel()
         self.decode_attention_kernel = self.decode_kernel is not None  # False: SDPA per row group
         self.decode_pool = ScratchPool()  # their caches' storage, kept between decode batches and calls
         self.keep_decode_storage = bool(keep_decode_storage)  # False: freed when each generate call returns
@@ -286,23 +286,23 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
             list(messages), tokenize=False, add_generation_prompt=add_generation_prompt, **self.chat_template_kwargs
         )
 
-    def _exact_decode_kernel(self) -> Any:
-        """The CPU decode attention kernel when it builds here and is exact on this model, else None."""
+    def _exact_decode_kernel(self) -> tuple[Any, str | None]:
+        """The CPU decode attention kernel when it builds here and is exact on this model, and
+        why not otherwise: (kernel, None), (None, reason), or (None, None) off CPU float32 row groups."""
         if not (self.decode_by_row_groups and self.device.type == "cpu" and self.dtype == torch.float32):
-            return None
+            return None, None
         from jmedllm.engines import cpu_decode_attention
 
         kernel = cpu_decode_attention.load()
-        return kernel if kernel is not None and row_groups_are_exact(self._hf_model, self._cache_kwarg, kernel) else None
+        if kernel is None:
+            return None, cpu_decode_attention.unavailable_reason()
+        if not row_groups_are_exact(self._hf_model, self._cache_kwarg, kernel):
+            return None, "the exactness check on this model failed"
+        return kernel, None
 
-    def _decode_kernel_unavailable(self) -> str | None:
-        """Why CPU generation decodes without the kernel (None when it uses it, or off CPU float32)."""
-        if self.decode_kernel is not None or not (self.decode_by_row_groups and self.device.type == "cpu"
-                                                 and self.dtype == torch.float32):
-            return None
-        from jmedllm.engines import cpu_decode_attention
-
-        return cpu_decode_attention.unavailable_reason() or "the exactness check on this model failed"
+    def _active_decode_kernel(self) -> Any:
+        """The kernel decode steps use now (None: SDPA per row group)."""
+        return self.decode_kernel if self.decode_attention_kernel else None
 
     def release_memory(self) -> int:
         """Free what the engine keeps between calls: the decode caches' storage (CPU generation)
@@ -348,7 +348,7 @@ class HFEngine(HFAdapterMixin, HFVisionMixin, HFScoringMixin, HFGenerationMixin)
             "last_mlp_on_read_positions_only": self.mlp_trim.exact,
             "decode_attention_by_row_groups": self.decode_by_row_groups,
             "decode_attention_kernel": self.decode_attention_kernel,
-            "decode_attention_kernel_unavailable": self._decode_kernel_unavailable(),
+            "decode_attention_kernel_unavailable": self.decode_kernel_unavailable,
             "packed_forwards": self.packed_forwards,
             "retire_finished_rows": self.retire_finished_rows,
             "pack_tokens": self.pack_tokens,

@@ -157,7 +157,7 @@ class HFGenerationMixin:
     def _row_groups(self, seqs: Sequence[Sequence[int]], width: int) -> list[tuple[int, int, int]]:
         """Decode row groups (first row, end row, first column) of left-padded ``seqs`` (longest
         first): one per row for the decode attention kernel, else planned by cost."""
-        if self.decode_attention_kernel and self.decode_kernel is not None:
+        if self._active_decode_kernel() is not None:
             return per_row_groups([len(s) for s in seqs], width)
         return [(a, b, width - len(seqs[a])) for a, b in plan_row_groups([len(s) for s in seqs])]
 
@@ -179,7 +179,7 @@ class HFGenerationMixin:
             rule = (lambda finished, steps: worth_retiring(finished, rows, budget - steps, context + steps, cost)
                     ) if can_retire else None
             criterion = finished_rows_criterion(self._eos_ids, stops, rule)
-            with decode_row_groups(self._hf_model, groups, self.decode_kernel if self.decode_attention_kernel else None):
+            with decode_row_groups(self._hf_model, groups, self._active_decode_kernel()):
                 out = self._run_generate(params, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                          criteria=criterion, max_new_tokens=left, **{self._cache_kwarg: cache})
             new = out[:, ids.shape[1] :].cpu()
